@@ -1,0 +1,172 @@
+// Package redistest hands a test a Redis server: the real one at REDIS_ADDR
+// when that variable is set, an embedded miniredis otherwise.
+//
+// Each call gives the test its own namespace. Against a real server a test
+// must keep every key it writes under that namespace (or under a namespace
+// that starts with it); the cleanup deletes exactly those keys with SCAN and
+// never flushes the server. When REDIS_ADDR is set and the server does not
+// answer, the test fails: a missing server is never a skip.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// EnvAddr names the environment variable that selects a real server.
+const EnvAddr = "REDIS_ADDR"
+
+// Server is one test's view of a Redis server.
+type Server struct {
+	// Addr is host:port of the server.
+	Addr string
+	// Namespace is unique to this test and contains only letters, digits,
+	// '-' and '_', so it needs no escaping in a SCAN pattern.
+	Namespace string
+	// Mini is the embedded server, nil when the test runs against a real one.
+	Mini *miniredis.Miniredis
+	// Client is a client for the test, closed when the test ends.
+	Client *redis.Client
+
+	t testing.TB
+}
+
+// New returns the server for t. Cleanup (closing clients, deleting the
+// namespace's keys, stopping the embedded server) is registered on t.
+func New(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{t: t, Namespace: namespace(t)}
+	if addr := os.Getenv(EnvAddr); addr != "" {
+		s.Addr = addr
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		probe := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		err := probe.Ping(ctx).Err()
+		_ = probe.Close()
+		if err != nil {
+			t.Fatalf("redistest: %s=%s does not answer PING: %v", EnvAddr, addr, err)
+			return nil
+		}
+		t.Cleanup(s.deleteNamespace)
+	} else {
+		s.Mini = miniredis.RunT(t)
+		s.Addr = s.Mini.Addr()
+	}
+	s.Client = s.NewClient("")
+	return s
+}
+
+// Real reports whether the test runs against a real server.
+func (s *Server) Real() bool { return s.Mini == nil }
+
+// NewClient returns another client of the server, closed when the test ends.
+// A non-empty name is set with CLIENT SETNAME on each of its connections, so
+// that KillPubSub can find them.
+func (s *Server) NewClient(name string) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, ClientName: name})
+	s.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Advance moves the server's clock on by d: FastForward on the embedded
+// server, a real sleep against a real one.
+func (s *Server) Advance(d time.Duration) {
+	if s.Mini != nil {
+		s.Mini.FastForward(d)
+		return
+	}
+	time.Sleep(d)
+}
+
+// KillPubSub drops the pub/sub connections of the clients named name. On the
+// embedded server, which cannot kill one client, it drops every connection by
+// restarting the server (its data is kept).
+func (s *Server) KillPubSub(name string) {
+	s.t.Helper()
+	if s.Mini != nil {
+		s.Mini.Close()
+		if err := s.Mini.Restart(); err != nil {
+			s.t.Fatalf("redistest: restart embedded server: %v", err)
+		}
+		return
+	}
+	ctx := context.Background()
+	list, err := s.Client.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
+	if err != nil {
+		s.t.Fatalf("redistest: CLIENT LIST: %v", err)
+	}
+	killed := 0
+	sc := bufio.NewScanner(strings.NewReader(list))
+	for sc.Scan() {
+		var id, cname string
+		for _, f := range strings.Fields(sc.Text()) {
+			if v, ok := strings.CutPrefix(f, "id="); ok {
+				id = v
+			} else if v, ok := strings.CutPrefix(f, "name="); ok {
+				cname = v
+			}
+		}
+		if cname == name && id != "" {
+			if err := s.Client.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+				s.t.Fatalf("redistest: CLIENT KILL ID %s: %v", id, err)
+			}
+			killed++
+		}
+	}
+	if killed == 0 {
+		s.t.Fatalf("redistest: no pub/sub connection named %q", name)
+	}
+}
+
+// deleteNamespace removes every key that starts with the test's namespace.
+func (s *Server) deleteNamespace() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	iter := c.Scan(ctx, 0, s.Namespace+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		s.t.Errorf("redistest: clean up namespace %s: %v", s.Namespace, err)
+		return
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		if err := c.Unlink(ctx, keys[:n]...).Err(); err != nil {
+			s.t.Errorf("redistest: clean up namespace %s: %v", s.Namespace, err)
+			return
+		}
+		keys = keys[n:]
+	}
+}
+
+// namespace builds "tctest-<test name>-<random>" from safe characters only.
+func namespace(t testing.TB) string {
+	var b strings.Builder
+	b.WriteString("tctest-")
+	for _, r := range t.Name() {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	b.WriteByte('-')
+	b.WriteString(hex.EncodeToString(rnd[:]))
+	return b.String()
+}
