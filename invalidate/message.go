@@ -1,0 +1,166 @@
+package invalidate
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+)
+
+// channelPrefix starts every invalidation channel name.
+const channelPrefix = "tiercache:invalidate:"
+
+// Channel returns the pub/sub channel for a namespace:
+// "tiercache:invalidate:" + namespace.
+func Channel(namespace string) string { return channelPrefix + namespace }
+
+// Origin identifies one cache instance, so that an instance can recognise
+// (and ignore) its own messages.
+type Origin [16]byte
+
+// NewOrigin returns a random Origin (16 bytes from crypto/rand).
+func NewOrigin() Origin {
+	var o Origin
+	_, _ = rand.Read(o[:]) // never fails since Go 1.24
+	return o
+}
+
+// Message tells instances to drop keys from their local tier. The zero
+// Message is valid and drops nothing.
+type Message struct {
+	// Origin is the instance that sent the message.
+	Origin Origin
+	// All asks to purge every key; Keys is then not encoded.
+	All bool
+	// Keys are the keys to drop. Any bytes are allowed, including ':' and
+	// the empty string.
+	Keys []string
+}
+
+// ErrMalformed is wrapped by every error Decode returns.
+var ErrMalformed = errors.New("invalidate: malformed message")
+
+// The wire format; see Message.Append.
+const (
+	version1  = 1
+	flagAll   = 1 << 0
+	headerLen = 2 + len(Origin{})
+)
+
+// Append appends the encoding of m to dst and returns the extended slice.
+// When m.All is set, m.Keys is ignored.
+//
+// The encoding, version 1 (integers are unsigned varints of encoding/binary,
+// in their shortest form):
+//
+//	byte 0       version, 1
+//	byte 1       flags: bit 0 = All; other bits must be 0
+//	bytes 2..17  Origin
+//	uvarint      number of keys N (0 when All is set)
+//	N times      uvarint key length L, then L bytes of key
+//
+// Nothing follows the last key. The encoding is canonical: a message has
+// exactly one encoding, Decode accepts nothing else, and a decoded message
+// re-encodes to the very bytes it came from. A later version changes byte 0;
+// Decode rejects versions it does not know.
+func (m Message) Append(dst []byte) []byte {
+	var flags byte
+	keys := m.Keys
+	if m.All {
+		flags |= flagAll
+		keys = nil
+	}
+	size := headerLen + uvarintLen(uint64(len(keys)))
+	for _, k := range keys {
+		size += uvarintLen(uint64(len(k))) + len(k)
+	}
+	dst = grow(dst, size)
+	dst = append(dst, version1, flags)
+	dst = append(dst, m.Origin[:]...)
+	dst = binary.AppendUvarint(dst, uint64(len(keys)))
+	for _, k := range keys {
+		dst = binary.AppendUvarint(dst, uint64(len(k)))
+		dst = append(dst, k...)
+	}
+	return dst
+}
+
+// uvarintLen is the length of the encoding of v by binary.AppendUvarint.
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+
+// grow makes room for n more bytes in dst, so Append allocates at most once.
+func grow(dst []byte, n int) []byte {
+	if cap(dst)-len(dst) >= n {
+		return dst
+	}
+	out := make([]byte, len(dst), len(dst)+n)
+	copy(out, dst)
+	return out
+}
+
+// Decode parses a message produced by Append. It returns an error wrapping
+// ErrMalformed for any input that is not exactly one canonical encoding, and
+// never panics. Its allocations are bounded by a small multiple of len(b).
+func Decode(b []byte) (Message, error) {
+	var m Message
+	if len(b) < headerLen+1 {
+		return Message{}, fmt.Errorf("%w: %d bytes, need at least %d", ErrMalformed, len(b), headerLen+1)
+	}
+	if b[0] != version1 {
+		return Message{}, fmt.Errorf("%w: unknown version %d", ErrMalformed, b[0])
+	}
+	if f := b[1]; f&^flagAll != 0 {
+		return Message{}, fmt.Errorf("%w: unknown flags %#02x", ErrMalformed, f)
+	}
+	m.All = b[1]&flagAll != 0
+	copy(m.Origin[:], b[2:headerLen])
+	rest := b[headerLen:]
+
+	count, rest, err := uvarint(rest, "key count")
+	if err != nil {
+		return Message{}, err
+	}
+	if m.All && count != 0 {
+		return Message{}, fmt.Errorf("%w: All with %d keys", ErrMalformed, count)
+	}
+	// Every key takes at least one byte (its length), so a count larger than
+	// what is left is a lie; checking it bounds the allocation below.
+	if count > uint64(len(rest)) {
+		return Message{}, fmt.Errorf("%w: %d keys in %d bytes", ErrMalformed, count, len(rest))
+	}
+	if count > 0 {
+		m.Keys = make([]string, 0, int(count))
+	}
+	for i := range count {
+		var n uint64
+		n, rest, err = uvarint(rest, "key length")
+		if err != nil {
+			return Message{}, err
+		}
+		if n > uint64(len(rest)) {
+			return Message{}, fmt.Errorf("%w: key %d is %d bytes, %d left", ErrMalformed, i, n, len(rest))
+		}
+		m.Keys = append(m.Keys, string(rest[:n]))
+		rest = rest[n:]
+	}
+	if len(rest) != 0 {
+		return Message{}, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(rest))
+	}
+	return m, nil
+}
+
+// uvarint reads one shortest-form unsigned varint from the front of b.
+func uvarint(b []byte, what string) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	switch {
+	case n == 0:
+		return 0, nil, fmt.Errorf("%w: %s cut short", ErrMalformed, what)
+	case n < 0:
+		return 0, nil, fmt.Errorf("%w: %s overflows 64 bits", ErrMalformed, what)
+	case n > 1 && b[n-1] == 0:
+		// A last byte of zero adds nothing: a longer form than needed.
+		return 0, nil, fmt.Errorf("%w: %s not in shortest form", ErrMalformed, what)
+	}
+	return v, b[n:], nil
+}

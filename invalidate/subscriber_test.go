@@ -1,0 +1,490 @@
+package invalidate
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/leakcheck"
+	"github.com/tiercache/tiercache/internal/redistest"
+)
+
+// wait bounds every wait for an event that should come.
+const wait = 5 * time.Second
+
+type stateEvent struct {
+	state State
+	err   error
+}
+
+// recorder collects a Subscriber's callbacks. It never blocks them.
+type recorder struct {
+	states   chan stateEvent
+	msgs     chan Message
+	overflow atomic.Int32
+	closed   atomic.Bool  // set when Close has returned
+	late     atomic.Int32 // callbacks that ran after closed was set
+}
+
+func newRecorder() *recorder {
+	return &recorder{states: make(chan stateEvent, 1024), msgs: make(chan Message, 4096)}
+}
+
+func (r *recorder) options(channel string) Options {
+	return Options{Channel: channel, OnMessage: r.onMessage, OnState: r.onState}
+}
+
+func (r *recorder) onMessage(m Message) {
+	if r.closed.Load() {
+		r.late.Add(1)
+	}
+	select {
+	case r.msgs <- m:
+	default:
+		r.overflow.Add(1)
+	}
+}
+
+func (r *recorder) onState(st State, err error) {
+	if r.closed.Load() {
+		r.late.Add(1)
+	}
+	select {
+	case r.states <- stateEvent{st, err}:
+	default:
+		r.overflow.Add(1)
+	}
+}
+
+// nextState fails the test unless the next state reported is want.
+func (r *recorder) nextState(t *testing.T, want State, within time.Duration) stateEvent {
+	t.Helper()
+	select {
+	case ev := <-r.states:
+		if ev.state != want {
+			t.Fatalf("state %v (%v), want %v", ev.state, ev.err, want)
+		}
+		if (ev.err != nil) != (want == Broken) {
+			t.Fatalf("state %v came with error %v", ev.state, ev.err)
+		}
+		return ev
+	case <-time.After(within):
+		t.Fatalf("no %v within %v", want, within)
+	}
+	return stateEvent{}
+}
+
+// noState fails the test if a state is reported within d.
+func (r *recorder) noState(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case ev := <-r.states:
+		t.Fatalf("unexpected state %v (%v)", ev.state, ev.err)
+	case <-time.After(d):
+	}
+}
+
+func (r *recorder) nextMessage(t *testing.T) Message {
+	t.Helper()
+	select {
+	case m := <-r.msgs:
+		return m
+	case <-time.After(wait):
+		t.Fatalf("no message within %v", wait)
+	}
+	return Message{}
+}
+
+// start subscribes and closes the Subscriber when the test ends.
+func start(t *testing.T, client redis.UniversalClient, opts Options) *Subscriber {
+	t.Helper()
+	sub, err := Subscribe(client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	return sub
+}
+
+func publish(t *testing.T, c *redis.Client, channel string, payload []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := c.Publish(ctx, channel, payload).Err(); err != nil {
+		t.Fatalf("PUBLISH: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer // guarded by mu
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestSubscriberDelivers(t *testing.T) {
+	s := redistest.New(t)
+	ch := Channel(s.Namespace)
+	r := newRecorder()
+	sub := start(t, s.NewClient(""), r.options(ch))
+	r.nextState(t, Subscribed, wait)
+
+	want := Message{Origin: NewOrigin(), Keys: []string{"user:1", "a:b:c", "", "\x00\xff"}}
+	publish(t, s.Client, ch, want.Append(nil))
+	if got := r.nextMessage(t); !equal(got, want) {
+		t.Fatalf("delivered %+v, want %+v", got, want)
+	}
+	publish(t, s.Client, ch, Message{Origin: want.Origin, All: true}.Append(nil))
+	if got := r.nextMessage(t); !got.All || got.Origin != want.Origin {
+		t.Fatalf("delivered %+v, want All from %x", got, want.Origin)
+	}
+
+	const n = 200
+	for i := range n {
+		publish(t, s.Client, ch, Message{Keys: []string{fmt.Sprint(i)}}.Append(nil))
+	}
+	for i := range n {
+		if got := r.nextMessage(t); len(got.Keys) != 1 || got.Keys[0] != fmt.Sprint(i) {
+			t.Fatalf("message %d: got keys %q, out of order", i, got.Keys)
+		}
+	}
+	if got, want := sub.Stats(), (SubscriberStats{Messages: n + 2}); got != want {
+		t.Fatalf("Stats() = %+v, want %+v", got, want)
+	}
+	r.noState(t, 50*time.Millisecond)
+}
+
+func TestSubscriberSkipsMalformed(t *testing.T) {
+	s := redistest.New(t)
+	ch := Channel(s.Namespace)
+	r := newRecorder()
+	var logs syncBuffer
+	opts := r.options(ch)
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	sub := start(t, s.NewClient(""), opts)
+	r.nextState(t, Subscribed, wait)
+
+	publish(t, s.Client, ch, []byte("not a message"))
+	good := Message{Keys: []string{"k"}}
+	publish(t, s.Client, ch, good.Append(nil))
+	if got := r.nextMessage(t); !equal(got, good) {
+		t.Fatalf("first delivered message is %+v, want %+v", got, good)
+	}
+	if st := sub.Stats(); st.Malformed != 1 || st.Messages != 1 {
+		t.Fatalf("Stats() = %+v, want 1 malformed and 1 message", st)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "malformed") {
+		t.Fatalf("no warning logged for the malformed message; log: %q", l)
+	}
+	r.noState(t, 50*time.Millisecond) // a bad payload does not break the subscription
+}
+
+func TestSubscriberResubscribesAfterKill(t *testing.T) {
+	s := redistest.New(t)
+	ch := Channel(s.Namespace)
+	name := s.Namespace // unique, so a shared real server kills only ours
+	r := newRecorder()
+	sub := start(t, s.NewClient(name), r.options(ch))
+	r.nextState(t, Subscribed, wait)
+
+	s.KillPubSub(name)
+	ev := r.nextState(t, Broken, wait)
+	if !strings.Contains(ev.err.Error(), ch) {
+		t.Errorf("Broken error %q does not name the channel", ev.err)
+	}
+	r.nextState(t, Subscribed, wait)
+	if st := sub.Stats(); st.Reconnects == 0 {
+		t.Fatalf("Stats() = %+v after a resubscription, want Reconnects > 0", st)
+	}
+
+	want := Message{Keys: []string{"after"}}
+	publish(t, s.Client, ch, want.Append(nil))
+	if got := r.nextMessage(t); !equal(got, want) {
+		t.Fatalf("delivered %+v after resubscribing, want %+v", got, want)
+	}
+	r.noState(t, 50*time.Millisecond)
+}
+
+func TestSubscriberHealthCheck(t *testing.T) {
+	s := redistest.New(t)
+	ch := Channel(s.Namespace)
+	p := redistest.NewProxy(t, s.Addr)
+	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	t.Cleanup(func() { _ = client.Close() })
+	r := newRecorder()
+	opts := r.options(ch)
+	const hc = 50 * time.Millisecond
+	opts.HealthCheck = hc
+	start(t, client, opts)
+	r.nextState(t, Subscribed, wait)
+
+	// Idle but healthy: the PINGs are answered, nothing breaks.
+	r.noState(t, 10*hc)
+
+	p.Freeze()
+	frozen := time.Now()
+	ev := r.nextState(t, Broken, time.Second)
+	if !strings.Contains(ev.err.Error(), "health check") {
+		t.Errorf("Broken error %q does not mention the health check", ev.err)
+	}
+	if d := time.Since(frozen); d < hc {
+		t.Errorf("Broken %v after the freeze, before one health check interval", d)
+	}
+
+	// The proxy passes new connections: the Subscriber comes back.
+	r.nextState(t, Subscribed, wait)
+	want := Message{Keys: []string{"after"}}
+	publish(t, s.Client, ch, want.Append(nil))
+	if got := r.nextMessage(t); !equal(got, want) {
+		t.Fatalf("delivered %+v, want %+v", got, want)
+	}
+}
+
+func TestSubscriberRedisDown(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	r := newRecorder()
+	began := time.Now()
+	sub, err := Subscribe(client, r.options(Channel("down")))
+	if err != nil {
+		t.Fatalf("Subscribe with Redis down: %v", err)
+	}
+	if d := time.Since(began); d > 100*time.Millisecond {
+		t.Errorf("Subscribe took %v with Redis down, want it to return at once", d)
+	}
+	// Long enough for the backoff (1s at most by default) to grow past 300ms.
+	r.noState(t, 700*time.Millisecond)
+	if st := sub.Stats(); st.Reconnects < 3 {
+		t.Errorf("Stats() = %+v, want at least 3 reconnect attempts in 700ms", st)
+	}
+
+	began = time.Now()
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A pause of the backoff is interrupted, not waited out.
+	if d := time.Since(began); d > 250*time.Millisecond {
+		t.Errorf("Close took %v", d)
+	}
+	r.closed.Store(true)
+	_ = client.Close()
+	if left := leakcheck.Wait(2 * time.Second); len(left) > 0 {
+		t.Fatalf("goroutines left after Close:\n%s", strings.Join(left, "\n\n"))
+	}
+	if n := r.late.Load(); n > 0 {
+		t.Fatalf("%d callback(s) after Close", n)
+	}
+}
+
+func TestSubscriberCloseIsIdempotentAndConcurrent(t *testing.T) {
+	s := redistest.New(t)
+	r := newRecorder()
+	sub := start(t, s.NewClient(""), r.options(Channel(s.Namespace)))
+	r.nextState(t, Subscribed, wait)
+
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() { errs <- sub.Close() }()
+	}
+	timeout := time.After(2 * time.Second)
+	for range cap(errs) {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		case <-timeout:
+			t.Fatal("concurrent Close calls did not all return within 2s")
+		}
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatalf("Close again: %v", err)
+	}
+	if len(r.states) > 0 {
+		t.Fatalf("state %v reported by Close", <-r.states)
+	}
+}
+
+func TestSubscriberCloseRacesStart(t *testing.T) {
+	s := redistest.New(t)
+	client := s.NewClient("")
+	for range 50 {
+		r := newRecorder()
+		sub, err := Subscribe(client, r.options(Channel(s.Namespace)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sub.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r.closed.Store(true)
+		time.Sleep(time.Millisecond)
+		if n := r.late.Load(); n > 0 {
+			t.Fatalf("%d callback(s) after Close", n)
+		}
+	}
+}
+
+func TestSubscriberNoCallbackAfterClose(t *testing.T) {
+	s := redistest.New(t)
+	ch := Channel(s.Namespace)
+	r := newRecorder()
+	sub := start(t, s.NewClient(""), r.options(ch))
+	r.nextState(t, Subscribed, wait)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		payload := Message{Keys: []string{"k"}}.Append(nil)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = s.Client.Publish(context.Background(), ch, payload).Err()
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+
+	r.nextMessage(t) // messages are flowing
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.closed.Store(true)
+	time.Sleep(100 * time.Millisecond) // publishing goes on
+	if n := r.late.Load(); n > 0 {
+		t.Fatalf("%d callback(s) after Close returned", n)
+	}
+	if len(r.states) > 0 {
+		t.Fatalf("state %v reported by Close", <-r.states)
+	}
+}
+
+func TestSubscribeValidatesOptions(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	r := newRecorder()
+	for field, mutate := range map[string]func(*Options){
+		"Channel":     func(o *Options) { o.Channel = "" },
+		"OnMessage":   func(o *Options) { o.OnMessage = nil },
+		"OnState":     func(o *Options) { o.OnState = nil },
+		"HealthCheck": func(o *Options) { o.HealthCheck = -time.Second },
+		"MaxBackoff":  func(o *Options) { o.MaxBackoff = -1 },
+	} {
+		opts := r.options("c")
+		mutate(&opts)
+		sub, err := Subscribe(client, opts)
+		if err == nil {
+			_ = sub.Close()
+			t.Errorf("Subscribe accepted a bad %s", field)
+			continue
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "invalidate: "+field+" ") {
+			t.Errorf("bad %s: error %q does not name the field", field, msg)
+		}
+	}
+	if _, err := Subscribe(nil, r.options("c")); err == nil || !strings.Contains(err.Error(), "client") {
+		t.Errorf("Subscribe(nil client) = %v, want an error naming the client", err)
+	}
+	if _, err := Subscribe(client, Options{}); err == nil || err.Error() != "invalidate: Channel must not be empty" {
+		t.Errorf("Subscribe(zero Options) = %v", err)
+	}
+	if _, err := Subscribe(client, Options{HealthCheck: -1, Channel: "c", OnMessage: r.onMessage, OnState: r.onState}); err == nil ||
+		err.Error() != "invalidate: HealthCheck must be >= 0, got -1ns" {
+		t.Errorf("negative HealthCheck: %v", err)
+	}
+
+	sub, err := Subscribe(client, r.options("c")) // zero durations take the defaults
+	if err != nil {
+		t.Fatalf("valid Options: %v", err)
+	}
+	if sub.opts.HealthCheck != DefaultHealthCheck || sub.opts.MaxBackoff != DefaultMaxBackoff {
+		t.Errorf("defaults not applied: HealthCheck %v, MaxBackoff %v", sub.opts.HealthCheck, sub.opts.MaxBackoff)
+	}
+	_ = sub.Close()
+}
+
+// A reply that arrives in two parts, with a pause longer than the health
+// check between them, must be delivered whole or reported as Broken: never
+// lost in silence. (A reader that gives up on a read deadline in the middle
+// of a reply has consumed its first part, and reads the rest as a reply of
+// its own; "+b\r\n" would pass for a PONG.)
+func TestSubscriberReplySplitAcrossHealthCheck(t *testing.T) {
+	s := redistest.New(t)
+	ch := Channel(s.Namespace)
+	p := redistest.NewProxy(t, s.Addr)
+	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	t.Cleanup(func() { _ = client.Close() })
+	r := newRecorder()
+	opts := r.options(ch)
+	const hc = 50 * time.Millisecond
+	opts.HealthCheck = hc
+	start(t, client, opts)
+	r.nextState(t, Subscribed, wait)
+
+	for i := range 5 {
+		want := Message{Keys: []string{fmt.Sprintf("split%d-a+b", i)}}
+		p.Split([]byte("+b"), hc+hc/10)
+		publish(t, s.Client, ch, want.Append(nil))
+		select {
+		case got := <-r.msgs:
+			if !equal(got, want) {
+				t.Fatalf("delivered %+v, want %+v", got, want)
+			}
+		case ev := <-r.states:
+			if ev.state != Broken {
+				t.Fatalf("state %v (%v), want the message or Broken", ev.state, ev.err)
+			}
+			t.Logf("round %d: %v", i, ev.err)
+			r.nextState(t, Subscribed, wait)
+		case <-time.After(time.Second):
+			t.Fatalf("round %d: the split message was neither delivered nor reported lost", i)
+		}
+	}
+}
+
+// Time spent in OnMessage is the owner's, not a dead connection: a callback
+// slower than two health check intervals does not break the subscription.
+func TestSubscriberSlowCallbackIsNotALoss(t *testing.T) {
+	s := redistest.New(t)
+	ch := Channel(s.Namespace)
+	r := newRecorder()
+	opts := r.options(ch)
+	const hc = 20 * time.Millisecond
+	opts.HealthCheck = hc
+	opts.OnMessage = func(m Message) {
+		time.Sleep(5 * hc)
+		r.onMessage(m)
+	}
+	start(t, s.NewClient(""), opts)
+	r.nextState(t, Subscribed, wait)
+
+	for i := range 3 {
+		publish(t, s.Client, ch, Message{Keys: []string{fmt.Sprint(i)}}.Append(nil))
+	}
+	for i := range 3 {
+		if got := r.nextMessage(t); len(got.Keys) != 1 || got.Keys[0] != fmt.Sprint(i) {
+			t.Fatalf("message %d: keys %q", i, got.Keys)
+		}
+	}
+	r.noState(t, 5*hc) // and idle again: the PINGs are answered
+}

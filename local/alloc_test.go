@@ -1,0 +1,56 @@
+package local
+
+import (
+	"testing"
+	"time"
+)
+
+func TestGetHitDoesNotAllocate(t *testing.T) {
+	t.Run("string", func(t *testing.T) {
+		c, _ := newManual[string, []byte](t, Options{})
+		keys := []string{"alpha", "beta", "a rather longer key than the others, to hash in more than one block"}
+		for _, k := range keys {
+			c.Set(k, []byte(k), time.Hour)
+		}
+		i := 0
+		allocs := testing.AllocsPerRun(1000, func() {
+			if _, ok := c.Get(keys[i%len(keys)]); !ok {
+				t.Fatal("miss")
+			}
+			i++
+		})
+		if allocs != 0 {
+			t.Fatalf("Get on a hit allocates %v times, want 0", allocs)
+		}
+	})
+	t.Run("int", func(t *testing.T) {
+		c, _ := newManual[int, int](t, Options{Size: 100})
+		for k := range 10 {
+			c.Set(k, k, 0)
+		}
+		i := 0
+		allocs := testing.AllocsPerRun(1000, func() {
+			if _, ok := c.Get(i % 10); !ok {
+				t.Fatal("miss")
+			}
+			i++
+		})
+		if allocs != 0 {
+			t.Fatalf("Get on a hit allocates %v times, want 0", allocs)
+		}
+	})
+}
+
+func TestTokenAndRefillDoNotAllocate(t *testing.T) {
+	c, _ := newManual[string, int](t, Options{})
+	c.Set("k", 0, 0)
+	allocs := testing.AllocsPerRun(1000, func() {
+		// Replacing an existing entry reuses its list element.
+		if !c.SetIf("k", 1, time.Hour, c.Token("k")) {
+			t.Fatal("SetIf failed")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Token+SetIf of a present key allocates %v times, want 0", allocs)
+	}
+}

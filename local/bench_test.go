@@ -1,0 +1,148 @@
+package local
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// benchKeys is the key set of the hit benchmarks: all of them fit.
+var benchKeys = func() []string {
+	ks := make([]string, 1024)
+	for i := range ks {
+		ks[i] = fmt.Sprintf("user:%08d", i)
+	}
+	return ks
+}()
+
+func newBenchCache(b *testing.B) *Cache[string, int] {
+	c, err := New[string, int](Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	for i, k := range benchKeys {
+		c.Set(k, i, time.Hour)
+	}
+	return c
+}
+
+func BenchmarkGetHit(b *testing.B) {
+	c := newBenchCache(b)
+	mask := len(benchKeys) - 1
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := c.Get(benchKeys[i&mask]); !ok {
+			b.Fatal("miss")
+		}
+		i++
+	}
+}
+
+func BenchmarkGetHitParallel(b *testing.B) {
+	c := newBenchCache(b)
+	mask := len(benchKeys) - 1
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(benchKeys))
+		for pb.Next() {
+			if _, ok := c.Get(benchKeys[i&mask]); !ok {
+				b.Error("miss")
+				return
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkSimpleLRUMutexGet is the floor GetHit is measured against: a bare
+// simplelru.LRU behind one sync.Mutex, on the same keys.
+func BenchmarkSimpleLRUMutexGet(b *testing.B) {
+	lru, err := simplelru.NewLRU[string, int](DefaultSize, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	for i, k := range benchKeys {
+		lru.Add(k, i)
+	}
+	mask := len(benchKeys) - 1
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		mu.Lock()
+		_, ok := lru.Get(benchKeys[i&mask])
+		mu.Unlock()
+		if !ok {
+			b.Fatal("miss")
+		}
+		i++
+	}
+}
+
+// BenchmarkZipfMix reads and fills Zipf-distributed keys from a key space
+// ten times the cache, in parallel, and reports the hit ratio.
+func BenchmarkZipfMix(b *testing.B) {
+	const space = 10 * DefaultSize
+	keys := make([]string, space)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("item:%08d", i)
+	}
+	c, err := New[string, int](Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var seed sync.Mutex
+	next := uint64(0)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		seed.Lock()
+		next++
+		z := rand.NewZipf(rand.New(rand.NewPCG(next, 0)), 1.1, 1, space-1)
+		seed.Unlock()
+		for pb.Next() {
+			k := keys[z.Uint64()]
+			if _, ok := c.Get(k); !ok {
+				c.SetIf(k, 1, time.Minute, c.Token(k))
+			}
+		}
+	})
+	st := c.Stats()
+	if total := st.Hits + st.Misses; total > 0 {
+		b.ReportMetric(float64(st.Hits)/float64(total), "hit-ratio")
+	}
+}
+
+// BenchmarkSimpleLRUMutexGetParallel is BenchmarkGetHitParallel's floor: the
+// bare simplelru.LRU behind one sync.Mutex, from every P.
+func BenchmarkSimpleLRUMutexGetParallel(b *testing.B) {
+	lru, err := simplelru.NewLRU[string, int](DefaultSize, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	for i, k := range benchKeys {
+		lru.Add(k, i)
+	}
+	mask := len(benchKeys) - 1
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(benchKeys))
+		for pb.Next() {
+			mu.Lock()
+			_, ok := lru.Get(benchKeys[i&mask])
+			mu.Unlock()
+			if !ok {
+				b.Error("miss")
+				return
+			}
+			i++
+		}
+	})
+}

@@ -1,0 +1,283 @@
+package local
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+const (
+	// DefaultSize is the capacity of a Cache whose Options.Size is 0.
+	DefaultSize = 10_000
+	// DefaultShards is the most shards New chooses when Options.Shards is 0.
+	DefaultShards = 16
+
+	// minShardSize is the fewest entries per shard New aims for when it
+	// chooses the number of shards itself.
+	minShardSize = 64
+
+	// stripeBits is log2 of the number of generation counters per shard.
+	stripeBits = 6
+	stripes    = 1 << stripeBits
+)
+
+// Options configures a Cache. The zero value is valid: DefaultSize entries
+// in up to DefaultShards shards.
+type Options struct {
+	// Size is the most entries the Cache holds in total; the least recently
+	// used entry of a shard is evicted to make room. 0 means DefaultSize; a
+	// negative Size is an error.
+	Size int
+
+	// Shards is the number of independently locked parts the Cache is split
+	// into, by key hash; each holds Size/Shards entries (the first Size%Shards
+	// one more), so recency is exact within a shard only. 0 means
+	// DefaultShards, or fewer for a small Size so that each shard holds at
+	// least 64 entries. Otherwise it must be a power of two between 1 and
+	// Size.
+	Shards int
+}
+
+// resolve applies the defaults and validates o.
+func (o Options) resolve() (size, shards int, err error) {
+	size = o.Size
+	switch {
+	case size < 0:
+		return 0, 0, fmt.Errorf("local: Size must be >= 0, got %d", size)
+	case size == 0:
+		size = DefaultSize
+	}
+	shards = o.Shards
+	switch {
+	case shards == 0:
+		shards = DefaultShards
+		for shards > 1 && size/shards < minShardSize {
+			shards /= 2
+		}
+	case shards < 0 || shards&(shards-1) != 0:
+		return 0, 0, fmt.Errorf("local: Shards must be a power of two, got %d", shards)
+	case shards > size:
+		return 0, 0, fmt.Errorf("local: Shards must be <= Size (%d), got %d", size, shards)
+	}
+	return size, shards, nil
+}
+
+// Stats are a Cache's counters since New.
+type Stats struct {
+	Hits        uint64 // Gets that found a live entry
+	Misses      uint64 // Gets that did not (including those that found an expired one)
+	Evictions   uint64 // entries removed to make room (expired or not)
+	Expirations uint64 // expired entries found, and removed, by Get
+}
+
+// Cache is a fixed-size LRU with a deadline on each entry, split into
+// shards. It is safe for concurrent use. See the package doc.
+type Cache[K comparable, V any] struct {
+	// Set by New and never changed: read without a lock.
+	seed   maphash.Seed
+	mask   uint64 // len(shards) - 1
+	shards []shard[K, V]
+	clock  *clock
+}
+
+// entry is what a shard's LRU holds for a key.
+type entry[V any] struct {
+	value    V
+	deadline int64 // on the Cache's clock; the entry is dead once the clock reaches it; 0 = never
+}
+
+// shard is one independently locked part of a Cache.
+type shard[K comparable, V any] struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[K, entry[V]] // guarded by mu
+
+	hits, misses, evictions, expirations uint64 // guarded by mu
+
+	// gens are the generation counters of the shard's stripes. Each is
+	// modified only with mu held, so an operation holding mu sees it stay
+	// put between its check and its store; Token reads it without mu.
+	gens [stripes]atomic.Uint64
+
+	_ [64]byte // keeps the next shard's mu and counters off this shard's cache lines
+}
+
+// New returns an empty Cache configured by opts, or an error naming the
+// first invalid field. The Cache starts a goroutine to advance its clock;
+// Close stops it.
+func New[K comparable, V any](opts Options) (*Cache[K, V], error) {
+	size, shards, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	c := newCache[K, V](size, shards, startClock())
+	// The goroutine holds only the clock, so a Cache dropped without Close
+	// is still collected, and this stops the goroutine then.
+	runtime.AddCleanup(c, (*clock).halt, c.clock)
+	return c, nil
+}
+
+// newCache builds a Cache of size entries in shards shards (both valid) on
+// clk. Tests use it with a manual clock.
+func newCache[K comparable, V any](size, shards int, clk *clock) *Cache[K, V] {
+	c := &Cache[K, V]{
+		seed:   maphash.MakeSeed(),
+		mask:   uint64(shards - 1),
+		shards: make([]shard[K, V], shards),
+		clock:  clk,
+	}
+	for i := range c.shards {
+		s := &c.shards[i]
+		n := size / shards
+		if i < size%shards {
+			n++
+		}
+		lru, err := simplelru.NewLRU[K, entry[V]](n, nil)
+		if err != nil {
+			panic("local: " + err.Error()) // n >= 1 since shards <= size
+		}
+		s.lru = lru
+		// Generations start at 1 so that the zero Token is never current.
+		for j := range s.gens {
+			s.gens[j].Store(1)
+		}
+	}
+	return c
+}
+
+// shard returns the shard key belongs to.
+func (c *Cache[K, V]) shard(key K) *shard[K, V] {
+	return &c.shards[maphash.Comparable(c.seed, key)&c.mask]
+}
+
+// locate returns the shard key belongs to and its stripe's generation
+// counter. The shard is chosen by the low bits of the hash, the stripe by
+// the high ones.
+func (c *Cache[K, V]) locate(key K) (*shard[K, V], *atomic.Uint64) {
+	h := maphash.Comparable(c.seed, key)
+	s := &c.shards[h&c.mask]
+	return s, &s.gens[h>>(64-stripeBits)]
+}
+
+// Get returns the value stored under key and true, or the zero V and false
+// if there is none or it has expired (an expired entry is removed). A hit
+// makes key the most recently used of its shard. It does not allocate.
+func (c *Cache[K, V]) Get(key K) (V, bool) {
+	s := c.shard(key)
+	s.mu.Lock()
+	e, ok := s.lru.Get(key)
+	if ok {
+		if e.deadline == 0 || e.deadline > c.clock.read() {
+			s.hits++
+			s.mu.Unlock()
+			return e.value, true
+		}
+		s.lru.Remove(key)
+		s.expirations++
+	}
+	s.misses++
+	s.mu.Unlock()
+	var zero V
+	return zero, false
+}
+
+// Set stores value under key, unconditionally, for ttl from now (expiring
+// one Tick early; see the package doc); a ttl <= 0 means no expiry. A ttl
+// of a Tick or less would expire at once, so Set then removes key instead.
+// Set does not change key's generation: use Commit for a write that must
+// settle against concurrent ones, SetIf for a fill.
+func (c *Cache[K, V]) Set(key K, value V, ttl time.Duration) {
+	s := c.shard(key)
+	s.mu.Lock()
+	if ttl <= 0 {
+		s.add(key, entry[V]{value: value})
+	} else {
+		now := c.clock.read()
+		if d, ok := deadline(now, ttl, now); ok {
+			s.add(key, entry[V]{value: value, deadline: d})
+		} else {
+			s.lru.Remove(key)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// Delete removes key. It does not change key's generation, so a fill in
+// flight may still store an older value afterwards; use Invalidate to stop
+// that.
+func (c *Cache[K, V]) Delete(key K) {
+	s := c.shard(key)
+	s.mu.Lock()
+	s.lru.Remove(key)
+	s.mu.Unlock()
+}
+
+// Len returns the number of entries held, including expired ones that no Get
+// has found yet.
+func (c *Cache[K, V]) Len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += s.lru.Len()
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Stats returns the Cache's counters, summed over its shards (each read
+// under its own lock, so not one instant's snapshot under concurrent use).
+func (c *Cache[K, V]) Stats() Stats {
+	var st Stats
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		st.Hits += s.hits
+		st.Misses += s.misses
+		st.Evictions += s.evictions
+		st.Expirations += s.expirations
+		s.mu.Unlock()
+	}
+	return st
+}
+
+// Close stops the Cache's clock goroutine and waits for it to exit. It is
+// idempotent and safe to call concurrently with any method.
+//
+// A closed Cache still answers every call (it is just memory), but its
+// clock no longer advances: it is set past every deadline, so from then on
+// entries with a TTL are expired (Get misses and removes them) and a store
+// with a positive TTL stores nothing, while entries without expiry stay.
+// This way no entry outlives its source because time stopped.
+func (c *Cache[K, V]) Close() {
+	c.clock.close()
+}
+
+// add stores e under key and counts an eviction. s.mu must be held.
+func (s *shard[K, V]) add(key K, e entry[V]) {
+	if s.lru.Add(key, e) {
+		s.evictions++
+	}
+}
+
+// deadline returns the clock time at which an entry living ttl from at
+// expires: one Tick early, because the clock may lag real time by a Tick.
+// ok reports whether that is after now, that is, whether the entry is worth
+// storing. A deadline beyond the clock's range is clamped to its end.
+func deadline(at int64, ttl time.Duration, now int64) (d int64, ok bool) {
+	life := int64(ttl) - int64(Tick)
+	if life <= 0 {
+		return 0, false
+	}
+	if at > math.MaxInt64-life {
+		d = math.MaxInt64
+	} else {
+		d = at + life
+	}
+	return d, d > now
+}

@@ -1,0 +1,48 @@
+// Package local is an in-process LRU cache with a deadline on each entry:
+// the local tier of tiercache, usable on its own. It knows nothing of the
+// remote tier behind it.
+//
+// # Concurrency
+//
+// A Cache is safe for concurrent use. It is split into shards by key hash,
+// each with its own mutex and its own LRU (hashicorp/golang-lru's simplelru),
+// so recency and eviction are exact within a shard, and the capacity, Size,
+// is divided among the shards. A hit (Get) hashes the key, locks one shard,
+// and does not allocate.
+//
+// # Expiry
+//
+// Each entry carries its own deadline, checked by Get against a coarse clock
+// that one goroutine per Cache advances every Tick (a millisecond), because
+// time.Now costs more than a whole hit. So expiry has a resolution of one
+// Tick, and since the clock may lag real time by a Tick, every entry expires
+// one Tick early: an entry stored for ttl is gone by ttl after it was stored
+// (as long as the clock goroutine gets scheduled on time). An expired entry
+// is removed when Get finds it (counted in Stats.Expirations) or when the LRU
+// needs its room. A ttl <= 0 means no expiry to Set, but to SetIf and Commit
+// it means a lifetime already over: they store nothing.
+//
+// # Generations and tokens
+//
+// To stop a stale value from landing, each key belongs to a stripe whose
+// generation changes on Invalidate, Commit and Purge (not on Set or
+// Delete). A caller filling the cache from a source takes a Token before
+// reading the source and stores with SetIf, which stores only if the
+// generation is unchanged, so a value read before an invalidation never
+// lands. A caller writing the source takes a Token before the write and
+// finishes with Commit, which stores only if the generation is unchanged,
+// removes the key otherwise, and changes the generation either way, so that
+// two racing writes of one process leave the cache holding what the source
+// holds, or nothing. TTLs given to SetIf and Commit count from the Token.
+// Keys share stripes (64 per shard), so a change to one key can also refuse
+// a store of another: a later miss, never a stale value.
+//
+// # Close
+//
+// Close stops the clock goroutine and waits for it; a Cache dropped without
+// Close has its goroutine stopped when it is garbage collected. A closed
+// Cache still answers every call, but its clock is set past every deadline:
+// entries with a TTL are gone from then on, entries without one stay.
+//
+// The zero Cache is not usable; call New.
+package local

@@ -1,0 +1,84 @@
+package local
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestEvictionOrderOneShard(t *testing.T) {
+	c, _ := newManual[string, int](t, Options{Size: 3, Shards: 1})
+	c.Set("a", 1, 0)
+	c.Set("b", 2, 0)
+	c.Set("c", 3, 0)
+	mustGet(t, c, "a", 1) // recency now, most recent first: a c b
+
+	c.Set("d", 4, 0) // evicts b: d a c
+	if st := c.Stats(); st.Evictions != 1 {
+		t.Fatalf("Evictions = %d after one eviction, want 1", st.Evictions)
+	}
+	c.Set("e", 5, 0) // evicts c: e d a
+	if st := c.Stats(); st.Evictions != 2 {
+		t.Fatalf("Evictions = %d after two evictions, want 2", st.Evictions)
+	}
+	c.Set("a", 10, 0) // an update evicts nothing: a e d
+	if st := c.Stats(); st.Evictions != 2 {
+		t.Fatalf("Evictions = %d after an update, want 2", st.Evictions)
+	}
+	if n := c.Len(); n != 3 {
+		t.Fatalf("Len = %d, want 3", n)
+	}
+	mustMiss(t, c, "b")
+	mustMiss(t, c, "c")
+	mustGet(t, c, "d", 4) // d a e
+	mustGet(t, c, "a", 10)
+	mustGet(t, c, "e", 5) // e a d
+
+	c.Set("f", 6, 0) // evicts d
+	mustMiss(t, c, "d")
+	mustGet(t, c, "a", 10)
+	mustGet(t, c, "e", 5)
+	mustGet(t, c, "f", 6)
+
+	c.Delete("a")
+	mustMiss(t, c, "a")
+	if n := c.Len(); n != 2 {
+		t.Fatalf("Len = %d after Delete, want 2", n)
+	}
+	st := c.Stats()
+	if st.Evictions != 3 || st.Hits != 7 || st.Misses != 4 || st.Expirations != 0 {
+		t.Fatalf("Stats = %+v, want 3 evictions, 7 hits, 4 misses, 0 expirations", st)
+	}
+}
+
+func TestTotalCapacityIsSize(t *testing.T) {
+	for _, tc := range []struct{ size, shards int }{
+		{1000, 16}, // 1000 % 16 = 8: eight shards of 63, eight of 62
+		{17, 16},
+		{64, 64},
+		{10, 1},
+	} {
+		t.Run(fmt.Sprintf("Size%d/Shards%d", tc.size, tc.shards), func(t *testing.T) {
+			c, _ := newManual[int, int](t, Options{Size: tc.size, Shards: tc.shards})
+			// Enough distinct keys that every shard overflows.
+			n := 200 * tc.size
+			for i := range n {
+				c.Set(i, i, 0)
+			}
+			if got := c.Len(); got != tc.size {
+				t.Fatalf("Len = %d after %d distinct Sets, want exactly Size %d", got, n, tc.size)
+			}
+			for i := range c.shards {
+				want := tc.size / tc.shards
+				if i < tc.size%tc.shards {
+					want++
+				}
+				if got := c.shards[i].lru.Len(); got != want {
+					t.Errorf("shard %d holds %d, want %d", i, got, want)
+				}
+			}
+			if st := c.Stats(); st.Evictions != uint64(n-tc.size) {
+				t.Fatalf("Evictions = %d, want %d", st.Evictions, n-tc.size)
+			}
+		})
+	}
+}

@@ -1,0 +1,48 @@
+package tiered
+
+import "encoding/json"
+
+// Codec turns values into the bytes stored in Redis and back. Unmarshal gets
+// bytes from the network: it must return an error for bytes it cannot
+// decode, never panic.
+type Codec[V any] interface {
+	Marshal(v V) ([]byte, error)
+	Unmarshal(data []byte) (V, error)
+}
+
+// defaultCodec stores string and []byte values as their raw bytes, so other
+// programs can read them, and every other type as JSON. Only the types string
+// and []byte themselves are raw; a named type such as `type ID string` is JSON.
+func defaultCodec[V any]() Codec[V] {
+	var zero V
+	switch any(zero).(type) {
+	case string:
+		return any(stringCodec{}).(Codec[V])
+	case []byte:
+		return any(bytesCodec{}).(Codec[V])
+	}
+	return JSON[V]{}
+}
+
+// JSON is a Codec that uses encoding/json.
+type JSON[V any] struct{}
+
+// Marshal implements Codec.
+func (JSON[V]) Marshal(v V) ([]byte, error) { return json.Marshal(v) }
+
+// Unmarshal implements Codec.
+func (JSON[V]) Unmarshal(data []byte) (V, error) {
+	var v V
+	err := json.Unmarshal(data, &v)
+	return v, err
+}
+
+type stringCodec struct{}
+
+func (stringCodec) Marshal(v string) ([]byte, error)      { return []byte(v), nil }
+func (stringCodec) Unmarshal(data []byte) (string, error) { return string(data), nil }
+
+type bytesCodec struct{}
+
+func (bytesCodec) Marshal(v []byte) ([]byte, error)      { return v, nil }
+func (bytesCodec) Unmarshal(data []byte) ([]byte, error) { return data, nil }

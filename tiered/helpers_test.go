@@ -1,0 +1,219 @@
+package tiered_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/leakcheck"
+	"github.com/tiercache/tiercache/internal/redistest"
+	"github.com/tiercache/tiercache/invalidate"
+	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// instance is one cache with its own Redis client, as a separate process
+// would have.
+type instance[V any] struct {
+	*tiered.Cache[V]
+	client *redis.Client
+	name   string
+}
+
+// newInstance starts a cache named name (its client's connections carry that
+// name, for KillPubSub) in the server's namespace unless opts names one, and
+// waits until its subscription is confirmed.
+func newInstance[V any](t *testing.T, s *redistest.Server, name string, opts tiered.Options[V]) *instance[V] {
+	t.Helper()
+	return newInstanceAt(t, s, s.Addr, name, opts)
+}
+
+// newInstanceAt is newInstance with the cache's client dialing addr (a
+// redistest.Proxy in front of the server, say).
+func newInstanceAt[V any](t *testing.T, s *redistest.Server, addr, name string, opts tiered.Options[V]) *instance[V] {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: addr, ClientName: s.Namespace + "-" + name})
+	t.Cleanup(func() { _ = client.Close() })
+	client.AddHook(gateHook{})
+	if opts.Namespace == "" {
+		opts.Namespace = s.Namespace
+	}
+	c, err := tiered.New(client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	waitFor(t, 5*time.Second, name+" subscribed", c.Subscribed)
+	warmScripts(t, client)
+	return &instance[V]{Cache: c, client: client, name: s.Namespace + "-" + name}
+}
+
+// barrier returns once every instance has applied every invalidation
+// published before it was called: it publishes a message of its own and waits
+// for each instance to apply it (Redis delivers messages in order).
+func barrier[V any](t *testing.T, s *redistest.Server, insts ...*instance[V]) {
+	t.Helper()
+	before := make([]uint64, len(insts))
+	for i, in := range insts {
+		before[i] = in.Stats().Invalidations
+	}
+	msg := invalidate.Message{Origin: invalidate.NewOrigin(), Keys: []string{"\x00barrier"}}
+	if err := s.Client.Publish(context.Background(), invalidate.Channel(s.Namespace), msg.Append(nil)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range insts {
+		waitFor(t, 5*time.Second, in.name+" passes the barrier", func() bool {
+			return in.Stats().Invalidations > before[i]
+		})
+	}
+}
+
+// warmScripts loads the store's Lua scripts into the server, so that every
+// later call is one round trip (the first call of a script on a server adds
+// one to load it) and a gate holds the command that does the work. It goes
+// through a bare remote.Store, so the caches count nothing.
+func warmScripts(t *testing.T, client *redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	st := remote.New(client, remote.Options{Namespace: "tiercache-warm-up"})
+	noop := func([]string) []byte { return nil }
+	if err := st.DeleteAndPublish(ctx, "tiercache-warm-up", noop, "none"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetAndPublish(ctx, "k", []byte("v"), time.Millisecond, "tiercache-warm-up", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _ = st.GetWithTTL(ctx, "k")
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// gate holds one Redis command of a call whose context carries it: before it
+// is sent (hold Before) or after its reply came back (hold After). Each
+// channel pair is used once.
+type gate struct {
+	once, relB, relA      sync.Once
+	atBefore, goBefore    chan struct{}
+	atAfter, goAfter      chan struct{}
+	holdBefore, holdAfter bool
+	reachedB, reachedA    atomic.Bool
+}
+
+// newGate returns a gate; it is released when the test ends, so that a test
+// that fails while holding it does not leave a flight (and Close) waiting.
+func newGate(t *testing.T, before, after bool) *gate {
+	g := &gate{
+		atBefore: make(chan struct{}), goBefore: make(chan struct{}),
+		atAfter: make(chan struct{}), goAfter: make(chan struct{}),
+		holdBefore: before, holdAfter: after,
+	}
+	t.Cleanup(func() { g.releaseBefore(); g.releaseAfter() })
+	return g
+}
+
+type gateKey struct{}
+
+func (g *gate) ctx(parent context.Context) context.Context {
+	return context.WithValue(parent, gateKey{}, g)
+}
+
+// waitBefore and waitAfter block until the held command reaches that point.
+func (g *gate) waitBefore(t *testing.T) {
+	t.Helper()
+	waitChan(t, g.atBefore, "command held before sending")
+}
+func (g *gate) waitAfter(t *testing.T) {
+	t.Helper()
+	waitChan(t, g.atAfter, "command held after its reply")
+}
+func (g *gate) releaseBefore() { g.relB.Do(func() { close(g.goBefore) }) }
+func (g *gate) releaseAfter()  { g.relA.Do(func() { close(g.goAfter) }) }
+
+func waitChan(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+type gateHook struct{}
+
+func (gateHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (gateHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		g, _ := ctx.Value(gateKey{}).(*gate)
+		first := false
+		if g != nil {
+			g.once.Do(func() { first = true })
+		}
+		if !first {
+			return next(ctx, cmd)
+		}
+		if g.holdBefore {
+			close(g.atBefore)
+			<-g.goBefore
+		}
+		err := next(ctx, cmd)
+		if g.holdAfter {
+			close(g.atAfter)
+			<-g.goAfter
+		}
+		return err
+	}
+}
+
+// countHook counts the round trips of a client: each command sent alone and
+// each pipeline is one.
+type countHook struct{ n *atomic.Int64 }
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+// result runs f in a goroutine and returns a channel with its result.
+func async[T any](f func() (T, error)) <-chan asyncResult[T] {
+	ch := make(chan asyncResult[T], 1)
+	go func() { v, err := f(); ch <- asyncResult[T]{v, err} }()
+	return ch
+}
+
+type asyncResult[T any] struct {
+	v   T
+	err error
+}
+
+func await[T any](t *testing.T, ch <-chan asyncResult[T]) (T, error) {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-time.After(10 * time.Second):
+		t.Fatal("call did not return")
+		panic("unreachable")
+	}
+}
