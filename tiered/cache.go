@@ -383,8 +383,8 @@ func (c *Cache[V]) Set(ctx context.Context, key string, value V) error {
 // SetWithTTL is Set with a TTL for this call: 0 means no expiry; it must be 0
 // or at least 1ms.
 func (c *Cache[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time.Duration) error {
-	if c.state.Load() == stateClosed {
-		return ErrClosed
+	if err := c.closedErr(); err != nil {
+		return err
 	}
 	return c.write(ctx, key, value, ttl, c.local.Token(key))
 }
@@ -417,11 +417,8 @@ func (c *Cache[V]) write(ctx context.Context, key string, v V, ttl time.Duration
 // them in the same atomic round trip (on a Redis Cluster, one per hash slot),
 // then drops them from the local tier.
 func (c *Cache[V]) Delete(ctx context.Context, keys ...string) error {
-	if c.state.Load() == stateClosed {
-		return ErrClosed
-	}
-	if len(keys) == 0 {
-		return nil
+	if err := c.closedErr(); err != nil || len(keys) == 0 {
+		return err
 	}
 	payload := func(ks []string) []byte {
 		return invalidate.Message{Origin: c.origin, Keys: ks}.Append(nil)
@@ -435,38 +432,42 @@ func (c *Cache[V]) Delete(ctx context.Context, keys ...string) error {
 // local tier, without touching Redis. Use it after another program changed
 // those keys in Redis.
 func (c *Cache[V]) Invalidate(ctx context.Context, keys ...string) error {
-	if c.state.Load() == stateClosed {
-		return ErrClosed
-	}
 	if len(keys) == 0 {
-		return nil
+		return c.closedErr()
 	}
-	c.local.Invalidate(keys...)
-	msg := invalidate.Message{Origin: c.origin, Keys: keys}
+	return c.broadcast(ctx, invalidate.Message{Origin: c.origin, Keys: keys}, func() { c.local.Invalidate(keys...) })
+}
+
+// InvalidateAll tells every instance, this one included, to empty its local
+// tier. Redis is not touched.
+func (c *Cache[V]) InvalidateAll(ctx context.Context) error {
+	return c.broadcast(ctx, invalidate.Message{Origin: c.origin, All: true}, c.local.Purge)
+}
+
+// broadcast applies msg here (with apply) and publishes it to the others.
+func (c *Cache[V]) broadcast(ctx context.Context, msg invalidate.Message, apply func()) error {
+	if err := c.closedErr(); err != nil {
+		return err
+	}
+	apply()
 	if err := c.client.Publish(ctx, c.channel, msg.Append(nil)).Err(); err != nil {
 		return fmt.Errorf("tiered: invalidate: %w", err)
 	}
 	return nil
 }
 
-// InvalidateAll tells every instance, this one included, to empty its local
-// tier. Redis is not touched.
-func (c *Cache[V]) InvalidateAll(ctx context.Context) error {
+// closedErr returns ErrClosed once Close has begun.
+func (c *Cache[V]) closedErr() error {
 	if c.state.Load() == stateClosed {
 		return ErrClosed
-	}
-	c.local.Purge()
-	msg := invalidate.Message{Origin: c.origin, All: true}
-	if err := c.client.Publish(ctx, c.channel, msg.Append(nil)).Err(); err != nil {
-		return fmt.Errorf("tiered: invalidate all: %w", err)
 	}
 	return nil
 }
 
 // Keys lists the keys of the namespace in Redis (with SCAN), sorted.
 func (c *Cache[V]) Keys(ctx context.Context) ([]string, error) {
-	if c.state.Load() == stateClosed {
-		return nil, ErrClosed
+	if err := c.closedErr(); err != nil {
+		return nil, err
 	}
 	return c.store.Keys(ctx)
 }
