@@ -63,8 +63,8 @@ type Options[V any] struct {
 	// []byte, JSON for every other type.
 	Codec Codec[V]
 
-	// LoadTimeout bounds a shared read from Redis and a Fetch loader. The
-	// shared work runs detached from any one caller's cancellation (each
+	// LoadTimeout bounds a Fetch loader and the Redis write of what it
+	// returned. The load runs detached from every caller's cancellation (each
 	// caller stops waiting when its own ctx ends), under this deadline.
 	// Default: 10s. Must be >= 0.
 	LoadTimeout time.Duration
@@ -127,15 +127,16 @@ type Cache[V any] struct {
 	localTTL    time.Duration
 	loadTimeout time.Duration
 
-	state   atomic.Int32 // stateBypass, stateLive or stateClosed
-	flights singleflight.Group
+	state atomic.Int32 // stateBypass, stateLive or stateClosed
+	reads *readFlights[V]
+	loads singleflight.Group
 
-	// closing is cancelled by Close, ending the shared work of flights.
+	// closing is cancelled by Close, ending running loads.
 	closing context.Context
 	cancel  context.CancelFunc
 
 	mu        sync.Mutex // guards running, closeDone
-	running   int        // flights executing now
+	running   int        // loads executing now
 	closeDone chan struct{}
 	idle      *sync.Cond // signalled when running drops to 0; uses mu
 
@@ -190,6 +191,7 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 		ttl:         opts.TTL,
 		localTTL:    opts.LocalTTL,
 		loadTimeout: opts.LoadTimeout,
+		reads:       newReadFlights[V](),
 	}
 	c.idle = sync.NewCond(&c.mu)
 	c.closing, c.cancel = context.WithCancel(context.Background())
@@ -222,93 +224,71 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 		var zero V
 		return zero, ErrClosed
 	}
-	return c.shared(ctx, key, key, nil)
+	return c.reads.do(ctx, key, func(ctx context.Context) (V, error) { return c.read(ctx, key) })
 }
 
 // Fetch is Get that calls load for a key Redis does not hold (or holds bytes
 // that do not decode), stores what load returns in Redis with the cache's
-// TTL, and returns it. Concurrent Fetches of one key in this process share
-// one Redis read and at most one load. load runs under its own deadline
-// (LoadTimeout), detached from ctx; the caller stops waiting when ctx ends.
-// A load error is returned and nothing is stored; a load that returns
+// TTL, and returns it. Concurrent Gets and Fetches of one key in this process
+// share one Redis read, and concurrent Fetches at most one load. The load
+// runs on a goroutine of its own under LoadTimeout, detached from every
+// caller's cancellation; each caller stops waiting when its own ctx ends. A
+// load error is returned and nothing is stored; a load that returns
 // ErrNotFound makes Fetch return ErrNotFound. If storing the loaded value in
 // Redis fails, Fetch still returns it (and logs the failure).
 func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
+	var zero V
 	if load == nil {
-		var zero V
 		return zero, errors.New("tiered: Fetch with a nil load function")
 	}
-	switch c.state.Load() {
-	case stateLive:
-		if v, ok := c.local.Get(key); ok {
-			return v, nil
-		}
-	case stateClosed:
-		var zero V
-		return zero, ErrClosed
+	v, err := c.Get(ctx, key)
+	var decodeErr *decodeError
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.As(err, &decodeErr):
+		c.log.Warn("tiered: value in Redis does not decode; reloading", "key", key, "err", decodeErr.err)
+	case !errors.Is(err, ErrNotFound):
+		return zero, err
 	}
-	v, err := c.shared(ctx, key, key, load)
-	if errors.Is(err, errJoinedRead) {
-		// We joined a Get's flight, which found nothing and had no loader:
-		// share a flight that only Fetches use, so that it loads.
-		v, err = c.shared(ctx, loadFlight+key, key, load)
-	}
-	return v, err
-}
-
-// loadFlight prefixes the flight key of Fetches that retry after joining a
-// read-only flight; no key of Get's flights carries it.
-const loadFlight = "\x00load\x00"
-
-// errJoinedRead marks a miss seen by a flight that had no loader, so that a
-// Fetch that joined it can run its own.
-var errJoinedRead = errors.New("tiered: miss in a read-only flight")
-
-type flightResult[V any] struct {
-	v      V
-	loaded bool // the flight had a loader
-}
-
-// shared runs the Redis read (and the load, if any) for key once for all
-// concurrent callers in this process that use the same flight key, and waits
-// for it or for ctx.
-func (c *Cache[V]) shared(ctx context.Context, flight, key string, load func(context.Context) (V, error)) (V, error) {
-	var zero V
-	ch := c.flights.DoChan(flight, func() (any, error) {
+	ch := c.loads.DoChan(key, func() (any, error) {
 		if !c.enterFlight() {
 			return nil, ErrClosed
 		}
 		defer c.leaveFlight()
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
 		defer cancel()
 		stop := context.AfterFunc(c.closing, cancel)
 		defer stop()
-		v, err := c.fill(fctx, key, load)
-		return flightResult[V]{v: v, loaded: load != nil}, err
+		return c.load(lctx, key, load)
 	})
 	select {
 	case r := <-ch:
-		res, _ := r.Val.(flightResult[V])
 		if r.Err != nil {
-			if load != nil && !res.loaded && errors.Is(r.Err, ErrNotFound) {
-				return zero, errJoinedRead
-			}
 			return zero, r.Err
 		}
-		return res.v, nil
+		return r.Val.(V), nil
 	case <-ctx.Done():
-		return zero, fmt.Errorf("tiered: get %q: %w", key, ctx.Err())
+		return zero, fmt.Errorf("tiered: fetch %q: %w", key, ctx.Err())
 	}
 }
 
-// fill reads key from Redis and, when the subscription is live and nothing
-// invalidated key meanwhile, stores it in the local tier; on a miss (or
-// undecodable bytes) with a loader, it loads and writes the value.
-func (c *Cache[V]) fill(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
+// decodeError is a Redis value that the Codec rejected.
+type decodeError struct {
+	key string
+	err error
+}
+
+func (e *decodeError) Error() string { return fmt.Sprintf("tiered: get %q: decode: %v", e.key, e.err) }
+func (e *decodeError) Unwrap() error { return e.err }
+
+// read reads key from Redis and, when the subscription is live and nothing
+// invalidated key meanwhile, stores it in the local tier. It runs once for
+// all concurrent readers of key (see readFlights).
+func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 	var zero V
-	live := c.state.Load() == stateLive
-	if live {
-		// A flight that ended just before this one began may have filled it.
+	if c.state.Load() == stateLive {
+		// A read that ended just before this one began may have filled it.
 		if v, ok := c.local.Get(key); ok {
 			return v, nil
 		}
@@ -320,40 +300,43 @@ func (c *Cache[V]) fill(ctx context.Context, key string, load func(context.Conte
 	// invalidation never lands.
 	tok := c.local.Token(key)
 	data, ttl, err := c.store.GetWithTTL(ctx, key)
-	switch {
-	case err == nil:
-		v, derr := c.codec.Unmarshal(data)
-		if derr == nil {
-			c.stats.remoteHits.Add(1)
-			c.storeFill(key, v, ttl, tok)
-			return v, nil
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			c.stats.misses.Add(1)
 		}
-		c.stats.decodeErrors.Add(1)
-		err = fmt.Errorf("tiered: get %q: decode: %w", key, derr)
-		if load == nil {
-			return zero, err
-		}
-		c.log.Warn("tiered: value in Redis does not decode; reloading", "key", key, "err", derr)
-	case errors.Is(err, ErrNotFound):
-		c.stats.misses.Add(1)
-		if load == nil {
-			return zero, err
-		}
-	default:
 		return zero, err
 	}
+	v, err := c.codec.Unmarshal(data)
+	if err != nil {
+		c.stats.decodeErrors.Add(1)
+		return zero, &decodeError{key: key, err: err}
+	}
+	c.stats.remoteHits.Add(1)
+	c.storeFill(key, v, ttl, tok)
+	return v, nil
+}
 
+// load calls the loader for key and writes what it returns, once for all
+// concurrent Fetches of key.
+func (c *Cache[V]) load(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
+	var zero V
+	if c.state.Load() == stateLive {
+		// A load that ended just before this one began may have filled it.
+		if v, ok := c.local.Get(key); ok {
+			return v, nil
+		}
+	}
+	tok := c.local.Token(key)
 	c.stats.loads.Add(1)
 	v, err := load(ctx)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return zero, fmt.Errorf("tiered: load %q: %w", key, err)
+		if !errors.Is(err, ErrNotFound) {
+			c.stats.loadErrors.Add(1)
 		}
-		c.stats.loadErrors.Add(1)
 		return zero, fmt.Errorf("tiered: load %q: %w", key, err)
 	}
-	if werr := c.write(ctx, key, v, c.ttl, tok); werr != nil {
-		c.log.Warn("tiered: could not store a loaded value", "key", key, "err", werr)
+	if err := c.write(ctx, key, v, c.ttl, tok); err != nil {
+		c.log.Warn("tiered: could not store a loaded value", "key", key, "err", err)
 	}
 	return v, nil
 }
@@ -514,8 +497,8 @@ func (c *Cache[V]) Stats() Stats {
 	}
 }
 
-// Close stops the subscriber and waits for it, cancels the shared work of
-// running reads and loads and waits for them, and stops the local tier's
+// Close stops the subscriber and waits for it, cancels running loads and
+// waits for them, and stops the local tier's
 // clock. Every call after Close returns ErrClosed. Close is idempotent and
 // safe to call concurrently with any other method. It does not close the
 // Redis client.
@@ -544,7 +527,7 @@ func (c *Cache[V]) Close() error {
 	return err
 }
 
-// enterFlight counts a flight in, unless the cache is closing.
+// enterFlight counts a load in, unless the cache is closing.
 func (c *Cache[V]) enterFlight() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

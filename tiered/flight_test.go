@@ -122,6 +122,34 @@ func TestWaiterCancellationDoesNotCancelTheLoad(t *testing.T) {
 	}
 }
 
+// The first reader runs the shared Redis read with its own ctx; when it gives
+// up, the readers waiting on it read again instead of failing with it.
+func TestLeaderCancellationDoesNotFailWaiters(t *testing.T) {
+	s := redistest.New(t)
+	a := newInstance(t, s, "a", tiered.Options[string]{})
+	b := newInstance(t, s, "b", tiered.Options[string]{})
+	if err := a.Set(bg, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	barrier(t, s, b)
+	g := newGate(t, true, false)
+	ctx, cancel := context.WithCancel(bg)
+	leader := async(func() (string, error) { return b.Get(g.ctx(ctx), "k") })
+	g.waitBefore(t) // the leader's read is held before it is sent
+	waiter := async(func() (string, error) { return b.Get(bg, "k") })
+	time.Sleep(20 * time.Millisecond) // the waiter joins the leader's read
+	cancel()
+	if _, err := await(t, leader); !errors.Is(err, context.Canceled) {
+		t.Fatalf("leader err = %v, want context.Canceled", err)
+	}
+	if v, err := await(t, waiter); err != nil || v != "v" {
+		t.Fatalf("waiter = %q, %v; want v", v, err)
+	}
+	if st := b.Stats(); st.RemoteHits != 1 {
+		t.Fatalf("RemoteHits = %d, want 1 (the waiter's own read)", st.RemoteHits)
+	}
+}
+
 func TestLoadTimeoutBoundsTheSharedLoad(t *testing.T) {
 	s := redistest.New(t)
 	a := newInstance(t, s, "a", tiered.Options[string]{LoadTimeout: 50 * time.Millisecond})

@@ -172,7 +172,11 @@ func (gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		if g.holdBefore {
 			close(g.atBefore)
-			<-g.goBefore
+			select { // a held command gives up with its ctx, as go-redis does
+			case <-g.goBefore:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		err := next(ctx, cmd)
 		if g.holdAfter {
