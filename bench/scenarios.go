@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config holds the parameters of every scenario.
+type Config struct {
+	Instances int           // tiered.Cache instances, each with its own client
+	Duration  time.Duration // per timed measurement (localhit, remotehit, write: per job, split in Rounds)
+	Rounds    int           // rounds a timed measurement is split into; the report quotes medians
+
+	WarmKeys int // keys of localhit, remotehit and write
+
+	ZipfKeys      int           // keys drawn by zipf
+	ZipfLocalSize int           // LocalSize of each zipf instance
+	ZipfWorkers   int           // reading goroutines per instance
+	ZipfWarmup    time.Duration // reads before the counted period, at least…
+	ZipfWarmupMax time.Duration // …and until the local tiers are 90% full, at most this long
+
+	StampedeCallers int           // goroutines that Fetch the cold key
+	StampedeDelay   time.Duration // how long the loader sleeps
+
+	Trials    int           // invalidation trials
+	NeverSeen time.Duration // an invalidation trial not seen within this counts as never seen
+
+	StaleGrace time.Duration // stalehunt: a read is stale if older than a version acknowledged this long before it began
+	Settle     time.Duration // stalehunt: every instance must serve the last version this long after it was written
+
+	// Separate gives the Go runtime GOMAXPROCS × Instances Ps, as that
+	// many separate processes would have between them, in the scenarios
+	// whose goroutines spin on local hits in every instance at once (zipf,
+	// stalehunt). With GOMAXPROCS Ps those goroutines hold every P, and the
+	// network wake-ups of all instances wait for the scheduler's 10ms
+	// preemption. Scenarios with fewer spinning goroutines than Ps keep
+	// GOMAXPROCS: more Ps than CPUs only adds contention there.
+	Separate bool
+
+	Progress *Progress // nil: silent
+}
+
+// DefaultConfig is what `go run ./bench` uses without flags.
+func DefaultConfig() Config {
+	return Config{
+		Instances:       3,
+		Duration:        2 * time.Second,
+		Rounds:          5,
+		WarmKeys:        1000,
+		ZipfKeys:        100_000,
+		ZipfLocalSize:   10_000,
+		ZipfWorkers:     4,
+		ZipfWarmup:      time.Second,
+		ZipfWarmupMax:   20 * time.Second,
+		StampedeCallers: 200,
+		StampedeDelay:   50 * time.Millisecond,
+		Trials:          500,
+		NeverSeen:       time.Second,
+		StaleGrace:      5 * time.Millisecond,
+		Settle:          100 * time.Millisecond,
+		Separate:        true,
+	}
+}
+
+// separateProcs gives the runtime the Ps of cfg.Instances processes (see
+// Config.Separate) and returns a func that restores GOMAXPROCS.
+func separateProcs(cfg Config) func() {
+	if !cfg.Separate || cfg.Instances < 2 {
+		return func() {}
+	}
+	prev := runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(prev * cfg.Instances)
+	return func() { runtime.GOMAXPROCS(prev) }
+}
+
+// ScenarioNames lists every scenario, in the order they run.
+var ScenarioNames = []string{"localhit", "remotehit", "write", "zipf", "stampede", "invalidation", "stalehunt"}
+
+// RunScenario runs one scenario by name. Every cache it opens is closed
+// before it returns.
+func RunScenario(ctx context.Context, e *Env, cfg Config, name string) (Result, error) {
+	if (name == "invalidation" || name == "stalehunt") && cfg.Instances < 2 {
+		return Skipped{Scenario: name, Reason: "needs -instances >= 2"}, nil
+	}
+	defer e.CloseCaches()
+	switch name {
+	case "localhit":
+		return LocalHit(ctx, e, cfg)
+	case "remotehit":
+		return RemoteHit(ctx, e, cfg)
+	case "write":
+		return Write(ctx, e, cfg)
+	case "zipf":
+		return Zipf(ctx, e, cfg)
+	case "stampede":
+		return Stampede(ctx, e, cfg)
+	case "invalidation":
+		return Invalidation(ctx, e, cfg)
+	case "stalehunt":
+		return StaleHunt(ctx, e, cfg)
+	}
+	return nil, fmt.Errorf("bench: unknown scenario %q (have %s)", name, strings.Join(ScenarioNames, ", "))
+}
+
+// Result is what a scenario reports: a table of figures, each with its
+// baseline and target where it has them.
+type Result interface {
+	Name() string
+	Title() string
+	Rows() []Row
+	Notes() []string
+}
+
+// Skipped is the result of a scenario that could not run.
+type Skipped struct {
+	Scenario string `json:"scenario"`
+	Reason   string `json:"skipped"`
+}
+
+func (s Skipped) Name() string    { return s.Scenario }
+func (s Skipped) Title() string   { return s.Scenario + ": skipped, " + s.Reason }
+func (s Skipped) Rows() []Row     { return nil }
+func (s Skipped) Notes() []string { return nil }
+
+// Row is one line of a scenario's table.
+type Row struct {
+	Measure  string `json:"measure"`
+	Tiered   string `json:"tiercache"`
+	Baseline string `json:"baseline,omitempty"`
+	Ratio    string `json:"ratio,omitempty"`
+	Target   string `json:"target,omitempty"`
+	// OK says whether the target is met (meaningless without a Target).
+	OK bool `json:"ok"`
+	// RedisBound marks a target that measures the Redis server as much as
+	// tiercache; on the embedded server it is not judged.
+	RedisBound bool `json:"redis_bound,omitempty"`
+}
+
+// Status is PASS, MISS, "n/a (embedded)" or "" (no target).
+func (r Row) Status(embedded bool) string {
+	switch {
+	case r.Target == "":
+		return ""
+	case r.RedisBound && embedded:
+		return "n/a (embedded)"
+	case r.OK:
+		return "PASS"
+	}
+	return "MISS"
+}
+
+// keys returns prefix0 … prefix(n-1).
+func keys(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+// value returns a 64-byte value for key i.
+func value(i int) string {
+	s := "value-" + strconv.Itoa(i) + "-"
+	return s + strings.Repeat("x", 64-len(s))
+}
+
+// ------------------------------------------------------------- formatting
+
+func ns(v float64) string { return fmt.Sprintf("%.1f", v) }
+
+func ratio(v float64) string { return fmt.Sprintf("%.2fx", v) }
+
+func allocs(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+func pct(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
+
+// dur prints a duration in µs with one decimal, or in ms from 10ms.
+func dur(d time.Duration) string {
+	if d >= 10*time.Millisecond {
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
