@@ -211,45 +211,32 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 }
 
 // Get returns the value of key: from the local tier when it holds it, else
-// from Redis (one read shared by every concurrent caller in this process),
-// filling the local tier. A key in neither is ErrNotFound; a Redis value that
-// does not decode is an error naming the key.
+// from Redis (one read shared by every concurrent Get of key in this
+// process), filling the local tier. A key in neither is ErrNotFound; a Redis
+// value that does not decode is an error naming the key.
 func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
-	switch c.state.Load() {
-	case stateLive:
-		if v, ok := c.local.Get(key); ok {
-			return v, nil
-		}
-	case stateClosed:
-		var zero V
-		return zero, ErrClosed
+	if v, ok, err := c.cached(key); ok || err != nil {
+		return v, err
 	}
 	return c.reads.do(ctx, key, func(ctx context.Context) (V, error) { return c.read(ctx, key) })
 }
 
 // Fetch is Get that calls load for a key Redis does not hold (or holds bytes
 // that do not decode), stores what load returns in Redis with the cache's
-// TTL, and returns it. Concurrent Gets and Fetches of one key in this process
-// share one Redis read, and concurrent Fetches at most one load. The load
-// runs on a goroutine of its own under LoadTimeout, detached from every
-// caller's cancellation; each caller stops waiting when its own ctx ends. A
-// load error is returned and nothing is stored; a load that returns
-// ErrNotFound makes Fetch return ErrNotFound. If storing the loaded value in
-// Redis fails, Fetch still returns it (and logs the failure).
+// TTL, and returns it. Concurrent Fetches of one key in this process share
+// one Redis read and at most one load: the shared work runs on a goroutine
+// of its own under LoadTimeout, detached from every caller's cancellation,
+// and each caller stops waiting when its own ctx ends. A load error is
+// returned and nothing is stored; a load that returns ErrNotFound makes Fetch
+// return ErrNotFound. If storing the loaded value in Redis fails, Fetch still
+// returns it (and logs the failure).
 func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
-	var zero V
 	if load == nil {
+		var zero V
 		return zero, errors.New("tiered: Fetch with a nil load function")
 	}
-	v, err := c.Get(ctx, key)
-	var decodeErr *decodeError
-	switch {
-	case err == nil:
-		return v, nil
-	case errors.As(err, &decodeErr):
-		c.log.Warn("tiered: value in Redis does not decode; reloading", "key", key, "err", decodeErr.err)
-	case !errors.Is(err, ErrNotFound):
-		return zero, err
+	if v, ok, err := c.cached(key); ok || err != nil {
+		return v, err
 	}
 	ch := c.loads.DoChan(key, func() (any, error) {
 		if !c.enterFlight() {
@@ -260,17 +247,41 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Cont
 		defer cancel()
 		stop := context.AfterFunc(c.closing, cancel)
 		defer stop()
+		v, err := c.read(lctx, key)
+		var decodeErr *decodeError
+		switch {
+		case err == nil:
+			return v, nil
+		case errors.As(err, &decodeErr):
+			c.log.Warn("tiered: value in Redis does not decode; reloading", "key", key, "err", decodeErr.err)
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
 		return c.load(lctx, key, load)
 	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {
+			var zero V
 			return zero, r.Err
 		}
 		return r.Val.(V), nil
 	case <-ctx.Done():
+		var zero V
 		return zero, fmt.Errorf("tiered: fetch %q: %w", key, ctx.Err())
 	}
+}
+
+// cached answers from the local tier when the subscription is live, and
+// with ErrClosed after Close.
+func (c *Cache[V]) cached(key string) (v V, ok bool, err error) {
+	switch c.state.Load() {
+	case stateLive:
+		v, ok = c.local.Get(key)
+	case stateClosed:
+		err = ErrClosed
+	}
+	return v, ok, err
 }
 
 // decodeError is a Redis value that the Codec rejected.
@@ -317,15 +328,9 @@ func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 }
 
 // load calls the loader for key and writes what it returns, once for all
-// concurrent Fetches of key.
+// concurrent Fetches of key, after their shared read found nothing.
 func (c *Cache[V]) load(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
 	var zero V
-	if c.state.Load() == stateLive {
-		// A load that ended just before this one began may have filled it.
-		if v, ok := c.local.Get(key); ok {
-			return v, nil
-		}
-	}
 	tok := c.local.Token(key)
 	c.stats.loads.Add(1)
 	v, err := load(ctx)

@@ -26,13 +26,13 @@
 //   - Expiry: a value read from Redis lives in the local tier at most
 //     min(LocalTTL, its remaining Redis TTL) less one millisecond, measured
 //     from before the read was sent, so it never outlives its Redis key.
-//   - Stampedes: concurrent reads of one key in one process share one Redis
-//     read and at most one loader call. Each caller stops waiting when its
-//     own ctx ends. The first reader performs the shared read on its own
-//     goroutine, with its own ctx; if it gives up, a reader still waiting
-//     reads again, so no caller fails because another gave up. A load runs
-//     on a goroutine of its own, detached from every caller, under
-//     LoadTimeout.
+//   - Stampedes: concurrent Gets of one key in one process share one Redis
+//     read, and concurrent Fetches one Redis read and at most one loader call.
+//     Each caller stops waiting when its own ctx ends. A Get's shared read
+//     runs on the first caller's goroutine, with its ctx; if that caller gives
+//     up, a caller still waiting reads again, so no caller fails because
+//     another gave up. A Fetch's shared read and load run on a goroutine of
+//     their own, detached from every caller, under LoadTimeout.
 //
 // # Not guaranteed
 //
