@@ -66,7 +66,7 @@ func TestInvalidationReachesOtherInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, in := range []*instance[string]{b, c} {
-		waitFor(t, 2*time.Second, in.name+" sees v2", func() bool {
+		waitFor(t, 10*time.Second, in.name+" sees v2", func() bool {
 			got, err := in.Get(bg, "k")
 			return err == nil && got == "v2"
 		})
@@ -75,7 +75,7 @@ func TestInvalidationReachesOtherInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, in := range []*instance[string]{a, c} {
-		waitFor(t, 2*time.Second, in.name+" sees the delete", func() bool {
+		waitFor(t, 10*time.Second, in.name+" sees the delete", func() bool {
 			_, err := in.Get(bg, "k")
 			return errors.Is(err, tiered.ErrNotFound)
 		})
@@ -94,7 +94,7 @@ func TestOwnMessagesAreIgnored(t *testing.T) {
 	if err := b.Invalidate(bg, "unrelated"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "a applies b's message", func() bool { return a.Stats().Invalidations == 1 })
+	waitFor(t, 10*time.Second, "a applies b's message", func() bool { return a.Stats().Invalidations == 1 })
 	before := a.Stats()
 	if got, err := a.Get(bg, "k"); err != nil || got != "mine" {
 		t.Fatalf("Get = %q, %v", got, err)
@@ -175,7 +175,7 @@ func TestNoStaleFillAcrossInstances(t *testing.T) {
 	if err := a.Set(bg, "k", "new"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "b applies the invalidation", func() bool { return b.Stats().Invalidations == seen+1 })
+	waitFor(t, 10*time.Second, "b applies the invalidation", func() bool { return b.Stats().Invalidations == seen+1 })
 	g.releaseAfter()
 	if got, err := await(t, fill); err != nil || got != "old" {
 		t.Fatalf("the gated Get = %q, %v; want old (read before the write)", got, err)
@@ -333,15 +333,15 @@ func TestLostSubscriptionNeverServesOldValues(t *testing.T) {
 	}()
 
 	for round := range 3 {
-		waitFor(t, 5*time.Second, "b subscribed", b.Subscribed)
+		waitFor(t, 10*time.Second, "b subscribed", b.Subscribed)
 		time.Sleep(50 * time.Millisecond) // let b serve from its local tier
 		breaks := b.Stats().Breaks
 		s.KillPubSub(b.name)
-		waitFor(t, 5*time.Second, fmt.Sprintf("round %d: b notices the lost subscription", round),
+		waitFor(t, 10*time.Second, fmt.Sprintf("round %d: b notices the lost subscription", round),
 			func() bool { return b.Stats().Breaks > breaks })
 		time.Sleep(20 * time.Millisecond) // writes go on while b is down or resubscribing
 	}
-	waitFor(t, 5*time.Second, "b subscribed again", b.Subscribed)
+	waitFor(t, 10*time.Second, "b subscribed again", b.Subscribed)
 	time.Sleep(50 * time.Millisecond)
 	stop.Store(true)
 	wg.Wait()
@@ -349,7 +349,7 @@ func TestLostSubscriptionNeverServesOldValues(t *testing.T) {
 		t.Fatal(f)
 	}
 	final := int(written.Load())
-	waitFor(t, 2*time.Second, "b sees the last write", func() bool {
+	waitFor(t, 10*time.Second, "b sees the last write", func() bool {
 		v, err := b.Get(bg, "n")
 		return err == nil && v == final
 	})
@@ -382,7 +382,7 @@ func TestBypassWhileSubscriptionIsDown(t *testing.T) {
 	}
 
 	p.CutPubSub(true)
-	waitFor(t, 5*time.Second, "b notices the lost subscription", func() bool { return b.Stats().Breaks == 1 })
+	waitFor(t, 10*time.Second, "b notices the lost subscription", func() bool { return b.Stats().Breaks == 1 })
 	if b.Subscribed() {
 		t.Fatal("b reports Subscribed with its subscription cut")
 	}
@@ -403,7 +403,7 @@ func TestBypassWhileSubscriptionIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.CutPubSub(false)
-	waitFor(t, 5*time.Second, "b subscribed again", b.Subscribed)
+	waitFor(t, 10*time.Second, "b subscribed again", b.Subscribed)
 	g.releaseAfter()
 	if got, err := await(t, fill); err != nil || got != "v4" {
 		t.Fatalf("gated Get = %q, %v; want v4", got, err)
@@ -458,11 +458,11 @@ func TestMalformedMessagesAreCountedAndIgnored(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 2*time.Second, "b counts 4 malformed messages", func() bool { return b.Stats().Malformed == 4 })
+	waitFor(t, 10*time.Second, "b counts 4 malformed messages", func() bool { return b.Stats().Malformed == 4 })
 	if err := a.Set(bg, "k", "v2"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "b still applies good messages", func() bool {
+	waitFor(t, 10*time.Second, "b still applies good messages", func() bool {
 		got, _ := b.Get(bg, "k")
 		return got == "v2"
 	})
@@ -493,14 +493,14 @@ func TestInvalidateAndInvalidateAll(t *testing.T) {
 	if err := a.Invalidate(bg, "x"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "b drops x", func() bool { got, _ := b.Get(bg, "x"); return got == "v2" })
+	waitFor(t, 10*time.Second, "b drops x", func() bool { got, _ := b.Get(bg, "x"); return got == "v2" })
 	if got, _ := a.Get(bg, "x"); got != "v2" {
 		t.Fatalf("a Get(x) = %q after its own Invalidate, want v2", got)
 	}
 	if err := a.InvalidateAll(bg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "b drops y", func() bool { got, _ := b.Get(bg, "y"); return got == "v2" })
+	waitFor(t, 10*time.Second, "b drops y", func() bool { got, _ := b.Get(bg, "y"); return got == "v2" })
 }
 
 func TestKeys(t *testing.T) {

@@ -33,7 +33,7 @@ func TestInvalidationOnCluster(t *testing.T) {
 	}
 	// Fill b once every message of those Sets has arrived (they may come in
 	// any order across nodes, so wait on b's counter).
-	waitFor(t, 5*time.Second, "b applies a's 20 messages", func() bool { return b.Stats().Invalidations >= 20 })
+	waitFor(t, 10*time.Second, "b applies a's 20 messages", func() bool { return b.Stats().Invalidations >= 20 })
 	for range 2 { // the first read fills b's local tier, the second hits it
 		for _, k := range keys {
 			if v, err := b.Get(bg, k); err != nil || v != "v1" {
@@ -50,13 +50,13 @@ func TestInvalidationOnCluster(t *testing.T) {
 		}
 	}
 	for _, k := range keys {
-		waitFor(t, 5*time.Second, "b sees v2 of "+k, func() bool { v, _ := b.Get(bg, k); return v == "v2" })
+		waitFor(t, 10*time.Second, "b sees v2 of "+k, func() bool { v, _ := b.Get(bg, k); return v == "v2" })
 	}
 	if err := a.Delete(bg, keys...); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		waitFor(t, 5*time.Second, "b sees the delete of "+k, func() bool {
+		waitFor(t, 10*time.Second, "b sees the delete of "+k, func() bool {
 			_, err := b.Get(bg, k)
 			return err != nil
 		})

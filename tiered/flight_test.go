@@ -38,7 +38,7 @@ func TestFetchStampede(t *testing.T) {
 			errs <- err
 		}()
 	}
-	waitFor(t, 5*time.Second, "the load to start", func() bool { return loads.Load() == 1 })
+	waitFor(t, 10*time.Second, "the load to start", func() bool { return loads.Load() == 1 })
 	time.Sleep(20 * time.Millisecond) // let the others pile up on the flight
 	close(release)
 	wg.Wait()

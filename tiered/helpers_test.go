@@ -49,7 +49,7 @@ func newInstanceAt[V any](t *testing.T, s *redistest.Server, addr, name string, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	waitFor(t, 5*time.Second, name+" subscribed", c.Subscribed)
+	waitFor(t, 10*time.Second, name+" subscribed", c.Subscribed)
 	warmScripts(t, client)
 	return &instance[V]{Cache: c, client: client, name: s.Namespace + "-" + name}
 }
@@ -68,7 +68,7 @@ func barrier[V any](t *testing.T, s *redistest.Server, insts ...*instance[V]) {
 		t.Fatal(err)
 	}
 	for i, in := range insts {
-		waitFor(t, 5*time.Second, in.name+" passes the barrier", func() bool {
+		waitFor(t, 10*time.Second, in.name+" passes the barrier", func() bool {
 			return in.Stats().Invalidations > before[i]
 		})
 	}
@@ -149,7 +149,7 @@ func waitChan(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
