@@ -131,7 +131,7 @@ func TestLeaderCancellationDoesNotFailWaiters(t *testing.T) {
 	if err := a.Set(bg, "k", "v"); err != nil {
 		t.Fatal(err)
 	}
-	barrier(t, s, b)
+	applied(t, 1, b)
 	g := newGate(t, true, false)
 	ctx, cancel := context.WithCancel(bg)
 	leader := async(func() (string, error) { return b.Get(g.ctx(ctx), "k") })

@@ -25,7 +25,7 @@ func TestLocalEntryNeverOutlivesRedisKey(t *testing.T) {
 	if s.Real() {
 		a := newInstance(t, s, "a", tiered.Options[string]{})
 		b := newInstance(t, s, "b", tiered.Options[string]{})
-		autoPurge(t, a.Cache, b.Cache, s.Client, s.Namespace, time.Sleep, func() { barrier(t, s, b) }, false)
+		autoPurge(t, a.Cache, b.Cache, s.Client, s.Namespace, time.Sleep, func() { applied(t, 1, b) }, false)
 		return
 	}
 	synctest.Test(t, func(t *testing.T) {
