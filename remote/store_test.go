@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,8 +153,8 @@ func TestKeysAcrossManyScanPages(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var scans atomic.Int64
-	s.Client.AddHook(countHook{n: &scans, only: "scan"})
+	scans := &redistest.RoundTrips{Only: "scan"}
+	s.Client.AddHook(scans)
 	keys, err := st.Keys(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -163,8 +162,8 @@ func TestKeysAcrossManyScanPages(t *testing.T) {
 	if !slices.Equal(keys, want) {
 		t.Fatalf("Keys returned %d keys, want %d (first %q)", len(keys), n, keys[:min(3, len(keys))])
 	}
-	if s.Real() && scans.Load() < 2 {
-		t.Fatalf("Keys made %d SCAN calls over %d keys with COUNT 10; paging was not exercised", scans.Load(), n)
+	if s.Real() && scans.Count() < 2 {
+		t.Fatalf("Keys made %d SCAN calls over %d keys with COUNT 10; paging was not exercised", scans.Count(), n)
 	}
 }
 
@@ -205,18 +204,18 @@ func TestGetWithTTL(t *testing.T) {
 	if err := st.Set(ctx, "forever", []byte("w"), 0); err != nil {
 		t.Fatal(err)
 	}
-	var calls atomic.Int64
-	s.Client.AddHook(countHook{n: &calls})
+	calls := &redistest.RoundTrips{}
+	s.Client.AddHook(calls)
 	if _, _, err := st.GetWithTTL(ctx, "k"); err != nil { // loads the script on first use
 		t.Fatal(err)
 	}
-	calls.Store(0)
+	calls.Reset()
 	v, ttl, err := st.GetWithTTL(ctx, "k")
 	if err != nil || string(v) != "v" || ttl <= 9*time.Second || ttl > 10*time.Second {
 		t.Fatalf("GetWithTTL = %q, %v, %v; want v, ~10s", v, ttl, err)
 	}
-	if calls.Load() != 1 {
-		t.Fatalf("GetWithTTL took %d round trips, want 1", calls.Load())
+	if calls.Count() != 1 {
+		t.Fatalf("GetWithTTL took %d round trips, want 1", calls.Count())
 	}
 	v, ttl, err = st.GetWithTTL(ctx, "forever")
 	if err != nil || string(v) != "w" || ttl != remote.NoExpiry {
@@ -236,16 +235,16 @@ func TestSetAndPublish(t *testing.T) {
 	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
 		t.Fatal(err)
 	}
-	var calls atomic.Int64
-	s.Client.AddHook(countHook{n: &calls})
+	calls := &redistest.RoundTrips{}
+	s.Client.AddHook(calls)
 	for i, ttl := range []time.Duration{0, 5 * time.Second} {
-		calls.Store(0)
+		calls.Reset()
 		payload := fmt.Sprintf("msg-%d", i)
 		if err := st.SetAndPublish(ctx, "k", []byte(payload), ttl, ch, []byte(payload)); err != nil {
 			t.Fatal(err)
 		}
-		if i > 0 && calls.Load() != 1 { // the first call may load the script
-			t.Fatalf("SetAndPublish took %d round trips, want 1", calls.Load())
+		if i > 0 && calls.Count() != 1 { // the first call may load the script
+			t.Fatalf("SetAndPublish took %d round trips, want 1", calls.Count())
 		}
 		msg := receive(t, sub)
 		if msg.Payload != payload {
@@ -409,29 +408,4 @@ func receive(t *testing.T, sub *redis.PubSub) *redis.Message {
 		t.Fatalf("received %T, want a message", m)
 	}
 	return msg
-}
-
-// countHook counts commands sent one at a time (and pipelines, as one each):
-// each is one round trip. With only set, it counts just that command.
-type countHook struct {
-	n    *atomic.Int64
-	only string
-}
-
-func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.only == "" || cmd.Name() == h.only {
-			h.n.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if h.only == "" {
-			h.n.Add(1)
-		}
-		return next(ctx, cmds)
-	}
 }

@@ -109,8 +109,8 @@ func TestOwnMessagesAreIgnored(t *testing.T) {
 func TestWritesAreOneRoundTripWithTheirMessage(t *testing.T) {
 	s := redistest.New(t)
 	a := newInstance(t, s, "a", tiered.Options[string]{})
-	var trips atomic.Int64
-	a.client.AddHook(countHook{&trips})
+	trips := &redistest.RoundTrips{}
+	a.client.AddHook(trips)
 
 	sub := s.Client.Subscribe(bg, invalidate.Channel(s.Namespace))
 	defer sub.Close()
@@ -131,22 +131,22 @@ func TestWritesAreOneRoundTripWithTheirMessage(t *testing.T) {
 	}
 
 	for _, k := range []string{"k1", "k2", "k3"} {
-		trips.Store(0)
+		trips.Reset()
 		if err := a.Set(bg, k, "v"); err != nil {
 			t.Fatal(err)
 		}
-		if n := trips.Load(); n != 1 {
+		if n := trips.Count(); n != 1 {
 			t.Fatalf("Set took %d round trips, want 1", n)
 		}
 		if msg := next(); len(msg.Keys) != 1 || msg.Keys[0] != k {
 			t.Fatalf("Set(%s) published %+v", k, msg)
 		}
 	}
-	trips.Store(0)
+	trips.Reset()
 	if err := a.Delete(bg, "k1", "k2", "k3"); err != nil {
 		t.Fatal(err)
 	}
-	if n := trips.Load(); n != 1 {
+	if n := trips.Count(); n != 1 {
 		t.Fatalf("Delete took %d round trips, want 1", n)
 	}
 	if msg := next(); strings.Join(msg.Keys, ",") != "k1,k2,k3" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,7 +103,6 @@ type gate struct {
 	atBefore, goBefore    chan struct{}
 	atAfter, goAfter      chan struct{}
 	holdBefore, holdAfter bool
-	reachedB, reachedA    atomic.Bool
 }
 
 // newGate returns a gate; it is released when the test ends, so that a test
@@ -177,18 +175,6 @@ func (gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		return err
 	}
-}
-
-// countHook counts the round trips of a client: each command sent alone and
-// each pipeline is one.
-type countHook struct{ n *atomic.Int64 }
-
-func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
 
 // result runs f in a goroutine and returns a channel with its result.

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,4 +170,42 @@ func namespace(t testing.TB) string {
 	b.WriteByte('-')
 	b.WriteString(hex.EncodeToString(rnd[:]))
 	return b.String()
+}
+
+// RoundTrips is a go-redis hook that counts a client's round trips: each
+// command sent alone is one, and so is each pipeline. With Only set it counts
+// just the commands of that name (pipelines then not at all). Add it with
+// client.AddHook(&rt).
+type RoundTrips struct {
+	Only string
+	n    atomic.Int64
+}
+
+// Count returns the round trips counted so far.
+func (r *RoundTrips) Count() int64 { return r.n.Load() }
+
+// Reset sets the count to zero.
+func (r *RoundTrips) Reset() { r.n.Store(0) }
+
+// DialHook implements redis.Hook.
+func (r *RoundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook implements redis.Hook.
+func (r *RoundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if r.Only == "" || cmd.Name() == r.Only {
+			r.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook implements redis.Hook.
+func (r *RoundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if r.Only == "" {
+			r.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
 }
