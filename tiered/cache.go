@@ -145,9 +145,9 @@ type Cache[V any] struct {
 
 // counters are touched only off the local-hit path.
 type counters struct {
-	remoteHits, misses, bypassed       atomic.Uint64
-	loads, loadErrors, decodeErrors    atomic.Uint64
-	invalidations, ownMessages, breaks atomic.Uint64
+	remoteHits, misses, bypassed    atomic.Uint64
+	loads, loadErrors, decodeErrors atomic.Uint64
+	invalidations, breaks           atomic.Uint64
 }
 
 // New returns a Cache over client. It does not wait for Redis: until the
@@ -178,7 +178,8 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 	}
 	lc, err := local.New[string, V](local.Options{Size: opts.LocalSize, Shards: opts.LocalShards})
 	if err != nil {
-		return nil, fmt.Errorf("tiered: LocalSize or LocalShards: %w", err)
+		// LocalSize was checked above: local.New can only reject the shards.
+		return nil, fmt.Errorf("tiered: LocalShards: %w", err)
 	}
 	c := &Cache[V]{
 		client:      client,
@@ -556,9 +557,7 @@ func (c *Cache[V]) leaveFlight() {
 // goroutine.
 func (c *Cache[V]) onMessage(m invalidate.Message) {
 	if m.Origin == c.origin {
-		// Our own writes settled the local tier themselves (see write).
-		c.stats.ownMessages.Add(1)
-		return
+		return // our own writes settled the local tier themselves (see write)
 	}
 	c.stats.invalidations.Add(1)
 	if m.All {
