@@ -41,16 +41,20 @@ func TestGetHitDoesNotAllocate(t *testing.T) {
 	})
 }
 
-func TestTokenAndRefillDoNotAllocate(t *testing.T) {
+func TestTokenAndRefillAllocations(t *testing.T) {
 	c, _ := newManual[string, int](t, Options{})
 	c.Set("k", 0, 0)
+	if allocs := testing.AllocsPerRun(1000, func() { _ = c.Token("k") }); allocs != 0 {
+		t.Fatalf("Token allocates %v times, want 0", allocs)
+	}
+	// A store publishes a new entry for lock-free readers: the entry, and the
+	// index's node and boxed key. That is the price of hits that take no lock.
 	allocs := testing.AllocsPerRun(1000, func() {
-		// Replacing an existing entry reuses its list element.
 		if !c.SetIf("k", 1, time.Hour, c.Token("k")) {
 			t.Fatal("SetIf failed")
 		}
 	})
-	if allocs != 0 {
-		t.Fatalf("Token+SetIf of a present key allocates %v times, want 0", allocs)
+	if allocs > 3 {
+		t.Fatalf("Token+SetIf of a present key allocates %v times, want at most 3", allocs)
 	}
 }

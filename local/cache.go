@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -86,25 +87,62 @@ type Cache[K comparable, V any] struct {
 	clock  *clock
 }
 
-// entry is what a shard's LRU holds for a key.
+// entry is what a shard holds for a key. value and deadline never change
+// once the entry is published; a new value is a new entry.
 type entry[V any] struct {
 	value    V
 	deadline int64 // on the Cache's clock; the entry is dead once the clock reaches it; 0 = never
+
+	// seq is the shard's seq when the entry was last put at the front of the
+	// LRU order. Written under the shard's mu, read without it.
+	seq atomic.Uint64
 }
 
 // shard is one independently locked part of a Cache.
+//
+// Reads take no lock and write no memory shared with other keys: they look
+// the key up in index (a sync.Map, whose loads do not write), and count in
+// one of several counters picked at random. The LRU order is kept by lru
+// under mu, and a hit moves its entry to the front only when the entry has
+// fallen out of the most recent quarter of the shard (more than window
+// entries were put in front of it since). Recency is therefore exact for
+// shards of fewer than 4 entries and exact up to that quarter otherwise.
 type shard[K comparable, V any] struct {
-	mu  sync.Mutex
-	lru *simplelru.LRU[K, entry[V]] // guarded by mu
+	// Read by every Get: kept off the cache lines that hits write.
+	index  sync.Map      // K -> *entry[V]: what lru holds, written under mu, read without it
+	seq    atomic.Uint64 // advanced under mu each time an entry is put at the front
+	window uint64        // set by New: capacity / 4
+	_      [64]byte
 
-	hits, misses, evictions, expirations uint64 // guarded by mu
+	hits, misses counter // read path: no lock; each cell on its own cache line
+
+	mu                     sync.Mutex
+	lru                    *simplelru.LRU[K, *entry[V]] // guarded by mu
+	evictions, expirations uint64                       // guarded by mu
 
 	// gens are the generation counters of the shard's stripes. Each is
 	// modified only with mu held, so an operation holding mu sees it stay
 	// put between its check and its store; Token reads it without mu.
 	gens [stripes]atomic.Uint64
 
-	_ [64]byte // keeps the next shard's mu and counters off this shard's cache lines
+	_ [64]byte // keeps the next shard's fields off this shard's cache lines
+}
+
+// counter is split over padded cells, so that goroutines on different cores
+// rarely add to the same cache line.
+type counter [8]struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+func (st *counter) add() { st[rand.Uint32()%uint32(len(st))].n.Add(1) }
+
+func (st *counter) load() uint64 {
+	var n uint64
+	for i := range st {
+		n += st[i].n.Load()
+	}
+	return n
 }
 
 // New returns an empty Cache configured by opts, or an error naming the
@@ -137,11 +175,12 @@ func newCache[K comparable, V any](size, shards int, clk *clock) *Cache[K, V] {
 		if i < size%shards {
 			n++
 		}
-		lru, err := simplelru.NewLRU[K, entry[V]](n, nil)
+		lru, err := simplelru.NewLRU(n, func(k K, e *entry[V]) { s.index.CompareAndDelete(k, e) })
 		if err != nil {
 			panic("local: " + err.Error()) // n >= 1 since shards <= size
 		}
 		s.lru = lru
+		s.window = uint64(n / 4)
 		// Generations start at 1 so that the zero Token is never current.
 		for j := range s.gens {
 			s.gens[j].Store(1)
@@ -166,24 +205,44 @@ func (c *Cache[K, V]) locate(key K) (*shard[K, V], *atomic.Uint64) {
 
 // Get returns the value stored under key and true, or the zero V and false
 // if there is none or it has expired (an expired entry is removed). A hit
-// makes key the most recently used of its shard. It does not allocate.
+// takes no lock and does not allocate; it makes key the most recently used
+// of its shard when key has fallen out of the shard's most recent quarter.
 func (c *Cache[K, V]) Get(key K) (V, bool) {
 	s := c.shard(key)
-	s.mu.Lock()
-	e, ok := s.lru.Get(key)
-	if ok {
+	if p, ok := s.index.Load(key); ok {
+		e := p.(*entry[V])
 		if e.deadline == 0 || e.deadline > c.clock.read() {
-			s.hits++
-			s.mu.Unlock()
+			if s.seq.Load()-e.seq.Load() > s.window {
+				s.promote(key, e)
+			}
+			s.hits.add()
 			return e.value, true
 		}
+		s.expire(key, e)
+	}
+	s.misses.add()
+	var zero V
+	return zero, false
+}
+
+// promote moves key to the front of the LRU order, if e is still its entry.
+func (s *shard[K, V]) promote(key K, e *entry[V]) {
+	s.mu.Lock()
+	if cur, ok := s.lru.Peek(key); ok && cur == e {
+		s.lru.Get(key)
+		e.seq.Store(s.seq.Add(1))
+	}
+	s.mu.Unlock()
+}
+
+// expire removes e, found expired under key, if it is still key's entry.
+func (s *shard[K, V]) expire(key K, e *entry[V]) {
+	s.mu.Lock()
+	if cur, ok := s.lru.Peek(key); ok && cur == e {
 		s.lru.Remove(key)
 		s.expirations++
 	}
-	s.misses++
 	s.mu.Unlock()
-	var zero V
-	return zero, false
 }
 
 // Set stores value under key, unconditionally, for ttl from now (expiring
@@ -195,11 +254,11 @@ func (c *Cache[K, V]) Set(key K, value V, ttl time.Duration) {
 	s := c.shard(key)
 	s.mu.Lock()
 	if ttl <= 0 {
-		s.add(key, entry[V]{value: value})
+		s.add(key, &entry[V]{value: value})
 	} else {
 		now := c.clock.read()
 		if d, ok := deadline(now, ttl, now); ok {
-			s.add(key, entry[V]{value: value, deadline: d})
+			s.add(key, &entry[V]{value: value, deadline: d})
 		} else {
 			s.lru.Remove(key)
 		}
@@ -236,9 +295,9 @@ func (c *Cache[K, V]) Stats() Stats {
 	var st Stats
 	for i := range c.shards {
 		s := &c.shards[i]
+		st.Hits += s.hits.load()
+		st.Misses += s.misses.load()
 		s.mu.Lock()
-		st.Hits += s.hits
-		st.Misses += s.misses
 		st.Evictions += s.evictions
 		st.Expirations += s.expirations
 		s.mu.Unlock()
@@ -258,11 +317,14 @@ func (c *Cache[K, V]) Close() {
 	c.clock.close()
 }
 
-// add stores e under key and counts an eviction. s.mu must be held.
-func (s *shard[K, V]) add(key K, e entry[V]) {
+// add stores e under key, at the front of the LRU order, and counts an
+// eviction. s.mu must be held.
+func (s *shard[K, V]) add(key K, e *entry[V]) {
+	e.seq.Store(s.seq.Add(1))
 	if s.lru.Add(key, e) {
 		s.evictions++
 	}
+	s.index.Store(key, e)
 }
 
 // deadline returns the clock time at which an entry living ttl from at

@@ -6,9 +6,17 @@
 //
 // A Cache is safe for concurrent use. It is split into shards by key hash,
 // each with its own mutex and its own LRU (hashicorp/golang-lru's simplelru),
-// so recency and eviction are exact within a shard, and the capacity, Size,
-// is divided among the shards. A hit (Get) hashes the key, locks one shard,
-// and does not allocate.
+// and the capacity, Size, is divided among the shards.
+//
+// A hit (Get) takes no lock, does not allocate and writes no memory that a
+// hit on another key reads: it finds the key in a lock-free index beside the
+// LRU and counts itself in a counter split over cache lines. So hits from
+// many cores scale. The price is on two sides. A store allocates the entry
+// it publishes. And recency is exact only up to the most recent quarter of
+// a shard: a hit moves its entry to the front of the LRU order only once
+// the entry has fallen out of that quarter. Within the quarter, the order
+// is that of the entries' last moves. Shards of fewer than 4 entries keep
+// exact LRU order.
 //
 // # Expiry
 //

@@ -82,3 +82,22 @@ func TestTotalCapacityIsSize(t *testing.T) {
 		})
 	}
 }
+
+// A hit moves an entry that fell out of its shard's most recent quarter to
+// the front, so it outlives entries that were not read.
+func TestHitOutsideRecentQuarterProtectsFromEviction(t *testing.T) {
+	c, _ := newManual[string, int](t, Options{Size: 8, Shards: 1}) // window 2
+	for i := range 8 {
+		c.Set(fmt.Sprint("k", i), i, 0)
+	}
+	if _, ok := c.Get("k0"); !ok { // 7 entries went in front of k0: it moves
+		t.Fatal("k0 missing")
+	}
+	c.Set("k8", 8, 0) // evicts the least recent: k1, not k0
+	if _, ok := c.Get("k0"); !ok {
+		t.Fatal("k0 was evicted although it was read after falling out of the recent quarter")
+	}
+	if _, ok := c.Get("k1"); ok {
+		t.Fatal("k1, never read, outlived k0's promotion")
+	}
+}

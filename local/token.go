@@ -58,7 +58,7 @@ func (c *Cache[K, V]) SetIf(key K, value V, ttl time.Duration, t Token) bool {
 	if !ok {
 		return false
 	}
-	s.add(key, entry[V]{value: value, deadline: d})
+	s.add(key, &entry[V]{value: value, deadline: d})
 	return true
 }
 
@@ -84,7 +84,7 @@ func (c *Cache[K, V]) Commit(key K, value V, ttl time.Duration, t Token) bool {
 	stored := false
 	if gen.Load() == t.gen {
 		if d, ok := deadline(t.at, ttl, c.clock.read()); ok {
-			s.add(key, entry[V]{value: value, deadline: d})
+			s.add(key, &entry[V]{value: value, deadline: d})
 			stored = true
 		}
 	}
