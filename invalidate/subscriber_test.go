@@ -224,7 +224,10 @@ func TestSubscriberResubscribesAfterKill(t *testing.T) {
 	r.noState(t, 50*time.Millisecond)
 }
 
-func TestSubscriberHealthCheck(t *testing.T) {
+// subscribeViaProxy starts a Subscriber with health check hc whose client
+// reaches the server through a proxy, and waits for Subscribed.
+func subscribeViaProxy(t *testing.T, hc time.Duration) (*redistest.Server, string, *redistest.Proxy, *recorder) {
+	t.Helper()
 	s := redistest.New(t)
 	ch := Channel(s.Namespace)
 	p := redistest.NewProxy(t, s.Addr)
@@ -232,10 +235,15 @@ func TestSubscriberHealthCheck(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	r := newRecorder()
 	opts := r.options(ch)
-	const hc = 50 * time.Millisecond
 	opts.HealthCheck = hc
 	start(t, client, opts)
 	r.nextState(t, Subscribed, wait)
+	return s, ch, p, r
+}
+
+func TestSubscriberHealthCheck(t *testing.T) {
+	const hc = 50 * time.Millisecond
+	s, ch, p, r := subscribeViaProxy(t, hc)
 
 	// Idle but healthy: the PINGs are answered, nothing breaks.
 	r.noState(t, 10*hc)
@@ -429,17 +437,8 @@ func TestSubscribeValidatesOptions(t *testing.T) {
 // of a reply has consumed its first part, and reads the rest as a reply of
 // its own; "+b\r\n" would pass for a PONG.)
 func TestSubscriberReplySplitAcrossHealthCheck(t *testing.T) {
-	s := redistest.New(t)
-	ch := Channel(s.Namespace)
-	p := redistest.NewProxy(t, s.Addr)
-	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
-	t.Cleanup(func() { _ = client.Close() })
-	r := newRecorder()
-	opts := r.options(ch)
 	const hc = 50 * time.Millisecond
-	opts.HealthCheck = hc
-	start(t, client, opts)
-	r.nextState(t, Subscribed, wait)
+	s, ch, p, r := subscribeViaProxy(t, hc)
 
 	for i := range 5 {
 		want := Message{Keys: []string{fmt.Sprintf("split%d-a+b", i)}}

@@ -60,17 +60,23 @@ func BenchmarkGetHitParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkSimpleLRUMutexGet is the floor GetHit is measured against: a bare
-// simplelru.LRU behind one sync.Mutex, on the same keys.
-func BenchmarkSimpleLRUMutexGet(b *testing.B) {
+// newBareLRU returns a simplelru.LRU of DefaultSize holding benchKeys.
+func newBareLRU(b *testing.B) *simplelru.LRU[string, int] {
 	lru, err := simplelru.NewLRU[string, int](DefaultSize, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var mu sync.Mutex
 	for i, k := range benchKeys {
 		lru.Add(k, i)
 	}
+	return lru
+}
+
+// BenchmarkSimpleLRUMutexGet is the floor GetHit is measured against: a bare
+// simplelru.LRU behind one sync.Mutex, on the same keys.
+func BenchmarkSimpleLRUMutexGet(b *testing.B) {
+	lru := newBareLRU(b)
+	var mu sync.Mutex
 	mask := len(benchKeys) - 1
 	b.ReportAllocs()
 	i := 0
@@ -122,14 +128,8 @@ func BenchmarkZipfMix(b *testing.B) {
 // BenchmarkSimpleLRUMutexGetParallel is BenchmarkGetHitParallel's floor: the
 // bare simplelru.LRU behind one sync.Mutex, from every P.
 func BenchmarkSimpleLRUMutexGetParallel(b *testing.B) {
-	lru, err := simplelru.NewLRU[string, int](DefaultSize, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	lru := newBareLRU(b)
 	var mu sync.Mutex
-	for i, k := range benchKeys {
-		lru.Add(k, i)
-	}
 	mask := len(benchKeys) - 1
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
