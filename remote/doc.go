@@ -3,24 +3,42 @@
 //
 // A key k in namespace ns lives at the Redis key "ns:k" and holds exactly the
 // bytes given, so other programs can read it. The default namespace is
-// "cache". Keys may contain ':' themselves.
+// "cache". Keys may contain ':' themselves; namespaces may not, so that no
+// two namespaces share a Redis key (namespace "a" with key "b:x" and
+// namespace "a:b" with key "x" would). A namespace is 1 to 128 bytes of ASCII
+// letters, digits, '-', '_' and '.', and not "tiercache", the prefix of the
+// library's own keys and channels: see CheckNamespace, which
+// Options.Validate and New apply.
 //
 // TTLs are written in milliseconds (SET … PX): a TTL of 0 means no expiry, a
 // positive TTL is sent in whole milliseconds (a fraction of a millisecond is
 // dropped, so a key never lives longer than asked), and a negative TTL or a
 // positive one under a millisecond is an error. Nothing is ever rounded up.
 //
-// Keys lists a namespace with SCAN and a MATCH pattern in which the
-// namespace's glob characters are escaped, never with KEYS; on a Cluster it
-// scans every master.
+// Keys lists a namespace with SCAN and a MATCH pattern, never with KEYS; on a
+// Cluster it scans every master.
 //
+// Every method returns within its ctx: when the ctx's deadline passes or it
+// is cancelled, the call returns an error wrapping ctx.Err(), whatever the
+// client's options (go-redis ignores a ctx's deadline unless the client sets
+// ContextTimeoutEnabled). A write whose call returned a ctx error may still
+// be applied; see Store.EnforcesDeadlines for what is left behind.
+//
+// GetWithTTL only reads, and answers while the server holds writes back
+// (CLIENT PAUSE WRITE, as during a failover).
+//
+// Every error of a Store method is an *Error naming the operation, the
+// namespace and the keys: `remote: get "1" in namespace "cache": not found`.
 // A missing key is ErrNotFound (compare with errors.Is); redis.Nil never
-// reaches a caller. Every other error names the operation and the key.
+// reaches a caller.
 //
 // The store takes a redis.UniversalClient, so a single node, Sentinel and
 // Cluster all work. On a Cluster, commands that touch several keys are split
 // by hash slot: each slot's part is atomic on its own, not the whole call.
+// The Store recognises a Cluster by its type, *redis.ClusterClient, and a
+// *redis.Ring would lose invalidations: CheckClient refuses both a Ring and
+// any wrapper type, and the tiered package calls it.
 //
-// A Store holds no state besides its client and is safe for concurrent use.
-// It never closes the client it was given.
+// A Store holds no state besides its client and its options, and is safe for
+// concurrent use. It never closes the client it was given.
 package remote

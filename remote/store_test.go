@@ -115,11 +115,14 @@ func TestDefaultNamespaceAndLayout(t *testing.T) {
 	}
 }
 
-func TestGlobCharactersInNamespace(t *testing.T) {
+// Namespaces that start alike, or differ only by the punctuation a
+// namespace may hold, list only their own keys. Glob characters cannot be
+// in a namespace at all (see TestCheckNamespace).
+func TestNeighbourNamespaces(t *testing.T) {
 	ctx := context.Background()
 	s := redistest.New(t)
 	base := s.Namespace + "-"
-	names := []string{"a*", "ab", "a?", "a[b]", `a\`, "a", "a[", "ac"}
+	names := []string{"a", "ab", "a.b", "a-b", "a_b", "a.", "a..", "A"}
 	stores := map[string]*remote.Store{}
 	for _, n := range names {
 		st := remote.New(s.Client, remote.Options{Namespace: base + n})
@@ -135,6 +138,11 @@ func TestGlobCharactersInNamespace(t *testing.T) {
 		}
 		if !slices.Equal(keys, []string{"k-" + n}) {
 			t.Errorf("namespace %q lists %q, want only its own key", n, keys)
+		}
+	}
+	for _, n := range []string{"a*", "a?", "a[b]", `a\`, "a:b"} {
+		if err := (remote.Options{Namespace: base + n}).Validate(); err == nil {
+			t.Errorf("namespace %q accepted", base+n)
 		}
 	}
 }
@@ -336,6 +344,65 @@ func TestDeleteMany(t *testing.T) {
 	}
 }
 
+func TestSetIfAbsent(t *testing.T) {
+	ctx := context.Background()
+	st, s := newStore(t)
+	if err := s.Client.Ping(ctx).Err(); err != nil { // open the connection first
+		t.Fatal(err)
+	}
+	calls := &redistest.RoundTrips{}
+	s.Client.AddHook(calls)
+	stored, err := st.SetIfAbsent(ctx, "k", []byte("loaded"), 5*time.Second)
+	if err != nil || !stored {
+		t.Fatalf("SetIfAbsent on an absent key = %v, %v; want true, nil", stored, err)
+	}
+	if calls.Count() != 1 {
+		t.Fatalf("SetIfAbsent took %d round trips, want 1", calls.Count())
+	}
+	if got, _ := st.Get(ctx, "k"); string(got) != "loaded" {
+		t.Fatalf("value = %q, want loaded", got)
+	}
+	if pttl := s.Client.PTTL(ctx, st.RedisKey("k")).Val(); pttl <= 4*time.Second || pttl > 5*time.Second {
+		t.Fatalf("ttl 5s gave PTTL %v", pttl)
+	}
+
+	// A newer write is there: the loaded value does not replace it, nor its TTL.
+	if err := st.Set(ctx, "k", []byte("newer"), 0); err != nil {
+		t.Fatal(err)
+	}
+	stored, err = st.SetIfAbsent(ctx, "k", []byte("stale"), time.Second)
+	if err != nil || stored {
+		t.Fatalf("SetIfAbsent on a present key = %v, %v; want false, nil", stored, err)
+	}
+	if got, _ := st.Get(ctx, "k"); string(got) != "newer" {
+		t.Fatalf("SetIfAbsent overwrote the value: %q", got)
+	}
+	if pttl := s.Client.PTTL(ctx, st.RedisKey("k")).Val(); pttl >= 0 {
+		t.Fatalf("SetIfAbsent changed the TTL: PTTL %v", pttl)
+	}
+
+	// TTL 0: no expiry. Nothing is published.
+	sub := s.Client.Subscribe(ctx, "ch:"+s.Namespace)
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := st.SetIfAbsent(ctx, "forever", []byte("v"), 0); err != nil || !stored {
+		t.Fatalf("SetIfAbsent(ttl 0) = %v, %v", stored, err)
+	}
+	if pttl := s.Client.PTTL(ctx, st.RedisKey("forever")).Val(); pttl >= 0 {
+		t.Fatalf("ttl 0 set an expiry: PTTL %v", pttl)
+	}
+	for _, bad := range []time.Duration{-time.Millisecond, 500 * time.Microsecond} {
+		if stored, err := st.SetIfAbsent(ctx, "bad", []byte("v"), bad); err == nil || stored || !strings.Contains(err.Error(), "ttl") {
+			t.Errorf("SetIfAbsent with ttl %v = %v, %v; want a ttl error", bad, stored, err)
+		}
+	}
+	if n := s.Client.Exists(ctx, st.RedisKey("bad")).Val(); n != 0 {
+		t.Fatal("a rejected SetIfAbsent wrote its key")
+	}
+}
+
 func TestCancelledContext(t *testing.T) {
 	st, _ := newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -345,6 +412,11 @@ func TestCancelledContext(t *testing.T) {
 		"Set":    st.Set(ctx, "k", []byte("v"), 0),
 		"Delete": st.Delete(ctx, "k"),
 		"Keys":   func() error { _, err := st.Keys(ctx); return err }(),
+
+		"GetWithTTL":       func() error { _, _, err := st.GetWithTTL(ctx, "k"); return err }(),
+		"SetIfAbsent":      func() error { _, err := st.SetIfAbsent(ctx, "k", []byte("v"), 0); return err }(),
+		"SetAndPublish":    st.SetAndPublish(ctx, "k", []byte("v"), 0, "ch", nil),
+		"DeleteAndPublish": st.DeleteAndPublish(ctx, "ch", func([]string) []byte { return nil }, "k"),
 	}
 	for op, err := range checks {
 		if !errors.Is(err, context.Canceled) {

@@ -1,0 +1,142 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// EnforcesDeadlines reports whether the Store's client bounds each command
+// by its ctx's deadline itself: a *redis.Client or *redis.ClusterClient
+// whose Options().ContextTimeoutEnabled is true. Any other client (by
+// default go-redis replaces a command's ctx with context.Background) has
+// its deadlines and cancellations enforced by the Store instead.
+//
+// Either way a Store call returns when its ctx ends. What differs is what
+// is left behind when it returns a ctx error:
+//
+//   - true, and the ctx had a deadline: the call ran on the caller's
+//     goroutine and go-redis gave up on the command when it returned.
+//   - otherwise: the call ran its Redis work on a goroutine of its own,
+//     which the Store abandoned. That work goes on in the background, up to
+//     the client's own timeouts (DialTimeout, WriteTimeout, ReadTimeout,
+//     and its retries), and its result is dropped.
+//
+// In both cases a write whose call returned a ctx error may have been
+// applied, and may still be applied later: a server that received the
+// command runs it whatever became of the caller, and an abandoned call may
+// not even have sent it yet. A caller that caches what it wrote must treat
+// such a key as unknown, not as holding either value.
+//
+// A ctx that is cancelled before its deadline is honoured at once except on
+// the inline path (true, with a deadline), where go-redis notices the
+// cancellation only while it waits for a connection or between retries, and
+// otherwise at the deadline.
+func (s *Store) EnforcesDeadlines() bool { return s.enforcesDeadlines }
+
+// clientEnforcesDeadlines reports whether go-redis applies a ctx's deadline
+// to c's socket reads and writes (see baseClient.context in go-redis).
+func clientEnforcesDeadlines(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c != nil && c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c != nil && c.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
+// result carries op's outcome from the goroutine of call to its caller.
+type result[Out any] struct {
+	out      Out
+	err      error
+	panicked bool
+	panicVal any
+}
+
+// call runs op(s, ctx, in) and returns its result, or ctx's error once ctx
+// ends, whichever comes first. Every Store method goes through it.
+//
+// op runs on the caller's goroutine when ctx can never end (Done is nil),
+// or when the client enforces ctx's deadline itself; that is the hot path
+// of a cache miss, and it costs nothing over calling op. Otherwise op runs
+// on a goroutine of its own and call waits for it or for ctx; when ctx
+// wins, op is abandoned: it goes on, and its result is dropped.
+//
+// op is a method expression and its arguments travel in in, rather than in
+// a closure: a closure handed to a goroutine escapes, and would cost every
+// call an allocation, the inline ones too.
+//
+// A panic in op (a go-redis hook, say) on the goroutine is re-raised on the
+// caller's goroutine if the caller still waits, and on op's goroutine
+// otherwise, where nothing can recover it.
+func call[In, Out any](ctx context.Context, s *Store, in In, op func(*Store, context.Context, In) (Out, error)) (Out, error) {
+	done := ctx.Done()
+	if done == nil {
+		return op(s, ctx, in)
+	}
+	if err := ctx.Err(); err != nil { // send nothing for a ctx already ended
+		var zero Out
+		return zero, err
+	}
+	if s.enforcesDeadlines {
+		if _, ok := ctx.Deadline(); ok {
+			out, err := op(s, ctx, in)
+			return out, withCtxErr(ctx, err)
+		}
+	}
+	// Unbuffered: a result is handed over only to a caller that takes it,
+	// so op's goroutine knows whether anyone will re-raise its panic.
+	ch := make(chan result[Out])
+	go func() {
+		r := result[Out]{panicked: true}
+		defer func() {
+			if r.panicked {
+				r.panicVal = recover()
+			}
+			select {
+			case ch <- r:
+			case <-done:
+				if r.panicked {
+					panic(r.panicVal)
+				}
+			}
+		}()
+		r.out, r.err = op(s, ctx, in)
+		r.panicked = false
+	}()
+	select {
+	case r := <-ch:
+		if r.panicked {
+			panic(r.panicVal)
+		}
+		return r.out, r.err
+	case <-done:
+		var zero Out
+		return zero, ctx.Err()
+	}
+}
+
+// withCtxErr makes the error of a command that go-redis cut short at ctx's
+// deadline (a socket timeout, which is not a context error) wrap ctx's
+// error too, so that errors.Is(err, context.DeadlineExceeded) holds.
+func withCtxErr(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return err
+	}
+	cerr := ctx.Err()
+	if cerr == nil {
+		// The socket's deadline and ctx's timer fire at the same instant;
+		// the read may return before the timer has marked ctx done.
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			cerr = context.DeadlineExceeded
+		}
+	}
+	if cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", cerr, err)
+}
