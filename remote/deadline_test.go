@@ -26,8 +26,9 @@ func TestDeadlineUnderPauseAll(t *testing.T) {
 		{"ContextTimeoutEnabled, calls inline", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startOwnServer(t)
-			client := srv.Client(func(o *redis.Options) { o.ContextTimeoutEnabled = tc.enforces })
+			srv := redistest.NewReal(t)
+			client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: tc.enforces})
+			t.Cleanup(func() { _ = client.Close() })
 			st := remote.New(client, remote.Options{Namespace: "deadline"})
 			if st.EnforcesDeadlines() != tc.enforces {
 				t.Fatalf("EnforcesDeadlines() = %v, want %v", st.EnforcesDeadlines(), tc.enforces)
@@ -41,7 +42,7 @@ func TestDeadlineUnderPauseAll(t *testing.T) {
 				deadline = 200 * time.Millisecond
 				slack    = 100 * time.Millisecond
 			)
-			srv.Pause(pause, "ALL")
+			srv.Pause("ALL", pause)
 			paused := time.Now()
 			ops := []struct {
 				name string

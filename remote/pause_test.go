@@ -15,8 +15,8 @@ import (
 // Reads go on while writes are paused (CLIENT PAUSE WRITE, as a failover
 // does): GetWithTTL answers at once, writes wait.
 func TestGetWithTTLAnswersDuringWritePause(t *testing.T) {
-	srv := startOwnServer(t)
-	st := remote.New(srv.Client(nil), remote.Options{Namespace: "pause"})
+	srv := redistest.NewReal(t)
+	st := remote.New(srv.Client, remote.Options{Namespace: "pause"})
 	bg := context.Background()
 	if err := st.Set(bg, "k", []byte("v"), time.Minute); err != nil {
 		t.Fatal(err)
@@ -24,7 +24,7 @@ func TestGetWithTTLAnswersDuringWritePause(t *testing.T) {
 	if _, _, err := st.GetWithTTL(bg, "k"); err != nil { // warm up: connection, any script
 		t.Fatal(err)
 	}
-	srv.Pause(2000*time.Millisecond, "WRITE")
+	srv.Pause("WRITE", 2000*time.Millisecond)
 	paused := time.Now()
 
 	ctx, cancel := context.WithTimeout(bg, 200*time.Millisecond)

@@ -49,22 +49,19 @@ func NewCluster(t testing.TB) *Cluster {
 	dir := t.TempDir()
 	for range 3 {
 		port := freePort(t)
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		cmd := exec.Command("redis-server",
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		cmd := startRedis(t, dir, port,
 			"--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(port)+".conf"),
-			"--save", "", "--appendonly", "no", "--dir", dir,
-			"--logfile", filepath.Join(dir, strconv.Itoa(port)+".log"))
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("redistest: start redis-server for a cluster: %v", err)
+			"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(port)+".conf"))
+		if cmd == nil {
+			return nil
 		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		c.Addrs = append(c.Addrs, addr)
+		t.Cleanup(func() { stopRedis(cmd) })
+		c.Addrs = append(c.Addrs, "127.0.0.1:"+strconv.Itoa(port))
 	}
 	for _, addr := range c.Addrs {
-		waitPing(t, addr)
+		if !waitPing(t, addr) {
+			return nil
+		}
 	}
 	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", "0", "--cluster-yes")
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
@@ -107,7 +104,36 @@ func (c *Cluster) waitFormed() {
 	}
 }
 
-func waitPing(t testing.TB, addr string) {
+// startRedis starts a redis-server on 127.0.0.1:port that keeps nothing on
+// disk (no RDB, no AOF), logs to dir/<port>.log and dies with the test
+// process, with args appended to its command line. It does not wait for the
+// server to answer (see waitPing). A binary that does not start fails t, and
+// startRedis then returns nil.
+func startRedis(t testing.TB, dir string, port int, args ...string) *exec.Cmd {
+	t.Helper()
+	p := strconv.Itoa(port)
+	cmd := exec.Command("redis-server", append([]string{
+		"--port", p, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir,
+		"--logfile", filepath.Join(dir, p+".log"),
+	}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redistest: start redis-server on port %d: %v", port, err)
+		return nil
+	}
+	return cmd
+}
+
+// stopRedis kills a server that startRedis started and waits for it to exit.
+func stopRedis(cmd *exec.Cmd) {
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+// waitPing waits up to 10s for the server at addr to answer PING. If it does
+// not, it fails t and reports false.
+func waitPing(t testing.TB, addr string) bool {
 	t.Helper()
 	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer cl.Close()
@@ -115,9 +141,11 @@ func waitPing(t testing.TB, addr string) {
 	for cl.Ping(context.Background()).Err() != nil {
 		if time.Now().After(deadline) {
 			t.Fatalf("redistest: redis-server at %s did not start", addr)
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }
 
 // freePort returns a loopback port that is free, and whose cluster bus port
@@ -130,7 +158,7 @@ func freePort(t testing.TB) int {
 			return port
 		}
 	}
-	t.Fatal("redistest: no free port pair for a cluster node")
+	t.Fatal("redistest: no free loopback port (and cluster bus port) for a redis-server")
 	return 0
 }
 

@@ -6,10 +6,17 @@
 // that starts with it); the cleanup deletes exactly those keys with SCAN and
 // never flushes the server. When REDIS_ADDR is set and the server does not
 // answer, the test fails: a missing server is never a skip.
+//
+// A test that breaks its server (restarts it, pauses its clients, kills
+// their connections, changes its configuration) asks for one of its own with
+// NewOwn: with REDIS_ADDR set that is a redis-server the test starts on a
+// free loopback port. The methods that break a server (Restart, Pause,
+// KillPubSub, KillPubSubIfAny, ConfigSet) fail the test when called on a
+// server it does not own, that is the shared one at REDIS_ADDR, which other
+// tests and programs are using.
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -38,7 +45,9 @@ type Server struct {
 	// Client is a client for the test, closed when the test ends.
 	Client *redis.Client
 
-	t testing.TB
+	t     testing.TB
+	owned bool        // the test started the server: see Owned
+	proc  *ownProcess // the redis-server NewOwn started; nil otherwise
 }
 
 // New returns the server for t. Cleanup (closing clients, deleting the
@@ -61,6 +70,7 @@ func New(t testing.TB) *Server {
 	} else {
 		s.Mini = miniredis.RunT(t)
 		s.Addr = s.Mini.Addr()
+		s.owned = true
 	}
 	s.Client = s.NewClient("")
 	return s
@@ -68,6 +78,11 @@ func New(t testing.TB) *Server {
 
 // Real reports whether the test runs against a real server.
 func (s *Server) Real() bool { return s.Mini == nil }
+
+// Owned reports whether the test started the server itself, so that it may
+// break it: true for the embedded server and for a redis-server that NewOwn
+// started, false for the shared server at REDIS_ADDR.
+func (s *Server) Owned() bool { return s.owned }
 
 // NewClient returns another client of the server, closed when the test ends.
 // A non-empty name is set with CLIENT SETNAME on each of its connections, so
@@ -86,46 +101,6 @@ func (s *Server) Advance(d time.Duration) {
 		return
 	}
 	time.Sleep(d)
-}
-
-// KillPubSub drops the pub/sub connections of the clients named name. On the
-// embedded server, which cannot kill one client, it drops every connection by
-// restarting the server (its data is kept).
-func (s *Server) KillPubSub(name string) {
-	s.t.Helper()
-	if s.Mini != nil {
-		s.Mini.Close()
-		if err := s.Mini.Restart(); err != nil {
-			s.t.Fatalf("redistest: restart embedded server: %v", err)
-		}
-		return
-	}
-	ctx := context.Background()
-	list, err := s.Client.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
-	if err != nil {
-		s.t.Fatalf("redistest: CLIENT LIST: %v", err)
-	}
-	killed := 0
-	sc := bufio.NewScanner(strings.NewReader(list))
-	for sc.Scan() {
-		var id, cname string
-		for _, f := range strings.Fields(sc.Text()) {
-			if v, ok := strings.CutPrefix(f, "id="); ok {
-				id = v
-			} else if v, ok := strings.CutPrefix(f, "name="); ok {
-				cname = v
-			}
-		}
-		if cname == name && id != "" {
-			if err := s.Client.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
-				s.t.Fatalf("redistest: CLIENT KILL ID %s: %v", id, err)
-			}
-			killed++
-		}
-	}
-	if killed == 0 {
-		s.t.Fatalf("redistest: no pub/sub connection named %q", name)
-	}
 }
 
 // deleteNamespace removes every key that starts with the test's namespace.

@@ -61,6 +61,7 @@ type fatalRecorder struct {
 }
 
 func (r *fatalRecorder) Fatalf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
+func (r *fatalRecorder) Fatal(args ...any)                 { r.failed = fmt.Sprint(args...) }
 
 func TestUnreachableServerFails(t *testing.T) {
 	t.Setenv(EnvAddr, "127.0.0.1:1") // nothing listens on port 1
