@@ -55,7 +55,7 @@ func ExampleSubscribe() {
 			if st == invalidate.Subscribed {
 				subscribed <- struct{}{}
 			}
-			// On Broken, a cache would purge its local tier here.
+			// On Broken or Gap, a cache would purge its local tier here.
 		},
 	})
 	if err != nil {

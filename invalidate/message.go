@@ -64,6 +64,13 @@ const (
 // exactly one encoding, Decode accepts nothing else, and a decoded message
 // re-encodes to the very bytes it came from. A later version changes byte 0;
 // Decode rejects versions it does not know.
+//
+// Across a rolling upgrade: a Subscriber treats a version it does not know
+// as a gap ([Gap]; its owner purges its local tier), which is correct but
+// costs a purge per message. So a change of format ships in two releases:
+// first one that decodes both versions while still writing the old one, then
+// one that writes the new one (deployed once no instance runs a release
+// older than the first).
 func (m Message) Append(dst []byte) []byte {
 	var flags byte
 	keys := m.Keys

@@ -26,7 +26,7 @@ func TestNewOriginIsRandom(t *testing.T) {
 }
 
 func TestStateString(t *testing.T) {
-	for st, want := range map[State]string{Subscribed: "Subscribed", Broken: "Broken", 0: "State(0)", 7: "State(7)"} {
+	for st, want := range map[State]string{Subscribed: "Subscribed", Broken: "Broken", Gap: "Gap", 0: "State(0)", 7: "State(7)"} {
 		if got := st.String(); got != want {
 			t.Errorf("State(%d).String() = %q, want %q", int(st), got, want)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,20 +19,29 @@ type State int
 
 const (
 	// Subscribed means the server confirmed the subscription: every message
-	// published from now on will be delivered (until Broken).
+	// published from now on will be delivered, or reported as a Gap if it
+	// cannot be decoded (until Broken).
 	Subscribed State = iota + 1
 	// Broken means the connection was lost or the health check failed:
 	// messages may have been lost since the last Subscribed.
 	Broken
+	// Gap means messages may have been lost while the subscription itself
+	// holds (a message arrived that this version cannot decode); the
+	// receiver must drop everything it cached from before, and may keep
+	// using its cache afterwards. It is an event, not a change of state: the
+	// subscription is still Subscribed.
+	Gap
 )
 
-// String returns "Subscribed", "Broken" or "State(n)".
+// String returns "Subscribed", "Broken", "Gap" or "State(n)".
 func (s State) String() string {
 	switch s {
 	case Subscribed:
 		return "Subscribed"
 	case Broken:
 		return "Broken"
+	case Gap:
+		return "Gap"
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }
@@ -47,6 +57,11 @@ const (
 // minBackoff is the first pause between reconnect attempts.
 const minBackoff = 10 * time.Millisecond
 
+// warnEvery is the least time between two Warn records about the same kind
+// of repeated trouble (undecodable messages, failed subscribe attempts). A
+// Subscriber reads it once, in Subscribe; tests may shorten it.
+var warnEvery = 10 * time.Second
+
 // Options configure a Subscriber.
 type Options struct {
 	// Channel to subscribe to, usually Channel(namespace). Required.
@@ -56,7 +71,11 @@ type Options struct {
 	OnMessage func(Message)
 	// OnState is called on every change of state: Subscribed after each
 	// (re)subscription is confirmed, Broken once per loss, with its cause.
-	// Called from the same goroutine as OnMessage, in order with it. Required.
+	// It is also called with Gap, and its cause, for every message that
+	// cannot be decoded (it may have named keys to drop); a Gap changes no
+	// state, so it may come many times in a row, and the subscription is
+	// still Subscribed after it. Called from the same goroutine as
+	// OnMessage, in order with it. Required.
 	OnState func(State, error)
 	// HealthCheck: after this long with nothing received the Subscriber
 	// sends PING, and if nothing arrives within another HealthCheck it
@@ -68,8 +87,9 @@ type Options struct {
 	// random from its upper half, so that many instances do not reconnect in
 	// step). 0 means DefaultMaxBackoff (1s); it must not be negative.
 	MaxBackoff time.Duration
-	// Logger receives warnings (malformed messages, lost subscriptions) and
-	// debug details. nil means silent.
+	// Logger receives warnings (lost subscriptions; undecodable messages and
+	// failed subscribe attempts, each kind at most once per 10s with the
+	// number held back since) and debug details. nil means silent.
 	Logger *slog.Logger
 }
 
@@ -77,7 +97,8 @@ type Options struct {
 type SubscriberStats struct {
 	// Messages is the number of messages passed to OnMessage.
 	Messages uint64
-	// Malformed is the number of payloads that Decode rejected.
+	// Malformed is the number of payloads that Decode rejected (each was
+	// reported as a Gap).
 	Malformed uint64
 	// Reconnects is the number of connection attempts after the first.
 	Reconnects uint64
@@ -86,9 +107,10 @@ type SubscriberStats struct {
 // Subscriber receives invalidation messages on one channel, on its own
 // goroutine, until Close.
 type Subscriber struct {
-	client redis.UniversalClient
-	opts   Options // validated, defaults filled in
-	log    *slog.Logger
+	client    redis.UniversalClient
+	opts      Options // validated, defaults filled in
+	log       *slog.Logger
+	warnEvery time.Duration // warnEvery when Subscribe ran
 
 	cancel    context.CancelFunc // cancels the goroutine's context
 	done      chan struct{}      // closed when the goroutine exits
@@ -101,16 +123,21 @@ type Subscriber struct {
 	messages   atomic.Uint64
 	malformed  atomic.Uint64
 	reconnects atomic.Uint64
+	lastErr    atomic.Pointer[error] // see LastError; nil while subscribed
 }
 
 // Subscribe validates opts and starts a Subscriber on its own goroutine. It
 // returns at once: it never waits for Redis and does not fail because Redis
 // is unreachable (the Subscriber keeps trying; OnState reports Subscribed
-// when it succeeds). It fails only for bad Options, naming the field.
+// when it succeeds, and until then LastError says why it has not). It fails
+// only for a nil client (untyped, or a nil pointer such as a nil
+// *redis.Client) or bad Options, naming the field.
 func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) {
 	switch {
 	case client == nil:
 		return nil, errors.New("invalidate: client must not be nil")
+	case isNilPointer(client):
+		return nil, fmt.Errorf("invalidate: client is a nil %T", client)
 	case opts.Channel == "":
 		return nil, errors.New("invalidate: Channel must not be empty")
 	case opts.OnMessage == nil:
@@ -134,14 +161,23 @@ func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Subscriber{
-		client: client,
-		opts:   opts,
-		log:    log.With(slog.String("channel", opts.Channel)),
-		cancel: cancel,
-		done:   make(chan struct{}),
+		client:    client,
+		opts:      opts,
+		log:       log.With(slog.String("channel", opts.Channel)),
+		warnEvery: warnEvery,
+		cancel:    cancel,
+		done:      make(chan struct{}),
 	}
 	go s.run(ctx)
 	return s, nil
+}
+
+// isNilPointer reports whether client is a typed nil pointer, such as a nil
+// *redis.Client: it passes client == nil, and would crash the goroutine at
+// the first call.
+func isNilPointer(client redis.UniversalClient) bool {
+	v := reflect.ValueOf(client)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // Close stops the Subscriber and waits for its goroutine to exit; no
@@ -175,11 +211,38 @@ func (s *Subscriber) Stats() SubscriberStats {
 	}
 }
 
+// LastError returns the error of the most recent failed attempt to
+// subscribe or of the most recent loss of the subscription, or nil while the
+// subscription is confirmed (and before the first attempt has failed). The
+// error wraps the one from go-redis, so a dial error shows as it is (say,
+// "connection refused"). It is safe to call concurrently, from OnState too:
+// there it returns nil with Subscribed and the cause of the loss with Broken.
+func (s *Subscriber) LastError() error {
+	if p := s.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// setLastError records err for LastError; nil clears it.
+func (s *Subscriber) setLastError(err error) {
+	if err == nil {
+		s.lastErr.Store(nil)
+		return
+	}
+	s.lastErr.Store(&err)
+}
+
 // run is the Subscriber's goroutine: one subscription after another until
 // ctx ends.
 func (s *Subscriber) run(ctx context.Context) {
 	defer close(s.done)
-	l := loop{s: s, backoff: min(minBackoff, s.opts.MaxBackoff)}
+	l := loop{
+		s:           s,
+		backoff:     min(minBackoff, s.opts.MaxBackoff),
+		gapWarn:     warnLimiter{every: s.warnEvery},
+		attemptWarn: warnLimiter{every: s.warnEvery},
+	}
 	for first := true; ; first = false {
 		if !first {
 			if !l.pause(ctx) {
@@ -218,9 +281,11 @@ func (s *Subscriber) setPubSub(ps *redis.PubSub) bool {
 
 // loop is the state of the goroutine, touched by it alone.
 type loop struct {
-	s        *Subscriber
-	reported State         // last state reported to OnState, 0 before the first
-	backoff  time.Duration // the next pause's upper bound
+	s           *Subscriber
+	reported    State         // last state reported to OnState (never Gap), 0 before the first
+	backoff     time.Duration // the next pause's upper bound
+	gapWarn     warnLimiter   // Warn records about undecodable messages
+	attemptWarn warnLimiter   // Warn records about failed subscribe attempts
 }
 
 // receive reads from ps until the subscription fails, and returns why.
@@ -257,9 +322,7 @@ func (l *loop) receive(ctx context.Context, ps *redis.PubSub) error {
 			}
 			dec, err := Decode([]byte(m.Payload))
 			if err != nil {
-				s.malformed.Add(1)
-				s.log.Warn("invalidate: ignoring malformed message",
-					slog.Int("bytes", len(m.Payload)), slog.Any("error", err))
+				l.gap(len(m.Payload), err)
 				continue
 			}
 			s.messages.Add(1)
@@ -279,6 +342,7 @@ func (l *loop) receive(ctx context.Context, ps *redis.PubSub) error {
 				}
 				confirmed = true
 				l.backoff = min(minBackoff, s.opts.MaxBackoff)
+				s.setLastError(nil)
 				l.report(Subscribed, nil)
 			case "unsubscribe":
 				return fmt.Errorf("invalidate: server unsubscribed the connection from %q", m.Channel)
@@ -394,21 +458,54 @@ func (w *watchdog) fail(err error) {
 	_ = w.ps.Close()
 }
 
-// lost handles the end of a subscription: Broken is reported if the last
-// report was Subscribed, and logged; earlier failures (while not yet
-// subscribed) are logged at debug level only.
+// gap handles a payload on the channel that Decode rejected, of n bytes: it
+// may have named keys to drop, so it is counted and reported as a Gap. The
+// Warn is rate-limited, since a writer of a newer version sends one with
+// every write.
+func (l *loop) gap(n int, err error) {
+	s := l.s
+	s.malformed.Add(1)
+	err = fmt.Errorf("invalidate: message of %d bytes on %q cannot be decoded: %w", n, s.opts.Channel, err)
+	if ok, suppressed := l.gapWarn.allow(time.Now()); ok {
+		s.log.Warn("invalidate: cannot decode a message; reporting a gap",
+			slog.Any("error", err), slog.Int("suppressed", suppressed))
+	} else {
+		s.log.Debug("invalidate: cannot decode a message; reporting a gap", slog.Any("error", err))
+	}
+	l.report(Gap, err)
+}
+
+// lost handles the end of a subscription or of an attempt at one; err
+// becomes LastError. If the last report was Subscribed, the loss is logged
+// and reported as Broken. Otherwise an attempt failed: that is logged at
+// Warn at most once per warnEvery (with the number held back since), and
+// at Debug the other times.
 func (l *loop) lost(err error) {
+	s := l.s
 	if l.reported != Subscribed {
-		l.s.log.Debug("invalidate: subscribe attempt failed", slog.Any("error", err))
+		err = fmt.Errorf("invalidate: subscribe to %q: %w", s.opts.Channel, err)
+		s.setLastError(err)
+		if ok, suppressed := l.attemptWarn.allow(time.Now()); ok {
+			s.log.Warn("invalidate: cannot subscribe; retrying",
+				slog.Any("error", err), slog.Int("suppressed", suppressed))
+		} else {
+			s.log.Debug("invalidate: subscribe attempt failed", slog.Any("error", err))
+		}
 		return
 	}
-	err = fmt.Errorf("invalidate: subscription to %q lost: %w", l.s.opts.Channel, err)
-	l.s.log.Warn("invalidate: subscription lost; messages may have been missed", slog.Any("error", err))
+	err = fmt.Errorf("invalidate: subscription to %q lost: %w", s.opts.Channel, err)
+	s.setLastError(err)
+	s.log.Warn("invalidate: subscription lost; messages may have been missed", slog.Any("error", err))
 	l.report(Broken, err)
 }
 
-// report calls OnState unless st was the last state reported.
+// report calls OnState: with Gap every time, leaving the state reported as
+// it was; with Subscribed or Broken unless st was the last state reported.
 func (l *loop) report(st State, err error) {
+	if st == Gap {
+		l.s.opts.OnState(Gap, err)
+		return
+	}
 	if l.reported == st {
 		return
 	}

@@ -1,10 +1,8 @@
 package invalidate
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,7 +70,7 @@ func (r *recorder) nextState(t *testing.T, want State, within time.Duration) sta
 		if ev.state != want {
 			t.Fatalf("state %v (%v), want %v", ev.state, ev.err, want)
 		}
-		if (ev.err != nil) != (want == Broken) {
+		if (ev.err != nil) != (want == Broken || want == Gap) {
 			t.Fatalf("state %v came with error %v", ev.state, ev.err)
 		}
 		return ev
@@ -123,24 +121,6 @@ func publish(t *testing.T, c *redis.Client, channel string, payload []byte) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer // guarded by mu
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestSubscriberDelivers(t *testing.T) {
 	s := redistest.New(t)
 	ch := Channel(s.Namespace)
@@ -173,33 +153,8 @@ func TestSubscriberDelivers(t *testing.T) {
 	r.noState(t, 50*time.Millisecond)
 }
 
-func TestSubscriberSkipsMalformed(t *testing.T) {
-	s := redistest.New(t)
-	ch := Channel(s.Namespace)
-	r := newRecorder()
-	var logs syncBuffer
-	opts := r.options(ch)
-	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	sub := start(t, s.NewClient(""), opts)
-	r.nextState(t, Subscribed, wait)
-
-	publish(t, s.Client, ch, []byte("not a message"))
-	good := Message{Keys: []string{"k"}}
-	publish(t, s.Client, ch, good.Append(nil))
-	if got := r.nextMessage(t); !equal(got, good) {
-		t.Fatalf("first delivered message is %+v, want %+v", got, good)
-	}
-	if st := sub.Stats(); st.Malformed != 1 || st.Messages != 1 {
-		t.Fatalf("Stats() = %+v, want 1 malformed and 1 message", st)
-	}
-	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "malformed") {
-		t.Fatalf("no warning logged for the malformed message; log: %q", l)
-	}
-	r.noState(t, 50*time.Millisecond) // a bad payload does not break the subscription
-}
-
 func TestSubscriberResubscribesAfterKill(t *testing.T) {
-	s := redistest.New(t)
+	s := redistest.NewOwn(t)
 	ch := Channel(s.Namespace)
 	name := s.Namespace // unique, so a shared real server kills only ours
 	r := newRecorder()
