@@ -1,0 +1,9 @@
+package faults
+
+import (
+	"testing"
+
+	"github.com/tiercache/tiercache/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
