@@ -258,7 +258,7 @@ func (r *RemoteHitResult) Rows() []Row {
 }
 func (r *RemoteHitResult) Notes() []string {
 	return []string{
-		fmt.Sprintf("medians of %d rounds; tiercache's read is one EVALSHA (GET + PTTL in Lua) through a singleflight; commands sent: %s",
+		fmt.Sprintf("medians of %d rounds; tiercache's read is one MULTI GET PTTL EXEC round trip, shared per key; commands sent: %s",
 			len(r.Series[0].Samples), r.TieredCommand),
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/tiercache/tiercache/invalidate"
 	"github.com/tiercache/tiercache/local"
@@ -81,6 +80,11 @@ type Options[V any] struct {
 }
 
 func (o *Options[V]) validate() error {
+	if o.Namespace != "" {
+		if err := remote.CheckNamespace(o.Namespace); err != nil {
+			return fmt.Errorf("tiered: Namespace: %w", err)
+		}
+	}
 	switch {
 	case o.TTL < 0:
 		return fmt.Errorf("tiered: TTL must be >= 0, got %v", o.TTL)
@@ -116,6 +120,7 @@ const (
 // safe for concurrent use. See the package doc for its guarantees.
 type Cache[V any] struct {
 	client      redis.UniversalClient
+	namespace   string
 	store       *remote.Store
 	local       *local.Cache[string, V]
 	sub         *invalidate.Subscriber
@@ -128,15 +133,15 @@ type Cache[V any] struct {
 	loadTimeout time.Duration
 
 	state atomic.Int32 // stateBypass, stateLive or stateClosed
-	reads *readFlights[V]
-	loads singleflight.Group
+	reads *flights[V]  // Get's shared reads
+	loads *flights[V]  // Fetch's shared reads and loads
 
 	// closing is cancelled by Close, ending running loads.
 	closing context.Context
 	cancel  context.CancelFunc
 
 	mu        sync.Mutex // guards running, closeDone
-	running   int        // loads executing now
+	running   int        // detached flights executing now
 	closeDone chan struct{}
 	idle      *sync.Cond // signalled when running drops to 0; uses mu
 
@@ -148,15 +153,19 @@ type counters struct {
 	remoteHits, misses, bypassed    atomic.Uint64
 	loads, loadErrors, decodeErrors atomic.Uint64
 	invalidations, breaks           atomic.Uint64
+	fallbacks                       atomic.Uint64
 }
 
 // New returns a Cache over client. It does not wait for Redis: until the
 // invalidation subscription is confirmed, reads and writes go to Redis and the
-// local tier is not used. New fails only for invalid Options, with an error
-// naming the field. The Cache never closes client.
+// local tier is not used. New fails for invalid Options, with an error
+// naming the field; for a client whose routing would lose invalidations
+// (see remote.CheckClient: a *redis.Client or a *redis.ClusterClient is
+// required), naming its type; and for a value type the default Codec can
+// never encode. The Cache never closes client.
 func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error) {
-	if client == nil {
-		return nil, errors.New("tiered: client must not be nil")
+	if err := remote.CheckClient(client); err != nil {
+		return nil, fmt.Errorf("tiered: %w", err)
 	}
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -164,14 +173,18 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 	if opts.Namespace == "" {
 		opts.Namespace = DefaultNamespace
 	}
+	if opts.Codec == nil {
+		codec, err := defaultCodec[V]()
+		if err != nil {
+			return nil, fmt.Errorf("tiered: Codec: %w", err)
+		}
+		opts.Codec = codec
+	}
 	if opts.LocalTTL == 0 {
 		opts.LocalTTL = DefaultLocalTTL
 	}
 	if opts.LoadTimeout == 0 {
 		opts.LoadTimeout = DefaultLoadTimeout
-	}
-	if opts.Codec == nil {
-		opts.Codec = defaultCodec[V]()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -183,6 +196,7 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 	}
 	c := &Cache[V]{
 		client:      client,
+		namespace:   opts.Namespace,
 		store:       remote.New(client, remote.Options{Namespace: opts.Namespace}),
 		local:       lc,
 		codec:       opts.Codec,
@@ -192,8 +206,12 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 		ttl:         opts.TTL,
 		localTTL:    opts.LocalTTL,
 		loadTimeout: opts.LoadTimeout,
-		reads:       newReadFlights[V](),
 	}
+	onPanic := func(key string, p *panicError) {
+		c.log.Error("tiered: a Codec or loader panicked", "namespace", c.namespace, "key", key,
+			"panic", p.value, "stack", string(p.stack))
+	}
+	c.reads, c.loads = newFlights[V](onPanic), newFlights[V](onPanic)
 	c.idle = sync.NewCond(&c.mu)
 	c.closing, c.cancel = context.WithCancel(context.Background())
 	c.sub, err = invalidate.Subscribe(client, invalidate.Options{
@@ -211,254 +229,16 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 	return c, nil
 }
 
-// Get returns the value of key: from the local tier when it holds it, else
-// from Redis (one read shared by every concurrent Get of key in this
-// process), filling the local tier. A key in neither is ErrNotFound; a Redis
-// value that does not decode is an error naming the key.
-func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
-	if v, ok, err := c.cached(key); ok || err != nil {
-		return v, err
-	}
-	return c.reads.do(ctx, key, func(ctx context.Context) (V, error) { return c.read(ctx, key) })
-}
-
-// Fetch is Get that calls load for a key Redis does not hold (or holds bytes
-// that do not decode), stores what load returns in Redis with the cache's
-// TTL, and returns it. Concurrent Fetches of one key in this process share
-// one Redis read and at most one load: the shared work runs on a goroutine
-// of its own under LoadTimeout, detached from every caller's cancellation,
-// and each caller stops waiting when its own ctx ends. A load error is
-// returned and nothing is stored; a load that returns ErrNotFound makes Fetch
-// return ErrNotFound. If storing the loaded value in Redis fails, Fetch still
-// returns it (and logs the failure).
-func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
-	if load == nil {
-		var zero V
-		return zero, errors.New("tiered: Fetch with a nil load function")
-	}
-	if v, ok, err := c.cached(key); ok || err != nil {
-		return v, err
-	}
-	ch := c.loads.DoChan(key, func() (any, error) {
-		if !c.enterFlight() {
-			return nil, ErrClosed
-		}
-		defer c.leaveFlight()
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
-		defer cancel()
-		stop := context.AfterFunc(c.closing, cancel)
-		defer stop()
-		v, err := c.read(lctx, key)
-		var decodeErr *decodeError
-		switch {
-		case err == nil:
-			return v, nil
-		case errors.As(err, &decodeErr):
-			c.log.Warn("tiered: value in Redis does not decode; reloading", "key", key, "err", decodeErr.err)
-		case !errors.Is(err, ErrNotFound):
-			return nil, err
-		}
-		return c.load(lctx, key, load)
-	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			var zero V
-			return zero, r.Err
-		}
-		return r.Val.(V), nil
-	case <-ctx.Done():
-		var zero V
-		return zero, fmt.Errorf("tiered: fetch %q: %w", key, ctx.Err())
-	}
-}
-
-// cached answers from the local tier when the subscription is live, and
-// with ErrClosed after Close.
-func (c *Cache[V]) cached(key string) (v V, ok bool, err error) {
-	switch c.state.Load() {
-	case stateLive:
-		v, ok = c.local.Get(key)
-	case stateClosed:
-		err = ErrClosed
-	}
-	return v, ok, err
-}
-
-// decodeError is a Redis value that the Codec rejected.
-type decodeError struct {
-	key string
-	err error
-}
-
-func (e *decodeError) Error() string { return fmt.Sprintf("tiered: get %q: decode: %v", e.key, e.err) }
-func (e *decodeError) Unwrap() error { return e.err }
-
-// read reads key from Redis and, when the subscription is live and nothing
-// invalidated key meanwhile, stores it in the local tier. It runs once for
-// all concurrent readers of key (see readFlights).
-func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
-	var zero V
-	if c.state.Load() == stateLive {
-		// A read that ended just before this one began may have filled it.
-		if v, ok := c.local.Get(key); ok {
-			return v, nil
-		}
-	} else {
-		c.stats.bypassed.Add(1)
-	}
-	// The token is taken before the read: an invalidation that arrives after
-	// it makes the store below a no-op, so a value read before the
-	// invalidation never lands.
-	tok := c.local.Token(key)
-	data, ttl, err := c.store.GetWithTTL(ctx, key)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			c.stats.misses.Add(1)
-		}
-		return zero, err
-	}
-	v, err := c.codec.Unmarshal(data)
-	if err != nil {
-		c.stats.decodeErrors.Add(1)
-		return zero, &decodeError{key: key, err: err}
-	}
-	c.stats.remoteHits.Add(1)
-	c.storeFill(key, v, ttl, tok)
-	return v, nil
-}
-
-// load calls the loader for key and writes what it returns, once for all
-// concurrent Fetches of key, after their shared read found nothing.
-func (c *Cache[V]) load(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
-	var zero V
-	tok := c.local.Token(key)
-	c.stats.loads.Add(1)
-	v, err := load(ctx)
-	if err != nil {
-		if !errors.Is(err, ErrNotFound) {
-			c.stats.loadErrors.Add(1)
-		}
-		return zero, fmt.Errorf("tiered: load %q: %w", key, err)
-	}
-	if err := c.write(ctx, key, v, c.ttl, tok); err != nil {
-		c.log.Warn("tiered: could not store a loaded value", "key", key, "err", err)
-	}
-	return v, nil
-}
-
-// storeFill puts a value read from Redis into the local tier for
-// min(LocalTTL, its remaining Redis TTL), unless key was invalidated since tok
-// or the subscription is not live.
-func (c *Cache[V]) storeFill(key string, v V, remaining time.Duration, tok local.Token) {
-	if c.state.Load() != stateLive {
-		return
-	}
-	life := c.localTTL
-	if remaining != remote.NoExpiry && remaining < life {
-		life = remaining
-	}
-	c.local.SetIf(key, v, life, tok)
-}
-
-// Set stores value under key in Redis with the cache's TTL and publishes an
-// invalidation in the same atomic round trip; when Set returns nil, Get on
-// this instance returns value (or a newer one) and every other instance has
-// been told to drop key.
-func (c *Cache[V]) Set(ctx context.Context, key string, value V) error {
-	return c.SetWithTTL(ctx, key, value, c.ttl)
-}
-
-// SetWithTTL is Set with a TTL for this call: 0 means no expiry; it must be 0
-// or at least 1ms.
-func (c *Cache[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time.Duration) error {
-	if err := c.closedErr(); err != nil {
-		return err
-	}
-	return c.write(ctx, key, value, ttl, c.local.Token(key))
-}
-
-// write stores v in Redis, publishing the invalidation atomically, then
-// settles the local tier: it keeps v only if nothing touched key since tok
-// (another write of this process, an invalidation, a lost subscription), and
-// always bumps key's generation, so that of two racing writes of this process
-// the local tier ends holding Redis's value or nothing.
-func (c *Cache[V]) write(ctx context.Context, key string, v V, ttl time.Duration, tok local.Token) error {
-	data, err := c.codec.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("tiered: set %q: encode: %w", key, err)
-	}
-	msg := invalidate.Message{Origin: c.origin, Keys: []string{key}}
-	err = c.store.SetAndPublish(ctx, key, data, ttl, c.channel, msg.Append(nil))
-	if err != nil || c.state.Load() != stateLive {
-		c.local.Invalidate(key)
-		return err
-	}
-	life := c.localTTL
-	if ttl > 0 && ttl < life {
-		life = ttl
-	}
-	c.local.Commit(key, v, life, tok)
-	return nil
-}
-
-// Delete removes keys from Redis and publishes one invalidation for all of
-// them in the same atomic round trip (on a Redis Cluster, one per hash slot),
-// then drops them from the local tier.
-func (c *Cache[V]) Delete(ctx context.Context, keys ...string) error {
-	if err := c.closedErr(); err != nil || len(keys) == 0 {
-		return err
-	}
-	payload := func(ks []string) []byte {
-		return invalidate.Message{Origin: c.origin, Keys: ks}.Append(nil)
-	}
-	err := c.store.DeleteAndPublish(ctx, c.channel, payload, keys...)
-	c.local.Invalidate(keys...)
-	return err
-}
-
-// Invalidate tells every instance, this one included, to drop keys from its
-// local tier, without touching Redis. Use it after another program changed
-// those keys in Redis.
-func (c *Cache[V]) Invalidate(ctx context.Context, keys ...string) error {
-	if len(keys) == 0 {
-		return c.closedErr()
-	}
-	return c.broadcast(ctx, invalidate.Message{Origin: c.origin, Keys: keys}, func() { c.local.Invalidate(keys...) })
-}
-
-// InvalidateAll tells every instance, this one included, to empty its local
-// tier. Redis is not touched.
-func (c *Cache[V]) InvalidateAll(ctx context.Context) error {
-	return c.broadcast(ctx, invalidate.Message{Origin: c.origin, All: true}, c.local.Purge)
-}
-
-// broadcast applies msg here (with apply) and publishes it to the others.
-func (c *Cache[V]) broadcast(ctx context.Context, msg invalidate.Message, apply func()) error {
-	if err := c.closedErr(); err != nil {
-		return err
-	}
-	apply()
-	if err := c.client.Publish(ctx, c.channel, msg.Append(nil)).Err(); err != nil {
-		return fmt.Errorf("tiered: invalidate: %w", err)
-	}
-	return nil
-}
-
-// closedErr returns ErrClosed once Close has begun.
-func (c *Cache[V]) closedErr() error {
-	if c.state.Load() == stateClosed {
-		return ErrClosed
-	}
-	return nil
-}
-
 // Keys lists the keys of the namespace in Redis (with SCAN), sorted.
 func (c *Cache[V]) Keys(ctx context.Context) ([]string, error) {
 	if err := c.closedErr(); err != nil {
 		return nil, err
 	}
-	return c.store.Keys(ctx)
+	keys, err := c.store.Keys(ctx)
+	if err != nil {
+		return nil, c.fail("keys", "", err)
+	}
+	return keys, nil
 }
 
 // Subscribed reports whether the invalidation subscription is confirmed, that
@@ -475,7 +255,8 @@ type Stats struct {
 	LoadErrors    uint64 // loader calls that failed
 	DecodeErrors  uint64 // Redis values that did not decode
 	Invalidations uint64 // invalidation messages applied from other instances
-	Malformed     uint64 // invalidation messages that did not decode (ignored)
+	Malformed     uint64 // invalidation messages that did not decode (each purged the local tier)
+	Fallbacks     uint64 // Fetch loads answered without storing because Redis could not be read
 	Breaks        uint64 // times the subscription was lost (the local tier was purged)
 
 	LocalEntries     int    // entries in the local tier now
@@ -496,6 +277,7 @@ func (c *Cache[V]) Stats() Stats {
 		DecodeErrors:     c.stats.decodeErrors.Load(),
 		Invalidations:    c.stats.invalidations.Load(),
 		Malformed:        c.sub.Stats().Malformed,
+		Fallbacks:        c.stats.fallbacks.Load(),
 		Breaks:           c.stats.breaks.Load(),
 		LocalEntries:     c.local.Len(),
 		LocalEvictions:   ls.Evictions,
@@ -557,29 +339,36 @@ func (c *Cache[V]) leaveFlight() {
 // goroutine.
 func (c *Cache[V]) onMessage(m invalidate.Message) {
 	if m.Origin == c.origin {
-		return // our own writes settled the local tier themselves (see write)
+		return // our own writes settled the local tier themselves (see settleWrite)
 	}
 	c.stats.invalidations.Add(1)
 	if m.All {
-		c.local.Purge()
+		c.purgeLocal()
 		return
 	}
-	c.local.Invalidate(m.Keys...)
+	c.invalidateLocal(m.Keys...)
 }
 
 // onState follows the subscription. Messages may have been lost while it was
 // down, so the local tier is purged both when it breaks and when it is
 // confirmed again; between the two, the local tier is bypassed. The purge
 // bumps every generation, so no read or write that began before it can fill
-// the local tier after it.
+// the local tier after it, and overtakes every flight, so no call that begins
+// after it joins one that began before. A message that did not decode may
+// have carried invalidations (a newer release's wire version, say): that gap
+// purges too, and the local tier stays in use.
 func (c *Cache[V]) onState(s invalidate.State, err error) {
 	switch s {
 	case invalidate.Subscribed:
-		c.local.Purge()
+		c.purgeLocal()
 		c.state.CompareAndSwap(stateBypass, stateLive)
+	case invalidate.Gap:
+		c.purgeLocal()
+		c.log.Warn("tiered: an invalidation message did not decode; local tier purged",
+			"namespace", c.namespace, "err", err)
 	case invalidate.Broken:
 		c.state.CompareAndSwap(stateLive, stateBypass)
-		c.local.Purge()
+		c.purgeLocal()
 		c.stats.breaks.Add(1)
 		c.log.Warn("tiered: invalidation subscription lost; local tier purged and bypassed until it is back",
 			"channel", c.channel, "err", err)

@@ -1,6 +1,9 @@
 package tiered
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Codec turns values into the bytes stored in Redis and back. Unmarshal gets
 // bytes from the network: it must return an error for bytes it cannot
@@ -13,15 +16,21 @@ type Codec[V any] interface {
 // defaultCodec stores string and []byte values as their raw bytes, so other
 // programs can read them, and every other type as JSON. Only the types string
 // and []byte themselves are raw; a named type such as `type ID string` is JSON.
-func defaultCodec[V any]() Codec[V] {
+// A type that JSON can never encode (a chan or func, or a struct with an
+// exported field of such a type) is an error naming it, so that New refuses
+// it rather than every Set failing.
+func defaultCodec[V any]() (Codec[V], error) {
 	var zero V
 	switch any(zero).(type) {
 	case string:
-		return any(stringCodec{}).(Codec[V])
+		return any(stringCodec{}).(Codec[V]), nil
 	case []byte:
-		return any(bytesCodec{}).(Codec[V])
+		return any(bytesCodec{}).(Codec[V]), nil
 	}
-	return JSON[V]{}
+	if _, err := json.Marshal(zero); err != nil {
+		return nil, fmt.Errorf("the default JSON codec cannot encode values of type %T (%v); give one in Options.Codec", zero, err)
+	}
+	return JSON[V]{}, nil
 }
 
 // JSON is a Codec that uses encoding/json.

@@ -19,10 +19,18 @@
 //   - No stale fill: a value read from Redis before an invalidation of its key
 //     arrived is never stored in the local tier after it. Racing writes of one
 //     instance leave its local tier holding what Redis holds, or nothing.
+//   - No stale join: a Get or Fetch that begins after an invalidation, Set or
+//     Delete of its key was applied on this instance never shares a Redis
+//     read or a load that began before it.
+//   - No stale load: what a Fetch loaded is stored only if nothing wrote the
+//     key since: Redis must still not hold the key (SET NX), and no write or
+//     invalidation of the key may have reached this instance meanwhile.
 //   - Lost messages: when the subscription breaks, the local tier is purged and
 //     bypassed (reads go to Redis) until the subscription is confirmed again,
 //     when it is purged once more. A new Cache bypasses its local tier until
-//     its first subscription is confirmed.
+//     its first subscription is confirmed. A message on the channel that does
+//     not decode (garbage, or a wire version this release does not know) may
+//     have carried invalidations: it purges the local tier too.
 //   - Expiry: a value read from Redis lives in the local tier at most
 //     min(LocalTTL, its remaining Redis TTL) less one millisecond, measured
 //     from before the read was sent, so it never outlives its Redis key.
@@ -33,22 +41,48 @@
 //     up, a caller still waiting reads again, so no caller fails because
 //     another gave up. A Fetch's shared read and load run on a goroutine of
 //     their own, detached from every caller, under LoadTimeout.
+//   - Deadlines: every call returns when its ctx ends, whatever the client's
+//     options (go-redis itself ignores a ctx unless ContextTimeoutEnabled is
+//     set). A write whose call returned on its ctx may still reach Redis
+//     later, as with any client; the local tier settles when it does. With
+//     ContextTimeoutEnabled set, reads run on the caller's goroutine; without
+//     it, a read under a ctx that can end is handed to a goroutine.
+//   - Reads during a write pause: a Redis read is read-only to the server, so
+//     CLIENT PAUSE WRITE (as a failover does) does not hold it.
+//   - Contained failures: a panic in a Codec or a loader reaches the caller
+//     that ran it as a panic it can recover (the caller whose Fetch started a
+//     shared load, when it still waits), and the other callers waiting on the
+//     same work as an error; the key stays usable. With Redis unreachable,
+//     Fetch answers from its loader (one load per key at a time) and stores
+//     nothing, counted in Stats.Fallbacks; Get fails within its deadline.
 //
 // # Not guaranteed
 //
 //   - Another instance sees a write after its invalidation arrives, not at the
 //     moment Set returns: typically well under a millisecond on a LAN, but
-//     pub/sub gives no bound. Reads on other instances in between return the
-//     previous value.
+//     pub/sub gives no bound, and on a busy process the goroutine that
+//     applies messages may run late. Reads on other instances in between
+//     return the previous value.
 //   - A subscription that dies silently is noticed only by the health check
 //     (Options.HealthCheck, 1s by default, plus one more for the reply); until
 //     then invalidations may be lost and old values served.
 //   - Writes made to Redis by other programs publish nothing: instances keep
 //     serving their local copies until LocalTTL passes, unless the program (or
 //     anyone) calls Invalidate or InvalidateAll.
+//   - A Delete on another instance that races a Fetch's load here may let the
+//     loaded value be stored, if the load ends before the Delete's message
+//     arrives (Set is covered: SET NX does not overwrite it).
 //   - Local expiry follows a clock that one goroutine advances every
 //     millisecond; if that goroutine is starved of CPU for longer, an entry can
 //     outlive its deadline by that long.
+//
+// # Errors
+//
+// Every error names the operation, the namespace and the key once
+// ("tiered: get "k" in namespace "users": not found"); errors.Is matches the
+// cause (ErrNotFound, ErrClosed, context.DeadlineExceeded, a Redis error).
+// A call that ran out of time while Redis is unreachable also carries the
+// last connection error.
 //
 // # Values
 //

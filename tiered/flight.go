@@ -2,78 +2,223 @@ package tiered
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
-// readFlights shares one Redis read of a key among the callers that want it
-// at the same time. Unlike singleflight.DoChan, which starts a goroutine per
-// flight (on a cold read that hand-off between threads costs about as much
-// as the Redis round trip itself: see the bench package), the first caller
-// reads on its own goroutine; the others wait for it, each giving up when
-// its own ctx ends.
+// flights shares work on a key (a Redis read, a read and a load) among the
+// callers that want it at the same time. It is the cache's one coalescing
+// mechanism; Get and Fetch each have their own set of flights, since a Fetch
+// must not settle for a Get's "not found".
 //
-// The leader reads with its own ctx. If that ctx ends before the read does,
-// the waiters do not inherit the leader's cancellation: each one still
-// waiting starts the read again (one of them leads), so no caller fails
-// because another caller gave up.
-type readFlights[V any] struct {
+// Three rules make sharing safe:
+//   - A caller joins only a flight that no invalidation of its key has
+//     overtaken: every invalidation, Set and Delete applied here marks the
+//     key's flight in progress (overtake), and a caller that begins after that
+//     starts a flight of its own instead of being handed a value that may
+//     predate the write.
+//   - Each waiter leaves with its own ctx; cleanup runs in a defer, so a
+//     flight whose work panics is still removed and its waiters woken.
+//   - A panic in user code (a Codec, a loader) reaches the caller that ran
+//     the work as a panic it can recover, and the other waiters as an error
+//     (*panicError). Work is never run where a panic could not be recovered.
+type flights[V any] struct {
 	seed   maphash.Seed
 	shards [16]flightShard[V]
+	// onPanic, if set, is told of every panic a flight recovers, with its
+	// stack, before anyone is woken.
+	onPanic func(key string, p *panicError)
 }
 
 type flightShard[V any] struct {
 	mu    sync.Mutex
-	calls map[string]*readCall[V] // guarded by mu: the reads in progress
-	_     [40]byte                // keeps neighbouring shards' locks apart
+	calls map[string]*flight[V] // guarded by mu: the joinable flight of each key
+	_     [40]byte              // keeps neighbouring shards' locks apart
 }
 
-// readCall is one read in progress. Its fields are written by the leader
-// before done is closed and only read after.
-type readCall[V any] struct {
-	done      chan struct{}
+// flight is one piece of shared work in progress. Its result fields are
+// written by the goroutine doing the work before done is closed, and read
+// by others only after.
+type flight[V any] struct {
+	done chan struct{}
+	// overtaken is set when an invalidation of the key was applied after the
+	// flight began: no caller joins it from then on, and a load does not
+	// store what it loaded.
+	overtaken atomic.Bool
+
 	v         V
 	err       error
-	abandoned bool // the leader's ctx ended first: waiters read again
+	panicked  *panicError // the work panicked; err is this too
+	abandoned bool        // a Get leader's ctx ended first: waiters read again
 }
 
-func newReadFlights[V any]() *readFlights[V] {
-	f := &readFlights[V]{seed: maphash.MakeSeed()}
+func newFlights[V any](onPanic func(key string, p *panicError)) *flights[V] {
+	f := &flights[V]{seed: maphash.MakeSeed(), onPanic: onPanic}
 	for i := range f.shards {
-		f.shards[i].calls = make(map[string]*readCall[V])
+		f.shards[i].calls = make(map[string]*flight[V])
 	}
 	return f
 }
 
-// do returns the result of read(ctx) for key, sharing it with the callers
-// of do for the same key while it runs.
-func (f *readFlights[V]) do(ctx context.Context, key string, read func(context.Context) (V, error)) (V, error) {
-	s := &f.shards[maphash.String(f.seed, key)%uint64(len(f.shards))]
-	for {
+func (f *flights[V]) shard(key string) *flightShard[V] {
+	return &f.shards[maphash.String(f.seed, key)%uint64(len(f.shards))]
+}
+
+// join returns the flight of key that a caller beginning now may share, or,
+// with lead true, a new flight that the caller must run and then land.
+func (f *flights[V]) join(key string) (fl *flight[V], lead bool) {
+	s := f.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fl, ok := s.calls[key]; ok && !fl.overtaken.Load() {
+		return fl, false
+	}
+	fl = &flight[V]{done: make(chan struct{})}
+	s.calls[key] = fl // replaces an overtaken flight, which still lands for its own waiters
+	return fl, true
+}
+
+// land ends fl: no one joins it any more, and its waiters wake.
+func (f *flights[V]) land(key string, fl *flight[V]) {
+	s := f.shard(key)
+	s.mu.Lock()
+	if s.calls[key] == fl {
+		delete(s.calls, key)
+	}
+	s.mu.Unlock()
+	close(fl.done)
+}
+
+// overtake marks the flights of keys in progress as older than an
+// invalidation applied now.
+func (f *flights[V]) overtake(keys ...string) {
+	for _, k := range keys {
+		s := f.shard(k)
 		s.mu.Lock()
-		if c, ok := s.calls[key]; ok {
-			s.mu.Unlock()
+		if fl, ok := s.calls[k]; ok {
+			fl.overtaken.Store(true)
+			delete(s.calls, k)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// overtakeAll marks every flight in progress as older than a purge.
+func (f *flights[V]) overtakeAll() {
+	for i := range f.shards {
+		s := &f.shards[i]
+		s.mu.Lock()
+		for k, fl := range s.calls {
+			fl.overtaken.Store(true)
+			delete(s.calls, k)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// do returns the result of read(ctx, fl) for key, run on the caller's own
+// goroutine, or shares the result of a joinable flight of key in progress.
+// If the leader's ctx ends before its read does, the waiters do not inherit
+// its cancellation: each one still waiting starts the read again. If read
+// panics, the leader panics with the same value (after the flight has
+// landed) and the waiters get a *panicError.
+func (f *flights[V]) do(ctx context.Context, key string, read func(context.Context, *flight[V]) (V, error)) (V, error) {
+	for {
+		fl, lead := f.join(key)
+		if !lead {
 			select {
-			case <-c.done:
-				if c.abandoned {
+			case <-fl.done:
+				if fl.abandoned {
 					continue
 				}
-				return c.v, c.err
+				return fl.v, fl.err
 			case <-ctx.Done():
 				var zero V
 				return zero, ctx.Err()
 			}
 		}
-		c := &readCall[V]{done: make(chan struct{})}
-		s.calls[key] = c
-		s.mu.Unlock()
-
-		c.v, c.err = read(ctx)
-		c.abandoned = c.err != nil && ctx.Err() != nil
-		s.mu.Lock()
-		delete(s.calls, key)
-		s.mu.Unlock()
-		close(c.done)
-		return c.v, c.err
+		f.lead(ctx, key, fl, read)
+		return fl.v, fl.err
 	}
+}
+
+// lead runs read for fl and lands it, whether read returns or panics.
+func (f *flights[V]) lead(ctx context.Context, key string, fl *flight[V], read func(context.Context, *flight[V]) (V, error)) {
+	defer func() {
+		if r := recover(); r != nil {
+			f.recovered(key, fl, r)
+			f.land(key, fl)
+			panic(r)
+		}
+	}()
+	fl.v, fl.err = read(ctx, fl)
+	fl.abandoned = fl.err != nil && ctx.Err() != nil
+	f.land(key, fl)
+}
+
+// detached runs work(fl) for key on a goroutine of its own, shared with the
+// callers of detached for key while no invalidation overtakes it; start is
+// called once to launch the goroutine (it may refuse, e.g. after Close, by
+// returning an error, which the flight then returns). The caller waits until
+// the flight lands or its own ctx ends. If work panics, the caller that
+// started the flight panics with a *panicError (which holds the stack of the
+// work's goroutine), if it still waits; the others get it as an error.
+func (f *flights[V]) detached(ctx context.Context, key string, start func(run func()) error, work func(*flight[V]) (V, error)) (V, error) {
+	fl, lead := f.join(key)
+	if lead {
+		run := func() {
+			defer f.land(key, fl)
+			defer func() {
+				if r := recover(); r != nil {
+					f.recovered(key, fl, r)
+				}
+			}()
+			fl.v, fl.err = work(fl)
+		}
+		if err := start(run); err != nil {
+			fl.err = err
+			f.land(key, fl)
+		}
+	}
+	select {
+	case <-fl.done:
+		if fl.panicked != nil && lead {
+			panic(fl.panicked)
+		}
+		return fl.v, fl.err
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
+}
+
+// recovered records r, a panic of fl's work, as fl's result.
+func (f *flights[V]) recovered(key string, fl *flight[V], r any) {
+	fl.panicked = newPanicError(r)
+	fl.err = fl.panicked
+	if f.onPanic != nil {
+		f.onPanic(key, fl.panicked)
+	}
+}
+
+// panicError is a panic in user code (a Codec, a loader) recovered by a
+// flight, with the stack of the goroutine it happened on.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func newPanicError(v any) *panicError { return &panicError{value: v, stack: debug.Stack()} }
+
+// Error says what the work panicked with; the stack is logged, not carried
+// into every waiter's error text.
+func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+// Unwrap returns the panic value when it is an error.
+func (p *panicError) Unwrap() error {
+	err, _ := p.value.(error)
+	return err
 }

@@ -147,34 +147,46 @@ func waitChan(t *testing.T, ch <-chan struct{}, what string) {
 type gateHook struct{}
 
 func (gateHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessPipelineHook gates a pipeline (the read of a value with its TTL is
+// one MULTI/EXEC) as one command.
 func (gateHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		return gated(ctx, func() error { return next(ctx, cmds) })
+	}
 }
+
 func (gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		g, _ := ctx.Value(gateKey{}).(*gate)
-		first := false
-		if g != nil {
-			g.once.Do(func() { first = true })
-		}
-		if !first {
-			return next(ctx, cmd)
-		}
-		if g.holdBefore {
-			close(g.atBefore)
-			select { // a held command gives up with its ctx, as go-redis does
-			case <-g.goBefore:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		err := next(ctx, cmd)
-		if g.holdAfter {
-			close(g.atAfter)
-			<-g.goAfter
-		}
-		return err
+		return gated(ctx, func() error { return next(ctx, cmd) })
 	}
+}
+
+// gated runs send, holding it as the gate in ctx says if it is the gate's
+// first command.
+func gated(ctx context.Context, send func() error) error {
+	g, _ := ctx.Value(gateKey{}).(*gate)
+	first := false
+	if g != nil {
+		g.once.Do(func() { first = true })
+	}
+	if !first {
+		return send()
+	}
+	if g.holdBefore {
+		close(g.atBefore)
+		select { // a held command gives up with its ctx, as go-redis does
+		case <-g.goBefore:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := send()
+	if g.holdAfter {
+		close(g.atAfter)
+		<-g.goAfter
+	}
+	return err
 }
 
 // result runs f in a goroutine and returns a channel with its result.

@@ -1,0 +1,170 @@
+package tiered
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tiercache/tiercache/invalidate"
+	"github.com/tiercache/tiercache/local"
+)
+
+// Set stores value under key in Redis with the cache's TTL and publishes an
+// invalidation in the same atomic round trip; when Set returns nil, Get on
+// this instance returns value (or a newer one) and every other instance has
+// been told to drop key.
+//
+// Set returns when ctx ends, whatever the client's options; the write may
+// then still reach Redis afterwards (as with any Redis client), and this
+// instance's local tier settles when it does.
+func (c *Cache[V]) Set(ctx context.Context, key string, value V) error {
+	return c.SetWithTTL(ctx, key, value, c.ttl)
+}
+
+// SetWithTTL is Set with a TTL for this call: 0 means no expiry; it must be 0
+// or at least 1ms.
+func (c *Cache[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time.Duration) error {
+	if err := c.closedErr(); err != nil {
+		return err
+	}
+	data, err := c.codec.Marshal(value)
+	if err != nil {
+		return c.fail("set", key, fmt.Errorf("encode: %w", err))
+	}
+	tok := c.local.Token(key)
+	msg := invalidate.Message{Origin: c.origin, Keys: []string{key}}.Append(nil)
+	err = c.bounded(ctx, func(ctx context.Context) error {
+		err := c.store.SetAndPublish(ctx, key, data, ttl, c.channel, msg)
+		c.settleWrite(key, value, ttl, tok, err)
+		return err
+	}, key)
+	if err != nil {
+		return c.fail("set", key, err)
+	}
+	return nil
+}
+
+// settleWrite settles the local tier once a write of key reached Redis (err
+// nil) or failed: it keeps v only if nothing touched key since tok (another
+// write of this process, an invalidation, a lost subscription), and always
+// advances key's generation and overtakes the flights of key in progress, so
+// that of two racing writes of this process the local tier ends holding
+// Redis's value or nothing, and no read that began before the write is
+// handed to a caller that begins after it.
+func (c *Cache[V]) settleWrite(key string, v V, ttl time.Duration, tok local.Token, err error) {
+	c.reads.overtake(key)
+	c.loads.overtake(key)
+	if err != nil || c.state.Load() != stateLive {
+		c.local.Invalidate(key)
+		return
+	}
+	life := c.localTTL
+	if ttl > 0 && ttl < life {
+		life = ttl
+	}
+	c.local.Commit(key, v, life, tok)
+}
+
+// Delete removes keys from Redis and publishes one invalidation for all of
+// them in the same atomic round trip (on a Redis Cluster, one per hash slot),
+// then drops them from the local tier. Like Set, it returns when ctx ends.
+func (c *Cache[V]) Delete(ctx context.Context, keys ...string) error {
+	if err := c.closedErr(); err != nil || len(keys) == 0 {
+		return err
+	}
+	payload := func(ks []string) []byte {
+		return invalidate.Message{Origin: c.origin, Keys: ks}.Append(nil)
+	}
+	err := c.bounded(ctx, func(ctx context.Context) error {
+		err := c.store.DeleteAndPublish(ctx, c.channel, payload, keys...)
+		c.invalidateLocal(keys...)
+		return err
+	}, keys...)
+	if err != nil {
+		return c.fail("delete", strings.Join(keys, ","), err)
+	}
+	return nil
+}
+
+// Invalidate tells every instance, this one included, to drop keys from its
+// local tier, without touching Redis. Use it after another program changed
+// those keys in Redis.
+func (c *Cache[V]) Invalidate(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return c.closedErr()
+	}
+	return c.broadcast(ctx, invalidate.Message{Origin: c.origin, Keys: keys}, func() { c.invalidateLocal(keys...) })
+}
+
+// InvalidateAll tells every instance, this one included, to empty its local
+// tier. Redis is not touched.
+func (c *Cache[V]) InvalidateAll(ctx context.Context) error {
+	return c.broadcast(ctx, invalidate.Message{Origin: c.origin, All: true}, c.purgeLocal)
+}
+
+// broadcast applies msg here (with apply) and publishes it to the others.
+func (c *Cache[V]) broadcast(ctx context.Context, msg invalidate.Message, apply func()) error {
+	if err := c.closedErr(); err != nil {
+		return err
+	}
+	apply()
+	payload := msg.Append(nil)
+	err := c.bounded(ctx, func(ctx context.Context) error {
+		return c.client.Publish(ctx, c.channel, payload).Err()
+	})
+	if err != nil {
+		return c.fail("invalidate", strings.Join(msg.Keys, ","), err)
+	}
+	return nil
+}
+
+// bounded runs work, a Redis write that settles the local tier itself when
+// it ends, and returns its error, or ctx's error as soon as ctx ends: the
+// client may not enforce ctx (go-redis ignores it unless
+// ContextTimeoutEnabled is set), so a ctx that can end gets the work a
+// goroutine of its own, whose command runs on under the client's own
+// timeouts. Returning early, bounded drops keys from the local tier at once;
+// work settles them again when it ends.
+func (c *Cache[V]) bounded(ctx context.Context, work func(context.Context) error, keys ...string) error {
+	if ctx.Done() == nil {
+		return work(ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	wctx := context.WithoutCancel(ctx)
+	go func() { done <- work(wctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		c.invalidateLocal(keys...)
+		return ctx.Err()
+	}
+}
+
+// invalidateLocal drops keys from the local tier, stops fills that began
+// before, and overtakes the flights of keys in progress.
+func (c *Cache[V]) invalidateLocal(keys ...string) {
+	c.local.Invalidate(keys...)
+	c.reads.overtake(keys...)
+	c.loads.overtake(keys...)
+}
+
+// purgeLocal empties the local tier, stops every fill that began before,
+// and overtakes every flight in progress.
+func (c *Cache[V]) purgeLocal() {
+	c.local.Purge()
+	c.reads.overtakeAll()
+	c.loads.overtakeAll()
+}
+
+// closedErr returns ErrClosed once Close has begun.
+func (c *Cache[V]) closedErr() error {
+	if c.state.Load() == stateClosed {
+		return ErrClosed
+	}
+	return nil
+}
