@@ -3,7 +3,6 @@ package invalidate
 import (
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -15,26 +14,12 @@ import (
 	"github.com/tiercache/tiercache/internal/redistest"
 )
 
-// closedPort returns a loopback address on which nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 // A wrong address is loud: the dial error is in LastError and logged at
 // Warn, but only a few times however many attempts fail.
 func TestSubscriberLastErrorOnClosedPort(t *testing.T) {
 	// One dial per attempt (go-redis retries a failed dial 5 times by
 	// default), so that attempts come fast.
-	client := redis.NewClient(&redis.Options{Addr: closedPort(t), DialerRetries: 1})
+	client := redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), DialerRetries: 1})
 	t.Cleanup(func() { _ = client.Close() })
 	r := newRecorder()
 	logger, logs := newCapture()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -343,7 +342,7 @@ func TestCallsReturnWithinTheirDeadline(t *testing.T) {
 // load per key for concurrent callers), stores nothing, and counts it; Get
 // fails within its deadline.
 func TestFetchFallsBackToTheLoaderWhenRedisIsDown(t *testing.T) {
-	client := redis.NewClient(&redis.Options{Addr: closedPort(t)})
+	client := redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})
 	defer client.Close()
 	c, err := tiered.New(client, tiered.Options[string]{})
 	if err != nil {
@@ -392,18 +391,6 @@ func TestFetchFallsBackToTheLoaderWhenRedisIsDown(t *testing.T) {
 	}
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // Item 10: clients and value types that cannot work are refused by New,
 // naming the client's type or the value type.
 func TestNewRefusesWhatCannotWork(t *testing.T) {
@@ -440,7 +427,7 @@ func TestNewRefusesWhatCannotWork(t *testing.T) {
 // Item 11: a wrong address shows in the errors of calls, not only as
 // "context deadline exceeded".
 func TestWrongAddressIsReported(t *testing.T) {
-	client := redis.NewClient(&redis.Options{Addr: closedPort(t)})
+	client := redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})
 	defer client.Close()
 	c, err := tiered.New(client, tiered.Options[string]{})
 	if err != nil {

@@ -170,3 +170,18 @@ func portFree(port int) bool {
 	_ = ln.Close()
 	return true
 }
+
+// ClosedAddr returns a loopback address on which nothing listens, for a
+// client of a server that is down or was never there.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
