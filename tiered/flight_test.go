@@ -67,7 +67,7 @@ func TestGetStampede(t *testing.T) {
 	if err := a.Set(bg, "hot", "v"); err != nil {
 		t.Fatal(err)
 	}
-	applied(t, 1, b) // a late message of that Set would (rightly) overtake b's read
+	applied(t, 1, b)             // a late message of that Set would (rightly) overtake b's read
 	g := newGate(t, false, true) // hold the first read until everyone waits on it
 	first := async(func() (string, error) { return b.Get(g.ctx(bg), "hot") })
 	g.waitAfter(t)
