@@ -43,6 +43,12 @@ type Options struct {
 	// least 64 entries. Otherwise it must be a power of two between 1 and
 	// Size.
 	Shards int
+
+	// Clock is the clock the Cache's deadlines follow. nil (the default):
+	// the Cache starts a clock of its own, stopped by Close. Caches that
+	// share a Clock share its one goroutine; Close leaves a shared Clock
+	// running, and whoever made it closes it.
+	Clock *Clock
 }
 
 // resolve applies the defaults and validates o.
@@ -85,6 +91,7 @@ type Cache[K comparable, V any] struct {
 	mask   uint64 // len(shards) - 1
 	shards []shard[K, V]
 	clock  *clock
+	owned  bool // the Cache started clock, and stops it on Close
 }
 
 // entry is what a shard holds for a key. value and deadline never change
@@ -153,7 +160,11 @@ func New[K comparable, V any](opts Options) (*Cache[K, V], error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Clock != nil {
+		return newCache[K, V](size, shards, opts.Clock.k), nil
+	}
 	c := newCache[K, V](size, shards, startClock())
+	c.owned = true
 	// The goroutine holds only the clock, so a Cache dropped without Close
 	// is still collected, and this stops the goroutine then.
 	runtime.AddCleanup(c, (*clock).halt, c.clock)
@@ -305,16 +316,20 @@ func (c *Cache[K, V]) Stats() Stats {
 	return st
 }
 
-// Close stops the Cache's clock goroutine and waits for it to exit. It is
-// idempotent and safe to call concurrently with any method.
+// Close stops the Cache's own clock goroutine and waits for it to exit; a
+// shared Clock (Options.Clock) is left running. It is idempotent and safe to
+// call concurrently with any method.
 //
-// A closed Cache still answers every call (it is just memory), but its
-// clock no longer advances: it is set past every deadline, so from then on
-// entries with a TTL are expired (Get misses and removes them) and a store
-// with a positive TTL stores nothing, while entries without expiry stay.
-// This way no entry outlives its source because time stopped.
+// A closed Cache with its own clock still answers every call (it is just
+// memory), but its clock no longer advances: it is set past every deadline,
+// so from then on entries with a TTL are expired (Get misses and removes
+// them) and a store with a positive TTL stores nothing, while entries
+// without expiry stay. This way no entry outlives its source because time
+// stopped. A Cache on a shared Clock follows that Clock, closed or not.
 func (c *Cache[K, V]) Close() {
-	c.clock.close()
+	if c.owned {
+		c.clock.close()
+	}
 }
 
 // add stores e under key, at the front of the LRU order, and counts an

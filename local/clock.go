@@ -31,6 +31,22 @@ type clock struct {
 	done     chan struct{} // closed by the goroutine as it exits
 }
 
+// Clock is a coarse monotonic clock that Caches share (Options.Clock): one
+// goroutine advances it every Tick, so that a Cache's reads compare
+// deadlines against one atomic load instead of calling time.Now. It lags real
+// time by up to a Tick, and by more if its goroutine is not scheduled in
+// time (see the package doc). Close stops it.
+type Clock struct{ k *clock }
+
+// NewClock starts a Clock.
+func NewClock() *Clock { return &Clock{k: startClock()} }
+
+// Close stops the Clock's goroutine and waits for it to exit; from then on
+// it reads later than every deadline, so no entry of a Cache on it outlives
+// its source because time stopped. It is idempotent and safe to call
+// concurrently.
+func (c *Clock) Close() { c.k.close() }
+
 // startClock returns a clock at 0 whose goroutine advances it every Tick
 // until stopped.
 func startClock() *clock {

@@ -130,3 +130,36 @@ func TestDeadline(t *testing.T) {
 		}
 	}
 }
+
+// Caches on a shared Clock keep it running when one of them closes; closing
+// the Clock expires every entry with a TTL in all of them.
+func TestSharedClock(t *testing.T) {
+	clk := NewClock()
+	a, err := New[string, int](Options{Size: 10, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New[string, int](Options{Size: 10, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Set("k", 1, time.Hour)
+	b.Set("k", 2, time.Hour)
+	b.Set("short", 3, 5*time.Millisecond)
+	a.Close()
+	mustGet(t, b, "k", 2)
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the shared clock still advances: the short entry expires
+		if _, ok := b.Get("short"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an entry of a Cache on a shared Clock never expired after another Cache closed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	clk.Close()
+	clk.Close()
+	mustMiss(t, b, "k")
+	b.Close()
+}

@@ -18,6 +18,7 @@ func newManual[K comparable, V any](t *testing.T, opts Options) (*Cache[K, V], *
 	}
 	clk := manualClock()
 	c := newCache[K, V](size, shards, clk)
+	c.owned = true // Close ends the manual clock, as it would the Cache's own
 	t.Cleanup(c.Close)
 	return c, clk
 }
