@@ -56,6 +56,7 @@ func TestSubscriberLastErrorOnClosedPort(t *testing.T) {
 
 // LastError follows the subscription: nil while it is confirmed, the cause
 // once it is lost, and each failed attempt to get it back is reported too.
+// Ready agrees with it.
 func TestSubscriberLastErrorClearedOnSubscribed(t *testing.T) {
 	s := redistest.New(t)
 	ch := Channel(s.Namespace)
@@ -72,20 +73,20 @@ func TestSubscriberLastErrorClearedOnSubscribed(t *testing.T) {
 	// Broken.
 	var subp atomic.Pointer[Subscriber]
 	var wrong atomic.Int32
-	opts.OnState = func(st State, err error) {
+	opts.OnState = func(st State, channel string, err error) {
 		if sub := subp.Load(); sub != nil {
 			switch last := sub.LastError(); st {
 			case Subscribed:
-				if last != nil {
+				if last != nil || !sub.Ready() {
 					wrong.Add(1)
 				}
 			case Broken:
-				if last != err {
+				if last != err || sub.Ready() {
 					wrong.Add(1)
 				}
 			}
 		}
-		r.onState(st, err)
+		r.onState(st, channel, err)
 	}
 	sub := start(t, client, opts)
 	subp.Store(sub)
@@ -117,7 +118,7 @@ func TestSubscriberLastErrorClearedOnSubscribed(t *testing.T) {
 		t.Fatalf("LastError() = %v after Subscribed", err)
 	}
 	if n := wrong.Load(); n > 0 {
-		t.Fatalf("%d OnState call(s) saw a LastError that did not match the state", n)
+		t.Fatalf("%d OnState call(s) saw a LastError or Ready that did not match the state", n)
 	}
 }
 

@@ -1,56 +1,108 @@
 // Package invalidate carries the messages that tell every instance of a
 // two-tier cache to drop keys from its local tier: their encoding, the
-// pub/sub channel they travel on, and a Subscriber that delivers them and
-// reports whether the stream can be trusted.
+// pub/sub channels they travel on, and a Subscriber that delivers them,
+// reports whether the stream can be trusted, and proves how fresh it is.
 //
 // The package knows nothing of the cache. Publishing is the writer's job: it
 // sends the bytes of [Message.Append] to [Channel] (typically inside the same
 // Lua script as the write, so the two are atomic).
 //
+// One Subscriber serves a whole process: it holds one pub/sub connection
+// for a set of channels (one per namespace, say), which [Subscriber.Add]
+// and [Subscriber.Remove] change at run time, and runs two goroutines: the
+// reader, which calls the callbacks, and a watchdog beside it.
+//
 // # Promises
 //
 //   - Delivery is at most once, as Redis pub/sub gives it: a message published
-//     while no connection is subscribed is lost, and nothing is replayed.
-//   - [Subscribed] is reported when the server has confirmed the
-//     subscription; every message published after that point is delivered
-//     (or, if it cannot be decoded, reported as a [Gap]), in publish order,
-//     until [Broken] is reported.
-//   - [Broken] is reported once per loss of the subscription (connection
-//     closed, error, or a failed health check), with the cause. Messages may
-//     have been lost since the last [Subscribed], so the owner must treat its
-//     whole local tier as stale (purge it). Broken is never reported before
-//     the first Subscribed, nor twice in a row; states alternate
-//     Subscribed, Broken, Subscribed, ..., with Gap events in between.
-//   - [Gap] is reported for every message on the channel that this version
-//     cannot decode (a newer wire version during a rolling upgrade, or
-//     garbage), with the cause: the keys it named are unknown, so the owner
-//     must drop everything it cached before it, and may go on caching
-//     afterwards. The subscription holds: a Gap changes no state (the next
-//     state reported is Broken, when the subscription is lost), and it is
-//     reported every time, however many come in a row. Such messages are
-//     also counted
+//     while no connection is subscribed to its channel is lost, and nothing
+//     is replayed.
+//   - [Subscribed] is reported for a channel when the server has confirmed
+//     it on the current connection; every message published on it after
+//     that point is delivered (or, if it cannot be decoded, reported as a
+//     [Gap]), in publish order, until [Broken] is reported or the channel
+//     is removed. Each connection subscribes to every channel in the set
+//     when it starts; a channel added later is subscribed on the
+//     connection then up, and on every later one.
+//   - [Broken] is reported, for the whole connection (channel ""), once per
+//     loss of a confirmed connection (closed, error, a failed health check,
+//     or the server dropping a channel still in the set), with the cause.
+//     Messages on every channel may have been lost since its last
+//     [Subscribed], so the owner must treat its whole local tier as stale
+//     (purge it). Broken is reported only for a connection that was
+//     confirmed (see [Subscriber.Ready]): never before the first
+//     confirmation, and between two Brokens comes a Subscribed for each
+//     channel the next connection confirms (with an empty set, only Ready
+//     shows that connection's confirmation).
+//   - [Gap] is reported, with its channel, for every message on a channel of
+//     the set that this version cannot decode (a newer wire version during
+//     a rolling upgrade, or garbage), with the cause: the keys it named are
+//     unknown, so the owner must drop everything it cached before it for
+//     that channel, and may go on caching afterwards. The subscription
+//     holds: a Gap changes no state (the next state reported is Broken,
+//     when the connection is lost), and it is reported every time, however
+//     many come in a row. Such messages are also counted
 //     ([SubscriberStats.Malformed]).
+//   - A removed channel is done with: messages on it that arrive after
+//     [Subscriber.Remove] returns are ignored, and so is the server's
+//     confirmation of the UNSUBSCRIBE.
 //   - A silently dead connection (no FIN, no RST) is noticed by the health
 //     check: after [Options.HealthCheck] with nothing received the
 //     Subscriber sends PING, and reports Broken if nothing arrives within
 //     another HealthCheck (time spent in callbacks does not count). Until
-//     then, messages may be lost unnoticed.
+//     then, messages may be lost unnoticed; the freshness fence, below,
+//     notices sooner.
 //   - OnMessage and OnState run on the Subscriber's own goroutine, one call
 //     at a time, in the order events happened. A slow callback delays later
 //     ones (and, if slow for long, lets Redis disconnect the subscriber for
 //     exceeding its output buffer limit, which is reported as Broken).
-//   - After a loss, and until the first subscription, the Subscriber
+//   - After a loss, and until the first connection, the Subscriber
 //     (re)connects by itself, backing off exponentially (with jitter) up to
 //     [Options.MaxBackoff]. [Subscriber.LastError] returns the cause of the
-//     latest failed attempt or loss, nil while subscribed; so that a wrong
-//     address shows, failed attempts are logged at Warn.
+//     latest failed attempt or loss, nil while the connection is confirmed;
+//     so that a wrong address shows, failed attempts are logged at Warn. A
+//     connection with no channel is confirmed when it answers a PING, so
+//     [Subscriber.Ready] works with an empty set too.
 //   - [Subscriber.Close] is idempotent and safe to call concurrently; it
-//     returns after the goroutine has exited, and no callback runs after it
-//     returns.
+//     returns after both goroutines have exited, and no callback runs after
+//     it returns.
 //
 // Warnings that can repeat fast (a Gap per message, a failed attempt per
 // backoff) are logged at most once per 10 seconds for each kind, carrying
 // the number held back since the last; the others go to Debug.
+//
+// # Freshness
+//
+// Delivery is prompt but not bounded: a busy process may run the reader
+// late, and a frozen connection delivers nothing until the health check
+// gives up on it. With [Options.MaxStaleness] set, [Subscriber.Fresh]
+// bounds it: it reports true only if every message published on the
+// channels more than MaxStaleness before the call has been passed to
+// OnMessage (and OnMessage has returned) or reported as a Gap. A reader
+// that keeps state from the messages (a local tier) may trust that state
+// while Fresh holds, and should go to Redis otherwise.
+//
+// The proof is a PING with its send time as payload, sent on the
+// subscription connection: Redis writes a connection's replies in order,
+// so its PONG reaches the reader after every message published before the
+// PING was sent, and the reader, handling them in order, records that time
+// only after it has handled them. Fresh compares the latest such time with
+// the monotonic clock, read at each call, so a starved goroutine can only
+// make it false, never wrongly true. Fresh is false before the first proof
+// and from the loss of a connection until a proof arrives on the next; it
+// says nothing of a channel before that channel's Subscribed (the owner
+// drops what it cached before then).
+//
+// Proofs are sent on demand only: a call of Fresh that finds the latest
+// proof older than MaxStaleness/2 asks for one, and the watchdog sends at
+// most one PING per MaxStaleness/2 on a connection while calls keep asking
+// (a new connection, having no proof, may send one at once), and none
+// while nobody calls. The cost is thus at most 2/MaxStaleness PINGs per
+// second per Subscriber while Fresh is being called, plus one per
+// reconnection ([SubscriberStats.FencePings] counts them), none otherwise;
+// their answers also count as traffic for the health check. A call of
+// Fresh reads the clock (about 30ns) and one or two atomic values; it takes
+// no lock and does not allocate.
 //
 // # Changing the wire format
 //

@@ -35,17 +35,17 @@ func TestSubscriberReportsGap(t *testing.T) {
 	var seq []string // guarded by mu: callbacks in the order they ran
 	opts := r.options(ch)
 	opts.Logger = logger
-	opts.OnMessage = func(m Message) {
+	opts.OnMessage = func(channel string, m Message) {
 		mu.Lock()
 		seq = append(seq, "msg "+strings.Join(m.Keys, ","))
 		mu.Unlock()
-		r.onMessage(m)
+		r.onMessage(channel, m)
 	}
-	opts.OnState = func(st State, err error) {
+	opts.OnState = func(st State, channel string, err error) {
 		mu.Lock()
 		seq = append(seq, st.String())
 		mu.Unlock()
-		r.onState(st, err)
+		r.onState(st, channel, err)
 	}
 	sub := start(t, s.NewClient(""), opts)
 	r.nextState(t, Subscribed, wait)
@@ -57,7 +57,7 @@ func TestSubscriberReportsGap(t *testing.T) {
 	publish(t, s.Client, ch, Message{Keys: []string{"b"}}.Append(nil))
 
 	for _, payload := range [][]byte{upgraded, garbage} {
-		ev := r.nextState(t, Gap, wait)
+		ev := r.nextStateOn(t, Gap, ch)
 		if !errors.Is(ev.err, ErrMalformed) {
 			t.Errorf("Gap error %q does not wrap ErrMalformed", ev.err)
 		}

@@ -19,59 +19,73 @@ import (
 const wait = 5 * time.Second
 
 type stateEvent struct {
-	state State
-	err   error
+	state   State
+	channel string
+	err     error
+}
+
+// delivery is one call of OnMessage.
+type delivery struct {
+	channel string
+	msg     Message
 }
 
 // recorder collects a Subscriber's callbacks. It never blocks them.
 type recorder struct {
 	states   chan stateEvent
-	msgs     chan Message
+	msgs     chan delivery
 	overflow atomic.Int32
 	closed   atomic.Bool  // set when Close has returned
 	late     atomic.Int32 // callbacks that ran after closed was set
 }
 
 func newRecorder() *recorder {
-	return &recorder{states: make(chan stateEvent, 1024), msgs: make(chan Message, 4096)}
+	return &recorder{states: make(chan stateEvent, 1024), msgs: make(chan delivery, 4096)}
 }
 
-func (r *recorder) options(channel string) Options {
-	return Options{Channel: channel, OnMessage: r.onMessage, OnState: r.onState}
+// options returns Options that record into r, with channels as the initial
+// set.
+func (r *recorder) options(channels ...string) Options {
+	return Options{Channels: channels, OnMessage: r.onMessage, OnState: r.onState}
 }
 
-func (r *recorder) onMessage(m Message) {
+func (r *recorder) onMessage(channel string, m Message) {
 	if r.closed.Load() {
 		r.late.Add(1)
 	}
 	select {
-	case r.msgs <- m:
+	case r.msgs <- delivery{channel, m}:
 	default:
 		r.overflow.Add(1)
 	}
 }
 
-func (r *recorder) onState(st State, err error) {
+func (r *recorder) onState(st State, channel string, err error) {
 	if r.closed.Load() {
 		r.late.Add(1)
 	}
 	select {
-	case r.states <- stateEvent{st, err}:
+	case r.states <- stateEvent{st, channel, err}:
 	default:
 		r.overflow.Add(1)
 	}
 }
 
-// nextState fails the test unless the next state reported is want.
+// nextState fails the test unless the next state reported is want, with an
+// error exactly when want is Broken or Gap, and a channel exactly when it is
+// not Broken.
 func (r *recorder) nextState(t *testing.T, want State, within time.Duration) stateEvent {
 	t.Helper()
 	select {
 	case ev := <-r.states:
 		if ev.state != want {
-			t.Fatalf("state %v (%v), want %v", ev.state, ev.err, want)
+			t.Fatalf("state %v on %q (%v), want %v", ev.state, ev.channel, ev.err, want)
 		}
 		if (ev.err != nil) != (want == Broken || want == Gap) {
 			t.Fatalf("state %v came with error %v", ev.state, ev.err)
+		}
+		if (ev.channel == "") != (want == Broken) {
+			t.Fatalf("state %v came with channel %q", ev.state, ev.channel)
 		}
 		return ev
 	case <-time.After(within):
@@ -80,25 +94,69 @@ func (r *recorder) nextState(t *testing.T, want State, within time.Duration) sta
 	return stateEvent{}
 }
 
+// nextStateOn is nextState that also wants the event on channel.
+func (r *recorder) nextStateOn(t *testing.T, want State, channel string) stateEvent {
+	t.Helper()
+	ev := r.nextState(t, want, wait)
+	if ev.channel != channel {
+		t.Fatalf("%v on %q, want it on %q", ev.state, ev.channel, channel)
+	}
+	return ev
+}
+
+// subscribed fails the test unless the next states reported are Subscribed
+// for each of channels, in any order.
+func (r *recorder) subscribed(t *testing.T, channels ...string) {
+	t.Helper()
+	want := make(map[string]bool, len(channels))
+	for _, ch := range channels {
+		want[ch] = true
+	}
+	for range channels {
+		ev := r.nextState(t, Subscribed, wait)
+		if !want[ev.channel] {
+			t.Fatalf("Subscribed on %q, want one on each of %q, once", ev.channel, channels)
+		}
+		delete(want, ev.channel)
+	}
+}
+
 // noState fails the test if a state is reported within d.
 func (r *recorder) noState(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {
 	case ev := <-r.states:
-		t.Fatalf("unexpected state %v (%v)", ev.state, ev.err)
+		t.Fatalf("unexpected state %v on %q (%v)", ev.state, ev.channel, ev.err)
 	case <-time.After(d):
 	}
 }
 
-func (r *recorder) nextMessage(t *testing.T) Message {
+// nextDelivery returns the next call of OnMessage.
+func (r *recorder) nextDelivery(t *testing.T) delivery {
 	t.Helper()
 	select {
-	case m := <-r.msgs:
-		return m
+	case d := <-r.msgs:
+		return d
 	case <-time.After(wait):
 		t.Fatalf("no message within %v", wait)
 	}
-	return Message{}
+	return delivery{}
+}
+
+// nextMessage returns the next message delivered.
+func (r *recorder) nextMessage(t *testing.T) Message {
+	t.Helper()
+	return r.nextDelivery(t).msg
+}
+
+// noMessage fails the test if a message is delivered within d.
+func (r *recorder) noMessage(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case got := <-r.msgs:
+		t.Fatalf("unexpected message on %q: %+v", got.channel, got.msg)
+	case <-time.After(d):
+	}
 }
 
 // start subscribes and closes the Subscriber when the test ends.
@@ -126,12 +184,15 @@ func TestSubscriberDelivers(t *testing.T) {
 	ch := Channel(s.Namespace)
 	r := newRecorder()
 	sub := start(t, s.NewClient(""), r.options(ch))
-	r.nextState(t, Subscribed, wait)
+	r.nextStateOn(t, Subscribed, ch)
+	if !sub.Ready() {
+		t.Fatal("Ready() = false after Subscribed")
+	}
 
 	want := Message{Origin: NewOrigin(), Keys: []string{"user:1", "a:b:c", "", "\x00\xff"}}
 	publish(t, s.Client, ch, want.Append(nil))
-	if got := r.nextMessage(t); !equal(got, want) {
-		t.Fatalf("delivered %+v, want %+v", got, want)
+	if got := r.nextDelivery(t); got.channel != ch || !equal(got.msg, want) {
+		t.Fatalf("delivered %+v on %q, want %+v on %q", got.msg, got.channel, want, ch)
 	}
 	publish(t, s.Client, ch, Message{Origin: want.Origin, All: true}.Append(nil))
 	if got := r.nextMessage(t); !got.All || got.Origin != want.Origin {
@@ -163,10 +224,10 @@ func TestSubscriberResubscribesAfterKill(t *testing.T) {
 
 	s.KillPubSub(name)
 	ev := r.nextState(t, Broken, wait)
-	if !strings.Contains(ev.err.Error(), ch) {
-		t.Errorf("Broken error %q does not name the channel", ev.err)
+	if !strings.Contains(ev.err.Error(), "lost") {
+		t.Errorf("Broken error %q does not say the subscription was lost", ev.err)
 	}
-	r.nextState(t, Subscribed, wait)
+	r.nextStateOn(t, Subscribed, ch)
 	if st := sub.Stats(); st.Reconnects == 0 {
 		t.Fatalf("Stats() = %+v after a resubscription, want Reconnects > 0", st)
 	}
@@ -346,34 +407,61 @@ func TestSubscribeValidatesOptions(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer client.Close()
 	r := newRecorder()
-	for field, mutate := range map[string]func(*Options){
-		"Channel":     func(o *Options) { o.Channel = "" },
-		"OnMessage":   func(o *Options) { o.OnMessage = nil },
-		"OnState":     func(o *Options) { o.OnState = nil },
-		"HealthCheck": func(o *Options) { o.HealthCheck = -time.Second },
-		"MaxBackoff":  func(o *Options) { o.MaxBackoff = -1 },
+	for _, tc := range []struct {
+		field  string // the field the error must name, as it starts the error
+		mutate func(*Options)
+	}{
+		{"Channels[1]", func(o *Options) { o.Channels = []string{"a", ""} }},
+		{"Channels[2]", func(o *Options) { o.Channels = []string{"a", "b", "a"} }},
+		{"OnMessage", func(o *Options) { o.OnMessage = nil }},
+		{"OnState", func(o *Options) { o.OnState = nil }},
+		{"HealthCheck", func(o *Options) { o.HealthCheck = -time.Second }},
+		{"MaxBackoff", func(o *Options) { o.MaxBackoff = -1 }},
+		{"MaxStaleness", func(o *Options) { o.MaxStaleness = time.Millisecond - 1 }},
 	} {
 		opts := r.options("c")
-		mutate(&opts)
+		tc.mutate(&opts)
 		sub, err := Subscribe(client, opts)
 		if err == nil {
 			_ = sub.Close()
-			t.Errorf("Subscribe accepted a bad %s", field)
+			t.Errorf("Subscribe accepted a bad %s", tc.field)
 			continue
 		}
-		if msg := err.Error(); !strings.HasPrefix(msg, "invalidate: "+field+" ") {
-			t.Errorf("bad %s: error %q does not name the field", field, msg)
+		if msg := err.Error(); !strings.HasPrefix(msg, "invalidate: "+tc.field+" ") {
+			t.Errorf("bad %s: error %q does not name the field", tc.field, msg)
 		}
 	}
 	if _, err := Subscribe(nil, r.options("c")); err == nil || !strings.Contains(err.Error(), "client") {
 		t.Errorf("Subscribe(nil client) = %v, want an error naming the client", err)
 	}
-	if _, err := Subscribe(client, Options{}); err == nil || err.Error() != "invalidate: Channel must not be empty" {
+	if _, err := Subscribe(client, Options{}); err == nil || err.Error() != "invalidate: OnMessage must not be nil" {
 		t.Errorf("Subscribe(zero Options) = %v", err)
 	}
-	if _, err := Subscribe(client, Options{HealthCheck: -1, Channel: "c", OnMessage: r.onMessage, OnState: r.onState}); err == nil ||
+	if _, err := Subscribe(client, Options{HealthCheck: -1, OnMessage: r.onMessage, OnState: r.onState}); err == nil ||
 		err.Error() != "invalidate: HealthCheck must be >= 0, got -1ns" {
 		t.Errorf("negative HealthCheck: %v", err)
+	}
+	if _, err := Subscribe(client, Options{Channels: []string{"a", "a"}, OnMessage: r.onMessage, OnState: r.onState}); err == nil ||
+		err.Error() != `invalidate: Channels[1] repeats "a"` {
+		t.Errorf("repeated channel: %v", err)
+	}
+	if _, err := Subscribe(client, Options{MaxStaleness: time.Microsecond, OnMessage: r.onMessage, OnState: r.onState}); err == nil ||
+		err.Error() != "invalidate: MaxStaleness must be <= 0 (no fence) or at least 1ms, got 1µs" {
+		t.Errorf("MaxStaleness of 1µs: %v", err)
+	}
+	// No channel at all, no fence, and a fence of exactly the minimum are
+	// valid.
+	for _, opts := range []Options{
+		{OnMessage: r.onMessage, OnState: r.onState},
+		{OnMessage: r.onMessage, OnState: r.onState, MaxStaleness: -time.Second},
+		{OnMessage: r.onMessage, OnState: r.onState, MaxStaleness: MinMaxStaleness},
+	} {
+		sub, err := Subscribe(client, opts)
+		if err != nil {
+			t.Errorf("Subscribe(%+v): %v", opts, err)
+			continue
+		}
+		_ = sub.Close()
 	}
 
 	sub, err := Subscribe(client, r.options("c")) // zero durations take the defaults
@@ -401,8 +489,8 @@ func TestSubscriberReplySplitAcrossHealthCheck(t *testing.T) {
 		publish(t, s.Client, ch, want.Append(nil))
 		select {
 		case got := <-r.msgs:
-			if !equal(got, want) {
-				t.Fatalf("delivered %+v, want %+v", got, want)
+			if !equal(got.msg, want) {
+				t.Fatalf("delivered %+v, want %+v", got.msg, want)
 			}
 		case ev := <-r.states:
 			if ev.state != Broken {
@@ -425,9 +513,9 @@ func TestSubscriberSlowCallbackIsNotALoss(t *testing.T) {
 	opts := r.options(ch)
 	const hc = 20 * time.Millisecond
 	opts.HealthCheck = hc
-	opts.OnMessage = func(m Message) {
+	opts.OnMessage = func(channel string, m Message) {
 		time.Sleep(5 * hc)
-		r.onMessage(m)
+		r.onMessage(channel, m)
 	}
 	start(t, s.NewClient(""), opts)
 	r.nextState(t, Subscribed, wait)

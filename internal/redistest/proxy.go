@@ -14,6 +14,7 @@ import (
 //
 //   - Freeze: every connection made so far stays open but passes nothing, like
 //     a peer that vanished without closing (a pulled cable, a dead NAT entry);
+//     FreezePubSub does it to the pub/sub connections alone;
 //   - Split: the next reply containing a marker stalls half way;
 //   - CutPubSub: pub/sub connections are closed, and any new connection is
 //     closed as soon as it sends SUBSCRIBE, while ordinary commands still
@@ -68,6 +69,18 @@ func (p *Proxy) Freeze() {
 	defer p.mu.Unlock()
 	for _, l := range p.links {
 		l.frozen.Store(true)
+	}
+}
+
+// FreezePubSub is Freeze for the pub/sub connections made so far (those
+// that have sent SUBSCRIBE) alone: other connections, and later ones, work.
+func (p *Proxy) FreezePubSub() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		if l.pubsub.Load() {
+			l.frozen.Store(true)
+		}
 	}
 }
 
