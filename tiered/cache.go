@@ -23,89 +23,6 @@ var ErrNotFound = remote.ErrNotFound
 // ErrClosed is returned by every call made after Close.
 var ErrClosed = errors.New("tiered: cache is closed")
 
-// Defaults of the Options fields.
-const (
-	DefaultNamespace   = remote.DefaultNamespace // "cache"
-	DefaultLocalSize   = local.DefaultSize       // 10,000 entries
-	DefaultLocalTTL    = time.Minute
-	DefaultLoadTimeout = 10 * time.Second
-)
-
-// Options configures a Cache. The zero value of every field is its default.
-type Options[V any] struct {
-	// Namespace prefixes every Redis key ("Namespace:key") and names the
-	// invalidation channel. Every instance that must agree on the same keys
-	// uses the same Namespace. Default: "cache".
-	Namespace string
-
-	// TTL is the Redis lifetime of values written by Set and by Fetch's
-	// loads. 0 means no expiry. Must be 0 or at least 1ms; it is sent to
-	// Redis in whole milliseconds. Default: 0.
-	TTL time.Duration
-
-	// LocalSize is the number of entries the local tier holds.
-	// Default: 10,000. Must be >= 0.
-	LocalSize int
-
-	// LocalShards splits the local tier into this many independently locked
-	// parts, a power of two. Default: chosen from LocalSize (16 for large
-	// tiers, fewer for small ones).
-	LocalShards int
-
-	// LocalTTL is the longest a value lives in the local tier. A value read
-	// from Redis lives there min(LocalTTL, its remaining Redis TTL), minus one
-	// millisecond tick, so it never outlives the Redis key. Default: 1 minute.
-	// Must be 0 or at least 1ms.
-	LocalTTL time.Duration
-
-	// Codec encodes values for Redis. Default: raw bytes for string and
-	// []byte, JSON for every other type.
-	Codec Codec[V]
-
-	// LoadTimeout bounds a Fetch loader and the Redis write of what it
-	// returned. The load runs detached from every caller's cancellation (each
-	// caller stops waiting when its own ctx ends), under this deadline.
-	// Default: 10s. Must be >= 0.
-	LoadTimeout time.Duration
-
-	// HealthCheck is how long the invalidation subscription may stay silent
-	// before it is pinged; no answer within another HealthCheck counts as a
-	// lost connection. Default: invalidate.DefaultHealthCheck (1s).
-	// Must be >= 0.
-	HealthCheck time.Duration
-
-	// Logger receives reports of lost subscriptions, malformed messages and
-	// failed writes of loaded values. Default: nil, silent.
-	Logger *slog.Logger
-}
-
-func (o *Options[V]) validate() error {
-	if o.Namespace != "" {
-		if err := remote.CheckNamespace(o.Namespace); err != nil {
-			return fmt.Errorf("tiered: Namespace: %w", err)
-		}
-	}
-	switch {
-	case o.TTL < 0:
-		return fmt.Errorf("tiered: TTL must be >= 0, got %v", o.TTL)
-	case o.TTL > 0 && o.TTL < time.Millisecond:
-		return fmt.Errorf("tiered: TTL must be 0 or at least 1ms, got %v", o.TTL)
-	case o.LocalSize < 0:
-		return fmt.Errorf("tiered: LocalSize must be >= 0, got %d", o.LocalSize)
-	case o.LocalShards < 0:
-		return fmt.Errorf("tiered: LocalShards must be >= 0, got %d", o.LocalShards)
-	case o.LocalTTL < 0:
-		return fmt.Errorf("tiered: LocalTTL must be >= 0, got %v", o.LocalTTL)
-	case o.LocalTTL > 0 && o.LocalTTL < time.Millisecond:
-		return fmt.Errorf("tiered: LocalTTL must be 0 or at least 1ms, got %v", o.LocalTTL)
-	case o.LoadTimeout < 0:
-		return fmt.Errorf("tiered: LoadTimeout must be >= 0, got %v", o.LoadTimeout)
-	case o.HealthCheck < 0:
-		return fmt.Errorf("tiered: HealthCheck must be >= 0, got %v", o.HealthCheck)
-	}
-	return nil
-}
-
 // The states of a Cache. Only in stateLive does the local tier answer reads
 // or take fills: the subscription is confirmed, so every invalidation
 // published from then on reaches this instance.
@@ -119,11 +36,12 @@ const (
 // store, kept consistent across instances by invalidation messages. It is
 // safe for concurrent use. See the package doc for its guarantees.
 type Cache[V any] struct {
+	hub         *Hub
+	ownHub      bool // made by New: Close closes the hub too
 	client      redis.UniversalClient
 	namespace   string
 	store       *remote.Store
 	local       *local.Cache[string, V]
-	sub         *invalidate.Subscriber
 	codec       Codec[V]
 	log         *slog.Logger
 	origin      invalidate.Origin
@@ -152,24 +70,59 @@ type Cache[V any] struct {
 type counters struct {
 	remoteHits, misses, bypassed    atomic.Uint64
 	loads, loadErrors, decodeErrors atomic.Uint64
-	invalidations, breaks           atomic.Uint64
-	fallbacks                       atomic.Uint64
+	invalidations, breaks, gaps     atomic.Uint64
+	fallbacks, unproven             atomic.Uint64
 }
 
-// New returns a Cache over client. It does not wait for Redis: until the
-// invalidation subscription is confirmed, reads and writes go to Redis and the
-// local tier is not used. New fails for invalid Options, with an error
+// New returns a Cache over client with a Hub of its own (default HubOptions
+// but for Options.HealthCheck and Options.Logger), closed with it. A service
+// with several caches should share one Hub instead (NewHub, NewCache): one
+// pub/sub connection and one subscriber goroutine for them all.
+//
+// New does not wait for Redis: until the invalidation subscription is
+// confirmed, reads and writes go to Redis and the local tier is not used
+// (WaitReady waits for it). New fails for invalid Options, with an error
 // naming the field; for a client whose routing would lose invalidations
 // (see remote.CheckClient: a *redis.Client or a *redis.ClusterClient is
 // required), naming its type; and for a value type the default Codec can
 // never encode. The Cache never closes client.
 func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error) {
-	if err := remote.CheckClient(client); err != nil {
-		return nil, fmt.Errorf("tiered: %w", err)
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	h, err := NewHub(client, HubOptions{HealthCheck: opts.HealthCheck, Logger: opts.Logger})
+	if err != nil {
+		return nil, err
+	}
+	opts.HealthCheck = 0 // the hub's now
+	c, err := newCache(h, opts, true)
+	if err != nil {
+		_ = h.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewCache returns a Cache on h: it shares h's pub/sub connection, subscriber
+// goroutine, health check, freshness proofs and clock with every other cache
+// on h. It fails as New does, and if h is closed; Options.HealthCheck must
+// be 0 (it is the Hub's). Close the cache when done with it; Hub.Close
+// closes the caches still attached.
+func NewCache[V any](h *Hub, opts Options[V]) (*Cache[V], error) {
+	if h == nil {
+		return nil, errors.New("tiered: NewCache with a nil Hub")
+	}
+	if opts.HealthCheck != 0 {
+		return nil, fmt.Errorf("tiered: HealthCheck is the Hub's (HubOptions.HealthCheck) for a cache made by NewCache, got %v", opts.HealthCheck)
 	}
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	return newCache(h, opts, false)
+}
+
+// newCache builds a cache on h from validated opts and attaches it.
+func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 	if opts.Namespace == "" {
 		opts.Namespace = DefaultNamespace
 	}
@@ -187,17 +140,19 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 		opts.LoadTimeout = DefaultLoadTimeout
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = h.log
 	}
-	lc, err := local.New[string, V](local.Options{Size: opts.LocalSize, Shards: opts.LocalShards})
+	lc, err := local.New[string, V](local.Options{Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock})
 	if err != nil {
-		// LocalSize was checked above: local.New can only reject the shards.
+		// LocalSize was checked: local.New can only reject the shards.
 		return nil, fmt.Errorf("tiered: LocalShards: %w", err)
 	}
 	c := &Cache[V]{
-		client:      client,
+		hub:         h,
+		ownHub:      ownHub,
+		client:      h.client,
 		namespace:   opts.Namespace,
-		store:       remote.New(client, remote.Options{Namespace: opts.Namespace}),
+		store:       remote.New(h.client, remote.Options{Namespace: opts.Namespace}),
 		local:       lc,
 		codec:       opts.Codec,
 		log:         opts.Logger,
@@ -214,19 +169,25 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 	c.reads, c.loads = newFlights[V](onPanic), newFlights[V](onPanic)
 	c.idle = sync.NewCond(&c.mu)
 	c.closing, c.cancel = context.WithCancel(context.Background())
-	c.sub, err = invalidate.Subscribe(client, invalidate.Options{
-		Channel:     c.channel,
-		OnMessage:   c.onMessage,
-		OnState:     c.onState,
-		HealthCheck: opts.HealthCheck,
-		Logger:      opts.Logger,
-	})
+	live, err := h.attach(c.channel, c)
 	if err != nil {
 		lc.Close()
 		c.cancel()
-		return nil, fmt.Errorf("tiered: HealthCheck: %w", err)
+		return nil, err
+	}
+	if live {
+		c.state.CompareAndSwap(stateBypass, stateLive)
 	}
 	return c, nil
+}
+
+// WaitReady returns nil once the cache's invalidation channel is confirmed
+// (from then on its local tier is in use), or, when ctx ends first, an error
+// that carries the last connection error.
+func (c *Cache[V]) WaitReady(ctx context.Context) error {
+	return c.hub.wait(ctx, fmt.Sprintf("cache of namespace %q", c.namespace), func() bool {
+		return c.state.Load() != stateBypass
+	})
 }
 
 // Keys lists the keys of the namespace in Redis (with SCAN), sorted.
@@ -240,6 +201,9 @@ func (c *Cache[V]) Keys(ctx context.Context) ([]string, error) {
 	}
 	return keys, nil
 }
+
+// Namespace returns the cache's namespace.
+func (c *Cache[V]) Namespace() string { return c.namespace }
 
 // Subscribed reports whether the invalidation subscription is confirmed, that
 // is whether the local tier is in use.
@@ -256,6 +220,7 @@ type Stats struct {
 	DecodeErrors  uint64 // Redis values that did not decode
 	Invalidations uint64 // invalidation messages applied from other instances
 	Malformed     uint64 // invalidation messages that did not decode (each purged the local tier)
+	Unproven      uint64 // reads sent to Redis because the Hub could not prove the local tier fresh (MaxStaleness)
 	Fallbacks     uint64 // Fetch loads answered without storing because Redis could not be read
 	Breaks        uint64 // times the subscription was lost (the local tier was purged)
 
@@ -276,7 +241,8 @@ func (c *Cache[V]) Stats() Stats {
 		LoadErrors:       c.stats.loadErrors.Load(),
 		DecodeErrors:     c.stats.decodeErrors.Load(),
 		Invalidations:    c.stats.invalidations.Load(),
-		Malformed:        c.sub.Stats().Malformed,
+		Malformed:        c.stats.gaps.Load(),
+		Unproven:         c.stats.unproven.Load(),
 		Fallbacks:        c.stats.fallbacks.Load(),
 		Breaks:           c.stats.breaks.Load(),
 		LocalEntries:     c.local.Len(),
@@ -285,11 +251,11 @@ func (c *Cache[V]) Stats() Stats {
 	}
 }
 
-// Close stops the subscriber and waits for it, cancels running loads and
-// waits for them, and stops the local tier's
-// clock. Every call after Close returns ErrClosed. Close is idempotent and
-// safe to call concurrently with any other method. It does not close the
-// Redis client.
+// Close detaches the cache from its Hub (no invalidation reaches it from
+// then on), cancels running loads and waits for them, and empties the local
+// tier; a cache made by New closes its Hub too. Every call after Close
+// returns ErrClosed. Close is idempotent and safe to call concurrently with
+// any other method. It does not close the Redis client.
 func (c *Cache[V]) Close() error {
 	c.mu.Lock()
 	if c.closeDone != nil {
@@ -302,7 +268,7 @@ func (c *Cache[V]) Close() error {
 	c.state.Store(stateClosed)
 	c.mu.Unlock()
 
-	err := c.sub.Close()
+	c.hub.detach(c.channel, c)
 	c.cancel()
 	c.mu.Lock()
 	for c.running > 0 {
@@ -311,6 +277,10 @@ func (c *Cache[V]) Close() error {
 	c.mu.Unlock()
 	c.local.Purge()
 	c.local.Close()
+	var err error
+	if c.ownHub {
+		err = c.hub.Close()
+	}
 	close(c.closeDone)
 	return err
 }
@@ -364,6 +334,7 @@ func (c *Cache[V]) onState(s invalidate.State, err error) {
 		c.state.CompareAndSwap(stateBypass, stateLive)
 	case invalidate.Gap:
 		c.purgeLocal()
+		c.stats.gaps.Add(1)
 		c.log.Warn("tiered: an invalidation message did not decode; local tier purged",
 			"namespace", c.namespace, "err", err)
 	case invalidate.Broken:

@@ -4,13 +4,30 @@
 // invalidation messages over Redis pub/sub (package invalidate).
 //
 // Reads look in the local tier first, then in Redis, through one shared
-// read per key per process (singleflight); Fetch adds a loader for keys Redis
-// does not hold. Every write and delete goes to Redis together with an
-// invalidation message, in one atomic round trip, and every other instance
-// drops the keys from its local tier when the message arrives.
+// read per key per process; Fetch adds a loader for keys Redis does not
+// hold. Every write and delete goes to Redis together with an invalidation
+// message, in one atomic round trip, and every other instance drops the keys
+// from its local tier when the message arrives.
+//
+// # Hubs
+//
+// A Hub owns what is per connection: one pub/sub connection (one channel per
+// namespace on it), one subscriber goroutine with its health check and
+// freshness proofs, and one clock for the local tiers. A service with many
+// caches (one per value type, say) makes one Hub with NewHub and its caches
+// with NewCache: three goroutines and one connection in all, however many
+// caches. New is a shortcut for a cache with a Hub of its own.
 //
 // # Guarantees
 //
+//   - Bounded staleness (HubOptions.MaxStaleness, 10ms by default): a local
+//     hit never returns a value that had been overwritten by a Set or Delete
+//     acknowledged more than MaxStaleness before the read began, whatever the
+//     Go scheduler, a starved process, or a frozen or silently dead
+//     subscription do. The Hub proves it with a PING on the subscription
+//     connection, whose PONG arrives after every message published before
+//     it; a hit reads the monotonic clock and, while the last proof is older
+//     than MaxStaleness, the read goes to Redis instead (Stats.Unproven).
 //   - Read your writes: once Set returns nil, Get on the same instance returns
 //     that value or a newer one.
 //   - Invalidation: every Set and Delete publishes an invalidation, atomically
@@ -58,14 +75,12 @@
 //
 // # Not guaranteed
 //
-//   - Another instance sees a write after its invalidation arrives, not at the
-//     moment Set returns: typically well under a millisecond on a LAN, but
-//     pub/sub gives no bound, and on a busy process the goroutine that
-//     applies messages may run late. Reads on other instances in between
-//     return the previous value.
-//   - A subscription that dies silently is noticed only by the health check
-//     (Options.HealthCheck, 1s by default, plus one more for the reply); until
-//     then invalidations may be lost and old values served.
+//   - Another instance sees a write after its invalidation arrives (typically
+//     well under a millisecond on a LAN), or after MaxStaleness at most, not
+//     at the moment Set returns. With MaxStaleness off (negative), the bound
+//     is the delivery itself: pub/sub gives none, a busy process may run the
+//     subscriber goroutine late, and a subscription that dies silently is
+//     noticed only by the health check (1s, plus one more for the reply).
 //   - Writes made to Redis by other programs publish nothing: instances keep
 //     serving their local copies until LocalTTL passes, unless the program (or
 //     anyone) calls Invalidate or InvalidateAll.

@@ -24,7 +24,7 @@ func (c *Cache[V]) fail(op, key string, err error) error {
 		err = re.Err
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		if last := c.sub.LastError(); last != nil {
+		if last := c.hub.sub.LastError(); last != nil {
 			err = fmt.Errorf("%w (last Redis connection error: %v)", err, last)
 		}
 	}

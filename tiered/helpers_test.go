@@ -43,7 +43,16 @@ func newInstanceAt[V any](t *testing.T, s *redistest.Server, addr, name string, 
 	if opts.Namespace == "" {
 		opts.Namespace = s.Namespace
 	}
-	c, err := tiered.New(client, opts)
+	// The tests here are about the local tier and its invalidations, so
+	// the freshness proof is off: a read right after a pause would
+	// otherwise (rightly) go to Redis. hub_test.go tests the proof.
+	h, err := tiered.NewHub(client, tiered.HubOptions{HealthCheck: opts.HealthCheck, MaxStaleness: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	opts.HealthCheck = 0
+	c, err := tiered.NewCache(h, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

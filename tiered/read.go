@@ -67,11 +67,16 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Cont
 	return v, nil
 }
 
-// cached answers from the local tier when the subscription is live, and
-// with ErrClosed after Close.
+// cached answers from the local tier when the subscription is live and the
+// Hub can prove it fresh (counting the reads it cannot), and with ErrClosed
+// after Close.
 func (c *Cache[V]) cached(key string) (v V, ok bool, err error) {
 	switch c.state.Load() {
 	case stateLive:
+		if !c.hub.fresh() {
+			c.stats.unproven.Add(1)
+			return v, false, nil
+		}
 		v, ok = c.local.Get(key)
 	case stateClosed:
 		err = ErrClosed
@@ -107,8 +112,10 @@ func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 	var zero V
 	if c.state.Load() == stateLive {
 		// A read that ended just before this one began may have filled it.
-		if v, ok := c.local.Get(key); ok {
-			return v, nil
+		if c.hub.fresh() {
+			if v, ok := c.local.Get(key); ok {
+				return v, nil
+			}
 		}
 	} else {
 		c.stats.bypassed.Add(1)

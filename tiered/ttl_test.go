@@ -42,16 +42,26 @@ func TestLocalEntryNeverOutlivesRedisKey(t *testing.T) {
 		defer raw.Close()
 		defer ca.Close()
 		defer cb.Close()
-		a, err := tiered.New(ca, tiered.Options[string]{Namespace: "ns"})
+		// No freshness proof: on the bubble's clock it would age between
+		// the steps below; this test is about expiry alone.
+		ha, err := tiered.NewHub(ca, tiered.HubOptions{MaxStaleness: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer a.Close()
-		b, err := tiered.New(cb, tiered.Options[string]{Namespace: "ns"})
+		defer ha.Close()
+		hb, err := tiered.NewHub(cb, tiered.HubOptions{MaxStaleness: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer b.Close()
+		defer hb.Close()
+		a, err := tiered.NewCache(ha, tiered.Options[string]{Namespace: "ns"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := tiered.NewCache(hb, tiered.Options[string]{Namespace: "ns"})
+		if err != nil {
+			t.Fatal(err)
+		}
 		for !a.Subscribed() || !b.Subscribed() {
 			time.Sleep(time.Millisecond)
 		}

@@ -1,0 +1,277 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/invalidate"
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// DefaultMaxStaleness is HubOptions.MaxStaleness when it is 0.
+const DefaultMaxStaleness = 10 * time.Millisecond
+
+// ErrHubClosed is returned by NewCache and WaitReady once the Hub is closed.
+var ErrHubClosed = errors.New("tiered: hub is closed")
+
+// HubOptions configures a Hub: what is per connection. The zero value of
+// every field is its default.
+type HubOptions struct {
+	// HealthCheck is how long the invalidation subscription may stay silent
+	// before it is pinged; no answer within another HealthCheck counts as a
+	// lost connection. Default: invalidate.DefaultHealthCheck (1s).
+	// Must be >= 0.
+	HealthCheck time.Duration
+
+	// MaxBackoff caps the pause between attempts to subscribe again.
+	// Default: invalidate.DefaultMaxBackoff (1s). Must be >= 0.
+	MaxBackoff time.Duration
+
+	// MaxStaleness bounds how old a local hit may be: a local hit never
+	// returns a value that had been overwritten by a Set or Delete
+	// acknowledged more than MaxStaleness before the read began, whatever
+	// the Go scheduler, a starved process, or a frozen or silently dead
+	// subscription do. The Hub proves it with a PING on the subscription
+	// connection (its PONG arrives after every message published before
+	// it); while the last proof is older than MaxStaleness, reads go to
+	// Redis. Proofs cost at most 2/MaxStaleness PINGs a second while local
+	// hits are served, none otherwise, and each local hit reads the
+	// monotonic clock (about 30ns here). Negative: no proof; local hits are
+	// then as fresh as the subscription's delivery, which the scheduler
+	// bounds. Default: DefaultMaxStaleness (10ms).
+	MaxStaleness time.Duration
+
+	// Logger receives reports of the subscription: lost, failed attempts
+	// (rate-limited), undecodable messages. Caches use it too unless their
+	// Options name their own. Default: nil, silent.
+	Logger *slog.Logger
+}
+
+func (o *HubOptions) validate() error {
+	switch {
+	case o.HealthCheck < 0:
+		return fmt.Errorf("tiered: HealthCheck must be >= 0, got %v", o.HealthCheck)
+	case o.MaxBackoff < 0:
+		return fmt.Errorf("tiered: MaxBackoff must be >= 0, got %v", o.MaxBackoff)
+	case o.MaxStaleness > 0 && o.MaxStaleness < time.Millisecond:
+		return fmt.Errorf("tiered: MaxStaleness must be negative (off), 0 (the default) or at least 1ms, got %v", o.MaxStaleness)
+	}
+	return nil
+}
+
+// Hub owns what is per connection: one pub/sub connection with one channel
+// per namespace, one subscriber goroutine (with its health check and
+// freshness proofs), and one clock for the local tiers. Caches of any value
+// type attach to it with NewCache. A Hub is safe for concurrent use.
+type Hub struct {
+	client redis.UniversalClient
+	sub    *invalidate.Subscriber
+	clock  *local.Clock
+	log    *slog.Logger
+	fenced bool // MaxStaleness > 0: local hits need a fresh proof
+
+	mu        sync.RWMutex
+	members   map[string][]member // guarded by mu: attached caches by channel
+	confirmed map[string]bool     // guarded by mu: channels confirmed on the current connection
+	closed    bool                // guarded by mu
+}
+
+// member is what a Hub needs of an attached Cache (of any value type). Its
+// callbacks run on the subscriber goroutine, under the Hub's read lock.
+type member interface {
+	onMessage(invalidate.Message)
+	onState(invalidate.State, error)
+	Close() error
+}
+
+// NewHub returns a Hub over client. It does not wait for Redis (see
+// WaitReady). It fails for invalid options, naming the field, and for a
+// client whose routing would lose invalidations (see remote.CheckClient),
+// naming its type. Close it after the caches on it (or let it close them).
+// The Hub never closes client.
+func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
+	if err := remote.CheckClient(client); err != nil {
+		return nil, fmt.Errorf("tiered: %w", err)
+	}
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if opts.MaxStaleness == 0 {
+		opts.MaxStaleness = DefaultMaxStaleness
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{
+		client:    client,
+		log:       opts.Logger,
+		fenced:    opts.MaxStaleness > 0,
+		members:   make(map[string][]member),
+		confirmed: make(map[string]bool),
+	}
+	sub, err := invalidate.Subscribe(client, invalidate.Options{
+		OnMessage:    h.onMessage,
+		OnState:      h.onState,
+		HealthCheck:  opts.HealthCheck,
+		MaxBackoff:   opts.MaxBackoff,
+		MaxStaleness: max(opts.MaxStaleness, 0),
+		Logger:       opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tiered: %w", err)
+	}
+	h.sub = sub
+	h.clock = local.NewClock()
+	return h, nil
+}
+
+// WaitReady returns nil once the Hub's connection is confirmed, or, when ctx
+// ends first, an error that carries the last connection error (say "dial
+// tcp …: connection refused"), so that a wrong address shows at startup.
+func (h *Hub) WaitReady(ctx context.Context) error {
+	return h.wait(ctx, "hub", h.sub.Ready)
+}
+
+// wait polls ready until it holds, ctx ends, or the Hub closes.
+func (h *Hub) wait(ctx context.Context, what string, ready func() bool) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for !ready() {
+		if h.isClosed() {
+			return ErrHubClosed
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			if last := h.sub.LastError(); last != nil {
+				return fmt.Errorf("tiered: %s not ready: %w (last Redis connection error: %v)", what, ctx.Err(), last)
+			}
+			return fmt.Errorf("tiered: %s not ready: %w", what, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (h *Hub) isClosed() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.closed
+}
+
+// fresh reports whether a local hit may be served now (see MaxStaleness).
+func (h *Hub) fresh() bool { return !h.fenced || h.sub.Fresh() }
+
+// attach adds m, a new cache, on channel. It reports whether the channel is
+// already confirmed on the current connection: m may then use its (empty)
+// local tier at once, since every message published from now on reaches
+// it. Otherwise m waits for its channel's Subscribed.
+func (h *Hub) attach(channel string, m member) (live bool, err error) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return false, ErrHubClosed
+	}
+	first := len(h.members[channel]) == 0
+	h.members[channel] = append(h.members[channel], m)
+	live = h.confirmed[channel]
+	h.mu.Unlock()
+	if first {
+		// Errors are the connection's: the subscriber subscribes every
+		// channel of its set again on each new connection.
+		_ = h.sub.Add(context.Background(), channel)
+	}
+	return live, nil
+}
+
+// detach removes m from channel; after it returns, no callback reaches m.
+func (h *Hub) detach(channel string, m member) {
+	h.mu.Lock()
+	list := h.members[channel]
+	for i, x := range list {
+		if x == m {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	last := len(list) == 0
+	if last {
+		delete(h.members, channel)
+	} else {
+		h.members[channel] = list
+	}
+	closed := h.closed
+	h.mu.Unlock()
+	if last && !closed {
+		_ = h.sub.Remove(context.Background(), channel)
+	}
+}
+
+// onMessage hands a message to the caches of its channel. Runs on the
+// subscriber goroutine.
+func (h *Hub) onMessage(channel string, msg invalidate.Message) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, m := range h.members[channel] {
+		m.onMessage(msg)
+	}
+}
+
+// onState follows the subscription: a channel confirmed or with a gap
+// concerns its caches, a lost connection every cache.
+func (h *Hub) onState(st invalidate.State, channel string, err error) {
+	if st == invalidate.Broken {
+		h.mu.Lock()
+		clear(h.confirmed)
+		h.mu.Unlock()
+		h.mu.RLock()
+		defer h.mu.RUnlock()
+		for _, list := range h.members {
+			for _, m := range list {
+				m.onState(st, err)
+			}
+		}
+		return
+	}
+	if st == invalidate.Subscribed {
+		h.mu.Lock()
+		h.confirmed[channel] = true
+		h.mu.Unlock()
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, m := range h.members[channel] {
+		m.onState(st, err)
+	}
+}
+
+// Close closes every cache still attached (each returns ErrClosed from then
+// on), then stops the subscriber and the clock and waits for their
+// goroutines. It is idempotent and safe to call concurrently. It does not
+// close the Redis client.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		h.sub.Close() // waits for a Close in progress
+		return nil
+	}
+	h.closed = true
+	var all []member
+	for _, list := range h.members {
+		all = append(all, list...)
+	}
+	h.mu.Unlock()
+	for _, m := range all {
+		_ = m.Close()
+	}
+	err := h.sub.Close()
+	h.clock.Close()
+	return err
+}
