@@ -1,0 +1,75 @@
+package tiered_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/redistest"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// A local hit with the freshness proof on (the default) allocates nothing
+// either: the proof is a clock read and two atomic loads.
+func TestFencedLocalHitAllocatesNothing(t *testing.T) {
+	s := redistest.New(t)
+	h, _ := newHub(t, s.Addr, s.Namespace+"-h", tiered.HubOptions{})
+	c := newHubCache(t, h, tiered.Options[string]{Namespace: s.Namespace})
+	if err := c.Set(bg, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a proven local hit", func() bool {
+		before := c.Stats().LocalHits
+		_, _ = c.Get(bg, "k")
+		return c.Stats().LocalHits > before
+	})
+	allocs := testing.AllocsPerRun(1000, func() {
+		if v, err := c.Get(bg, "k"); err != nil || v != "v" {
+			panic("not a hit")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a fenced local hit allocates %v times", allocs)
+	}
+}
+
+// BenchmarkLocalHit measures a local hit with the freshness proof on
+// (MaxStaleness 10ms, the default) and off.
+func BenchmarkLocalHit(b *testing.B) {
+	for _, bc := range []struct {
+		name      string
+		staleness int64
+	}{{"fence", 0}, {"nofence", -1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := redistest.New(b)
+			h, err := tiered.NewHub(s.Client, tiered.HubOptions{MaxStaleness: timeDuration(bc.staleness)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close()
+			c, err := tiered.NewCache(h, tiered.Options[string]{Namespace: s.Namespace})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := c.WaitReady(bg); err != nil {
+				b.Fatal(err)
+			}
+			if err := c.Set(bg, "k", "v"); err != nil {
+				b.Fatal(err)
+			}
+			for range 1000 {
+				_, _ = c.Get(bg, "k")
+			}
+			before := c.Stats()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				_, _ = c.Get(bg, "k")
+			}
+			b.StopTimer()
+			st := c.Stats()
+			b.ReportMetric(float64(st.LocalHits-before.LocalHits)/float64(b.N), "local/op")
+		})
+	}
+}
+
+func timeDuration(n int64) time.Duration { return time.Duration(n) }
