@@ -166,7 +166,10 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		c.log.Error("tiered: a Codec or loader panicked", "namespace", c.namespace, "key", key,
 			"panic", p.value, "stack", string(p.stack))
 	}
-	c.reads, c.loads = newFlights[V](onPanic), newFlights[V](onPanic)
+	// A Get's shared read is joined only while younger than MaxStaleness;
+	// a Fetch's shared load is joined until it lands (or is overtaken), so
+	// that a slow loader still runs once per key.
+	c.reads, c.loads = newFlights[V](onPanic, h.maxStaleness), newFlights[V](onPanic, 0)
 	c.idle = sync.NewCond(&c.mu)
 	c.closing, c.cancel = context.WithCancel(context.Background())
 	live, err := h.attach(c.channel, c)

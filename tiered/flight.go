@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // flights shares work on a key (a Redis read, a read and a load) among the
@@ -19,7 +20,10 @@ import (
 //     overtaken: every invalidation, Set and Delete applied here marks the
 //     key's flight in progress (overtake), and a caller that begins after that
 //     starts a flight of its own instead of being handed a value that may
-//     predate the write.
+//     predate the write. With a maxAge (the Hub's MaxStaleness, for Get's
+//     reads), a caller also joins only a flight that began at most maxAge
+//     ago: an invalidation the subscription has not delivered yet cannot
+//     overtake anything.
 //   - Each waiter leaves with its own ctx; cleanup runs in a defer, so a
 //     flight whose work panics is still removed and its waiters woken.
 //   - A panic in user code (a Codec, a loader) reaches the caller that ran
@@ -31,6 +35,11 @@ type flights[V any] struct {
 	// onPanic, if set, is told of every panic a flight recovers, with its
 	// stack, before anyone is woken.
 	onPanic func(key string, p *panicError)
+	// maxAge, if positive, is how long after it began a flight may still be
+	// joined (the Hub's MaxStaleness): a read that began longer ago may
+	// predate a write that an unproven subscription has not reported.
+	maxAge time.Duration
+	base   time.Time // the origin of flight.began
 }
 
 type flightShard[V any] struct {
@@ -43,7 +52,8 @@ type flightShard[V any] struct {
 // written by the goroutine doing the work before done is closed, and read
 // by others only after.
 type flight[V any] struct {
-	done chan struct{}
+	done  chan struct{}
+	began time.Duration // since flights.base; set only when maxAge > 0
 	// overtaken is set when an invalidation of the key was applied after the
 	// flight began: no caller joins it from then on, and a load does not
 	// store what it loaded.
@@ -55,8 +65,8 @@ type flight[V any] struct {
 	abandoned bool        // a Get leader's ctx ended first: waiters read again
 }
 
-func newFlights[V any](onPanic func(key string, p *panicError)) *flights[V] {
-	f := &flights[V]{seed: maphash.MakeSeed(), onPanic: onPanic}
+func newFlights[V any](onPanic func(key string, p *panicError), maxAge time.Duration) *flights[V] {
+	f := &flights[V]{seed: maphash.MakeSeed(), onPanic: onPanic, maxAge: maxAge, base: time.Now()}
 	for i := range f.shards {
 		f.shards[i].calls = make(map[string]*flight[V])
 	}
@@ -70,14 +80,18 @@ func (f *flights[V]) shard(key string) *flightShard[V] {
 // join returns the flight of key that a caller beginning now may share, or,
 // with lead true, a new flight that the caller must run and then land.
 func (f *flights[V]) join(key string) (fl *flight[V], lead bool) {
+	var now time.Duration
+	if f.maxAge > 0 {
+		now = time.Since(f.base)
+	}
 	s := f.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if fl, ok := s.calls[key]; ok && !fl.overtaken.Load() {
+	if fl, ok := s.calls[key]; ok && !fl.overtaken.Load() && (f.maxAge <= 0 || now-fl.began <= f.maxAge) {
 		return fl, false
 	}
-	fl = &flight[V]{done: make(chan struct{})}
-	s.calls[key] = fl // replaces an overtaken flight, which still lands for its own waiters
+	fl = &flight[V]{done: make(chan struct{}), began: now}
+	s.calls[key] = fl // replaces an overtaken or aged flight, which still lands for its own waiters
 	return fl, true
 }
 

@@ -76,6 +76,8 @@ type Hub struct {
 	clock  *local.Clock
 	log    *slog.Logger
 	fenced bool // MaxStaleness > 0: local hits need a fresh proof
+	// maxStaleness is MaxStaleness when fenced, else 0.
+	maxStaleness time.Duration
 
 	mu        sync.RWMutex
 	members   map[string][]member // guarded by mu: attached caches by channel
@@ -110,11 +112,12 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{
-		client:    client,
-		log:       opts.Logger,
-		fenced:    opts.MaxStaleness > 0,
-		members:   make(map[string][]member),
-		confirmed: make(map[string]bool),
+		client:       client,
+		log:          opts.Logger,
+		fenced:       opts.MaxStaleness > 0,
+		maxStaleness: max(opts.MaxStaleness, 0),
+		members:      make(map[string][]member),
+		confirmed:    make(map[string]bool),
 	}
 	sub, err := invalidate.Subscribe(client, invalidate.Options{
 		OnMessage:    h.onMessage,

@@ -305,3 +305,35 @@ func TestMaxStalenessBoundsAFrozenSubscription(t *testing.T) {
 		})
 	}
 }
+
+// MaxStaleness holds for reads that go to Redis too: with the subscription
+// frozen (so no invalidation can overtake anything), a Get that begins more
+// than MaxStaleness after a Set was acknowledged does not join a Redis read
+// that began before the Set.
+func TestUnprovenGetNeverJoinsAnOldRead(t *testing.T) {
+	s := redistest.New(t)
+	p := redistest.NewProxy(t, s.Addr)
+	const staleness = 5 * time.Millisecond
+	hb, _ := newHub(t, p.Addr(), s.Namespace+"-b", tiered.HubOptions{HealthCheck: 10 * time.Second, MaxStaleness: staleness})
+	b := newHubCache(t, hb, tiered.Options[string]{Namespace: s.Namespace})
+	a := newInstance(t, s, "a", tiered.Options[string]{})
+	if err := a.Set(bg, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b applies the write", func() bool { return b.Stats().Invalidations == 1 })
+	p.FreezePubSub()
+	g := newGate(t, false, true)
+	first := async(func() (string, error) { return b.Get(g.ctx(bg), "k") })
+	g.waitAfter(t) // b's read of "old" is held after its reply
+	if err := a.Set(bg, "k", "new"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * staleness)
+	time.AfterFunc(200*time.Millisecond, g.releaseAfter) // a joined Get would wait for this
+	if got, err := b.Get(bg, "k"); err != nil || got != "new" {
+		t.Fatalf("a Get begun %v after the Set returned %q, %v; want new", 2*staleness, got, err)
+	}
+	if got, _ := await(t, first); got != "old" {
+		t.Fatalf("the held Get = %q; want old", got)
+	}
+}
