@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,10 +38,11 @@ type Env struct {
 	opts  redis.Options        // template for every client
 	admin *redis.Client        // baselines, population and cleanup
 
-	mu      sync.Mutex
-	caches  []interface{ Close() error } // guarded by mu; closed first
-	clients []*redis.Client              // guarded by mu; closed last
-	closed  bool                         // guarded by mu
+	mu         sync.Mutex
+	caches     []interface{ Close() error } // guarded by mu: caches, hubs, proxies; closed first, newest first
+	clients    []*redis.Client              // guarded by mu; closed last
+	namespaces []string                     // guarded by mu: namespaces besides Namespace that Close cleans up
+	closed     bool                         // guarded by mu
 
 	closeOnce sync.Once
 	closeErr  error
@@ -92,8 +94,15 @@ func NewEnv(ctx context.Context, redisURL string) (*Env, error) {
 
 // NewClient returns a client of the server, closed by Close (after Close,
 // one that is closed already). A non-nil counter counts its round trips.
-func (e *Env) NewClient(c *Counter) *redis.Client {
+func (e *Env) NewClient(c *Counter) *redis.Client { return e.NewClientWith(c, nil) }
+
+// NewClientWith is NewClient with the run's client options changed by edit
+// (a name, a dialer, another address) when edit is not nil.
+func (e *Env) NewClientWith(c *Counter, edit func(*redis.Options)) *redis.Client {
 	o := e.opts
+	if edit != nil {
+		edit(&o)
+	}
 	client := redis.NewClient(&o)
 	if c != nil {
 		client.AddHook(c)
@@ -113,20 +122,61 @@ func (e *Env) NewClient(c *Counter) *redis.Client {
 // Key returns the Redis key that holds key in the run's namespace.
 func (e *Env) Key(key string) string { return e.Namespace + ":" + key }
 
+// SubNamespace returns the namespace "<Namespace>-<suffix>", whose keys
+// Close deletes too.
+func (e *Env) SubNamespace(suffix string) string {
+	ns := e.Namespace + "-" + suffix
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !slices.Contains(e.namespaces, ns) {
+		e.namespaces = append(e.namespaces, ns)
+	}
+	return ns
+}
+
 var errClosed = errors.New("bench: environment is closed")
+
+// Track has CloseCaches (and Close) close c, before the caches and hubs
+// opened earlier. After Close it closes c at once and returns errClosed.
+func (e *Env) Track(c interface{ Close() error }) error {
+	e.mu.Lock()
+	closed := e.closed
+	if !closed {
+		e.caches = append(e.caches, c)
+	}
+	e.mu.Unlock()
+	if closed {
+		_ = c.Close()
+		return errClosed
+	}
+	return nil
+}
 
 // Instance is one tiered.Cache with a Redis client of its own, as a separate
 // process would have, and a counter of that client's round trips.
 type Instance[V any] struct {
 	*tiered.Cache[V]
+	Hub    *tiered.Hub // nil for a cache made by tiered.New (a hub of its own, defaults)
 	Client *redis.Client
 	Calls  *Counter
 }
 
-// NewInstance returns a cache in the run's namespace (unless opts names one)
-// whose values live keyTTL in Redis (unless opts sets a TTL), once its
-// invalidation subscription is confirmed and its connection is open.
+// NewInstance returns a cache made by tiered.New in the run's namespace
+// (unless opts names one) whose values live keyTTL in Redis (unless opts
+// sets a TTL), once its invalidation subscription is confirmed and its
+// connection is open.
 func NewInstance[V any](ctx context.Context, e *Env, opts tiered.Options[V]) (*Instance[V], error) {
+	return newInstance(ctx, e, nil, nil, opts)
+}
+
+// NewHubInstance is NewInstance with a Hub of its own made with hopts
+// (tiered.NewHub and tiered.NewCache), over a new client of the server, or
+// of the address edit sets.
+func NewHubInstance[V any](ctx context.Context, e *Env, hopts tiered.HubOptions, edit func(*redis.Options), opts tiered.Options[V]) (*Instance[V], error) {
+	return newInstance(ctx, e, &hopts, edit, opts)
+}
+
+func newInstance[V any](ctx context.Context, e *Env, hopts *tiered.HubOptions, edit func(*redis.Options), opts tiered.Options[V]) (*Instance[V], error) {
 	if opts.Namespace == "" {
 		opts.Namespace = e.Namespace
 	}
@@ -140,36 +190,64 @@ func NewInstance[V any](ctx context.Context, e *Env, opts tiered.Options[V]) (*I
 		return nil, errClosed
 	}
 	calls := &Counter{}
-	client := e.NewClient(calls)
-	c, err := tiered.New(client, opts)
+	client := e.NewClientWith(calls, edit)
+	in := &Instance[V]{Client: client, Calls: calls}
+	var err error
+	if hopts == nil {
+		in.Cache, err = tiered.New(client, opts)
+	} else {
+		if in.Hub, err = tiered.NewHub(client, *hopts); err != nil {
+			return nil, err
+		}
+		if err := e.Track(in.Hub); err != nil {
+			return nil, err
+		}
+		in.Cache, err = tiered.NewCache(in.Hub, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	closed = e.closed
-	if !closed {
-		e.caches = append(e.caches, c)
+	if err := e.Track(in.Cache); err != nil {
+		return nil, err
 	}
-	e.mu.Unlock()
-	if closed {
-		_ = c.Close()
-		return nil, errClosed
-	}
-	if err := waitUntil(ctx, 10*time.Second, c.Subscribed); err != nil {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = in.WaitReady(wctx)
+	cancel()
+	if err != nil {
 		return nil, fmt.Errorf("bench: waiting for the invalidation subscription: %w", err)
 	}
 	// Open the client's first connection now, not during a measurement.
-	if _, err := c.Get(ctx, "\x00warm-up"); err != nil && !errors.Is(err, tiered.ErrNotFound) {
+	if _, err := in.Get(ctx, "\x00warm-up"); err != nil && !errors.Is(err, tiered.ErrNotFound) {
 		return nil, fmt.Errorf("bench: first read: %w", err)
 	}
-	return &Instance[V]{Cache: c, Client: client, Calls: calls}, nil
+	return in, nil
+}
+
+// Close closes the instance's cache and, if it has one of its own, its Hub
+// (Env.Close would too); its client stays open until Env.Close.
+func (in *Instance[V]) Close() error {
+	err := in.Cache.Close()
+	if in.Hub != nil {
+		err = errors.Join(err, in.Hub.Close())
+	}
+	return err
 }
 
 // NewInstances returns n instances with the same options.
 func NewInstances[V any](ctx context.Context, e *Env, n int, opts tiered.Options[V]) ([]*Instance[V], error) {
+	return newInstances(ctx, e, n, nil, opts)
+}
+
+// NewHubInstances returns n instances, each with a Hub of its own made with
+// hopts.
+func NewHubInstances[V any](ctx context.Context, e *Env, n int, hopts tiered.HubOptions, opts tiered.Options[V]) ([]*Instance[V], error) {
+	return newInstances(ctx, e, n, &hopts, opts)
+}
+
+func newInstances[V any](ctx context.Context, e *Env, n int, hopts *tiered.HubOptions, opts tiered.Options[V]) ([]*Instance[V], error) {
 	out := make([]*Instance[V], n)
 	for i := range out {
-		in, err := NewInstance(ctx, e, opts)
+		in, err := newInstance(ctx, e, hopts, nil, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -178,9 +256,9 @@ func NewInstances[V any](ctx context.Context, e *Env, n int, opts tiered.Options
 	return out, nil
 }
 
-// CloseCaches closes every cache opened so far (clients stay open). A
-// scenario calls it when done, so that the next one starts with no other
-// subscriber on the channel.
+// CloseCaches closes every cache, hub and proxy opened so far, newest first
+// (clients stay open). A scenario calls it when done, so that the next one
+// starts with no other subscriber on the channel.
 func (e *Env) CloseCaches() error {
 	e.mu.Lock()
 	caches := e.caches
@@ -229,41 +307,54 @@ func (e *Env) Close() error {
 	return e.closeErr
 }
 
-// pattern is the SCAN MATCH pattern of the namespace's keys.
-func (e *Env) pattern() string { return remote.EscapeGlob(e.Namespace+":") + "*" }
-
-// DeleteNamespace unlinks every key of the namespace, found with SCAN MATCH,
-// in batches, and returns how many it unlinked.
-func (e *Env) DeleteNamespace(ctx context.Context) (int, error) {
-	n := 0
-	var cursor uint64
-	for {
-		keys, next, err := e.admin.Scan(ctx, cursor, e.pattern(), 1000).Result()
-		if err != nil {
-			return n, fmt.Errorf("bench: clean up %s: scan: %w", e.Namespace, err)
-		}
-		if len(keys) > 0 {
-			if err := e.admin.Unlink(ctx, keys...).Err(); err != nil {
-				return n, fmt.Errorf("bench: clean up %s: unlink: %w", e.Namespace, err)
-			}
-			n += len(keys)
-		}
-		if next == 0 {
-			return n, nil
-		}
-		cursor = next
-	}
+// allNamespaces is Namespace and every SubNamespace handed out.
+func (e *Env) allNamespaces() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string{e.Namespace}, e.namespaces...)
 }
 
-// CountKeys counts the namespace's keys with SCAN MATCH.
+// pattern is the SCAN MATCH pattern of namespace ns's keys.
+func pattern(ns string) string { return remote.EscapeGlob(ns+":") + "*" }
+
+// DeleteNamespace unlinks every key of the run's namespaces (Namespace and
+// its SubNamespaces), found with SCAN MATCH, in batches, and returns how
+// many it unlinked.
+func (e *Env) DeleteNamespace(ctx context.Context) (int, error) {
+	n := 0
+	for _, ns := range e.allNamespaces() {
+		var cursor uint64
+		for {
+			keys, next, err := e.admin.Scan(ctx, cursor, pattern(ns), 1000).Result()
+			if err != nil {
+				return n, fmt.Errorf("bench: clean up %s: scan: %w", ns, err)
+			}
+			if len(keys) > 0 {
+				if err := e.admin.Unlink(ctx, keys...).Err(); err != nil {
+					return n, fmt.Errorf("bench: clean up %s: unlink: %w", ns, err)
+				}
+				n += len(keys)
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+	}
+	return n, nil
+}
+
+// CountKeys counts the keys of the run's namespaces with SCAN MATCH.
 func (e *Env) CountKeys(ctx context.Context) (int, error) {
 	n := 0
-	iter := e.admin.Scan(ctx, 0, e.pattern(), 1000).Iterator()
-	for iter.Next(ctx) {
-		n++
-	}
-	if err := iter.Err(); err != nil {
-		return 0, fmt.Errorf("bench: count keys of %s: %w", e.Namespace, err)
+	for _, ns := range e.allNamespaces() {
+		iter := e.admin.Scan(ctx, 0, pattern(ns), 1000).Iterator()
+		for iter.Next(ctx) {
+			n++
+		}
+		if err := iter.Err(); err != nil {
+			return 0, fmt.Errorf("bench: count keys of %s: %w", ns, err)
+		}
 	}
 	return n, nil
 }

@@ -7,7 +7,7 @@
 //	go run ./bench -scenarios localhit,zipf -duration 5s -json out.json
 //
 // Scenarios: localhit, remotehit, write, zipf, stampede, invalidation,
-// stalehunt (see scenarios.go). Each run works in a fresh namespace
+// stalehunt, hub, nanosleep, frozen (see scenarios.go). Each run works in a fresh namespace
 // "tiercache-bench-<random hex>" and, at the end, on an error or on SIGINT,
 // deletes every key under it (SCAN MATCH and UNLINK; never KEYS or FLUSH*),
 // closes every cache and client and stops the embedded server. Every key it
@@ -48,11 +48,14 @@ func run() int {
 		trials    = flag.Int("n", def.Trials, "invalidation trials")
 		callers   = flag.Int("callers", def.StampedeCallers, "stampede: goroutines that Fetch the cold key")
 		jsonPath  = flag.String("json", "", "also write every result as JSON to this file")
+		maxStale  = flag.Duration("max-staleness", def.MaxStaleness, "HubOptions.MaxStaleness in stalehunt, nanosleep and frozen (each also runs with it off)")
+		idle      = flag.Duration("idle", def.IdleFor, "hub: how long the process idles for each CPU figure")
 		shared    = flag.Bool("shared-scheduler", false, "keep GOMAXPROCS in zipf and stalehunt, instead of giving the runtime GOMAXPROCS × instances Ps as that many processes would have")
 	)
 	flag.Parse()
 	cfg := def
 	cfg.Instances, cfg.Duration, cfg.Rounds, cfg.Trials, cfg.StampedeCallers = *instances, *duration, *rounds, *trials, *callers
+	cfg.MaxStaleness, cfg.IdleFor = *maxStale, *idle
 	cfg.Separate = !*shared
 	cfg.Progress = NewProgress(os.Stderr)
 	names, err := parseScenarios(*scenarios)
@@ -143,6 +146,10 @@ func validate(cfg Config) error {
 		return fmt.Errorf("-n must be >= 1, got %d", cfg.Trials)
 	case cfg.StampedeCallers < 1:
 		return fmt.Errorf("-callers must be >= 1, got %d", cfg.StampedeCallers)
+	case cfg.MaxStaleness < time.Millisecond:
+		return fmt.Errorf("-max-staleness must be >= 1ms, got %v", cfg.MaxStaleness)
+	case cfg.IdleFor <= 0:
+		return fmt.Errorf("-idle must be > 0, got %v", cfg.IdleFor)
 	}
 	return nil
 }

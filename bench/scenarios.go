@@ -30,8 +30,20 @@ type Config struct {
 	Trials    int           // invalidation trials
 	NeverSeen time.Duration // an invalidation trial not seen within this counts as never seen
 
-	StaleGrace time.Duration // stalehunt: a read is stale if older than a version acknowledged this long before it began
-	Settle     time.Duration // stalehunt: every instance must serve the last version this long after it was written
+	// MaxStaleness is HubOptions.MaxStaleness in stalehunt, nanosleep and
+	// frozen (each also runs with it off, as a control). In stalehunt a read
+	// is stale if older than a version acknowledged this long before it began.
+	MaxStaleness time.Duration
+	Settle       time.Duration // stalehunt: every instance must serve the last version this long after it was written
+
+	HubCaches int           // hub: idle caches on one Hub (and made with tiered.New, the control)
+	IdleFor   time.Duration // hub: how long the process idles for each CPU figure
+
+	PollPause time.Duration // nanosleep: B's poller sleeps this long (raw nanosleep) between polls
+
+	FrozenTrials      int           // frozen: trials with MaxStaleness on (a new B each); off runs once
+	FrozenCap         time.Duration // frozen: how long a trial waits for B to return the new value
+	FrozenHealthCheck time.Duration // frozen: B's HubOptions.HealthCheck
 
 	// Separate gives the Go runtime GOMAXPROCS × Instances Ps, as that
 	// many separate processes would have between them, in the scenarios
@@ -48,22 +60,28 @@ type Config struct {
 // DefaultConfig is what `go run ./bench` uses without flags.
 func DefaultConfig() Config {
 	return Config{
-		Instances:       3,
-		Duration:        2 * time.Second,
-		Rounds:          5,
-		WarmKeys:        1000,
-		ZipfKeys:        100_000,
-		ZipfLocalSize:   10_000,
-		ZipfWorkers:     4,
-		ZipfWarmup:      time.Second,
-		ZipfWarmupMax:   20 * time.Second,
-		StampedeCallers: 200,
-		StampedeDelay:   50 * time.Millisecond,
-		Trials:          500,
-		NeverSeen:       time.Second,
-		StaleGrace:      5 * time.Millisecond,
-		Settle:          100 * time.Millisecond,
-		Separate:        true,
+		Instances:         3,
+		Duration:          2 * time.Second,
+		Rounds:            5,
+		WarmKeys:          1000,
+		ZipfKeys:          100_000,
+		ZipfLocalSize:     10_000,
+		ZipfWorkers:       4,
+		ZipfWarmup:        time.Second,
+		ZipfWarmupMax:     20 * time.Second,
+		StampedeCallers:   200,
+		StampedeDelay:     50 * time.Millisecond,
+		Trials:            500,
+		NeverSeen:         time.Second,
+		MaxStaleness:      5 * time.Millisecond,
+		Settle:            100 * time.Millisecond,
+		HubCaches:         30,
+		IdleFor:           10 * time.Second,
+		PollPause:         75 * time.Microsecond,
+		FrozenTrials:      5,
+		FrozenCap:         3 * time.Second,
+		FrozenHealthCheck: 10 * time.Second,
+		Separate:          true,
 	}
 }
 
@@ -79,7 +97,8 @@ func separateProcs(cfg Config) func() {
 }
 
 // ScenarioNames lists every scenario, in the order they run.
-var ScenarioNames = []string{"localhit", "remotehit", "write", "zipf", "stampede", "invalidation", "stalehunt"}
+var ScenarioNames = []string{"localhit", "remotehit", "write", "zipf", "stampede", "invalidation", "stalehunt",
+	"hub", "nanosleep", "frozen"}
 
 // RunScenario runs one scenario by name. Every cache it opens is closed
 // before it returns.
@@ -103,6 +122,12 @@ func RunScenario(ctx context.Context, e *Env, cfg Config, name string) (Result, 
 		return Invalidation(ctx, e, cfg)
 	case "stalehunt":
 		return StaleHunt(ctx, e, cfg)
+	case "hub":
+		return Hub(ctx, e, cfg)
+	case "nanosleep":
+		return Nanosleep(ctx, e, cfg)
+	case "frozen":
+		return Frozen(ctx, e, cfg)
 	}
 	return nil, fmt.Errorf("bench: unknown scenario %q (have %s)", name, strings.Join(ScenarioNames, ", "))
 }
@@ -139,6 +164,14 @@ type Row struct {
 	// RedisBound marks a target that measures the Redis server as much as
 	// tiercache; on the embedded server it is not judged.
 	RedisBound bool `json:"redis_bound,omitempty"`
+}
+
+// Section returns a row that heads the rows after it: a label alone.
+func Section(label string) Row { return Row{Measure: label} }
+
+// IsSection reports whether r is a label alone (see Section).
+func (r Row) IsSection() bool {
+	return r.Tiered == "" && r.Baseline == "" && r.Ratio == "" && r.Target == ""
 }
 
 // Status is PASS, MISS, "n/a (embedded)" or "" (no target).
@@ -179,9 +212,13 @@ func allocs(v float64) string { return fmt.Sprintf("%.2f", v) }
 
 func pct(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
 
-// dur prints a duration in µs with one decimal, or in ms from 10ms.
+// dur prints a duration in µs with one decimal, from 1ms in ms with two,
+// from 1s in s with two.
 func dur(d time.Duration) string {
-	if d >= 10*time.Millisecond {
+	if d >= time.Second {
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	if d >= time.Millisecond {
 		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 	}
 	return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
