@@ -163,3 +163,28 @@ func TestSharedClock(t *testing.T) {
 	mustMiss(t, b, "k")
 	b.Close()
 }
+
+// An idle clock stops ticking, and a read then gets the real time (and
+// wakes it): an entry never outlives its deadline because the clock slept.
+func TestIdleClockSleepsAndStaysExact(t *testing.T) {
+	k := startClock()
+	defer k.close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !k.asleep.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("an unread clock never went to sleep")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the stored reading is now 50ms old
+	if got, real := k.read(), int64(time.Since(k.base)); real-got > int64(5*time.Millisecond) {
+		t.Fatalf("a read of the sleeping clock was %v behind real time", time.Duration(real-got))
+	}
+	for k.asleep.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("a read did not wake the clock")
+		}
+		_ = k.read()
+		time.Sleep(time.Millisecond)
+	}
+}
