@@ -10,6 +10,14 @@
 // library's own keys and channels: see CheckNamespace, which
 // Options.Validate and New apply.
 //
+// Besides its users' values, a key may hold a marker, which tiercache
+// writes itself: AbsentMarker, a cached absence (the source of truth has no
+// value for the key), or LeaseMarker, a lease (an instance is loading the
+// key's value; see Store.Acquire). Every marker begins with MarkerPrefix,
+// "\x00tiercache\x00", and the tiered package refuses to store a value that
+// does; IsMarker, IsAbsentMarker and IsLeaseMarker tell them apart. The
+// Store's methods read and write markers as any other bytes.
+//
 // TTLs are written in milliseconds (SET … PX): a TTL of 0 means no expiry, a
 // positive TTL is sent in whole milliseconds (a fraction of a millisecond is
 // dropped, so a key never lives longer than asked), and a negative TTL or a
@@ -24,8 +32,14 @@
 // ContextTimeoutEnabled). A write whose call returned a ctx error may still
 // be applied; see Store.EnforcesDeadlines for what is left behind.
 //
-// GetWithTTL only reads, and answers while the server holds writes back
-// (CLIENT PAUSE WRITE, as during a failover).
+// GetWithTTL and GetMany only read, and answer while the server holds
+// writes back (CLIENT PAUSE WRITE, as during a failover).
+//
+// GetMany, WriteMany and Acquire work on many keys in one round trip per
+// node, and answer for each key on its own: on a Cluster a node that is
+// down fails the keys it holds, and the others are served. WriteMany
+// applies each write only if its condition (Cond) holds, and publishes the
+// invalidation of each group of writes with them, atomically.
 //
 // Every error of a Store method is an *Error naming the operation, the
 // namespace and the keys: `remote: get "1" in namespace "cache": not found`.
@@ -39,6 +53,7 @@
 // *redis.Ring would lose invalidations: CheckClient refuses both a Ring and
 // any wrapper type, and the tiered package calls it.
 //
-// A Store holds no state besides its client and its options, and is safe for
-// concurrent use. It never closes the client it was given.
+// A Store holds no state besides its client, its options and whether it has
+// sent its scripts yet, and is safe for concurrent use. It never closes the
+// client it was given.
 package remote

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -63,6 +64,12 @@ type Store struct {
 	prefix            string // namespace + ":"
 	pattern           string // SCAN MATCH pattern: escaped prefix + "*"
 	scanCount         int64
+
+	// Whether the Store has run the script of WriteMany, and of Acquire,
+	// by EVAL: until it has, it sends EVAL rather than EVALSHA, since a
+	// server it has not sent the script to likely lacks it (see
+	// evalGroups).
+	writeScriptSent, acquireScriptSent atomic.Bool
 }
 
 // New returns a Store over client. It sends nothing to Redis.

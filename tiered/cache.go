@@ -41,7 +41,7 @@ type Cache[V any] struct {
 	client      redis.UniversalClient
 	namespace   string
 	store       *remote.Store
-	local       *local.Cache[string, V]
+	local       *local.Cache[string, entry[V]]
 	codec       Codec[V]
 	log         *slog.Logger
 	origin      invalidate.Origin
@@ -49,6 +49,11 @@ type Cache[V any] struct {
 	ttl         time.Duration
 	localTTL    time.Duration
 	loadTimeout time.Duration
+	notFoundTTL time.Duration
+	ttlJitter   float64
+	leaseTTL    time.Duration // <= 0: no leases
+
+	wakers wakers // Fetches waiting on another instance's lease
 
 	state atomic.Int32 // stateBypass, stateLive or stateClosed
 	reads *flights[V]  // Get's shared reads
@@ -66,12 +71,20 @@ type Cache[V any] struct {
 	stats counters
 }
 
+// entry is what the local tier holds for a key: a value, or the knowledge
+// that the key is absent (an absence marker read from Redis).
+type entry[V any] struct {
+	v      V
+	absent bool
+}
+
 // counters are touched only off the local-hit path.
 type counters struct {
 	remoteHits, misses, bypassed    atomic.Uint64
 	loads, loadErrors, decodeErrors atomic.Uint64
 	invalidations, breaks, gaps     atomic.Uint64
 	fallbacks, unproven             atomic.Uint64
+	leaseWaits                      atomic.Uint64
 }
 
 // New returns a Cache over client with a Hub of its own (default HubOptions
@@ -142,7 +155,10 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 	if opts.Logger == nil {
 		opts.Logger = h.log
 	}
-	lc, err := local.New[string, V](local.Options{Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock})
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = opts.LoadTimeout
+	}
+	lc, err := local.New[string, entry[V]](local.Options{Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock})
 	if err != nil {
 		// LocalSize was checked: local.New can only reject the shards.
 		return nil, fmt.Errorf("tiered: LocalShards: %w", err)
@@ -161,6 +177,9 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		ttl:         opts.TTL,
 		localTTL:    opts.LocalTTL,
 		loadTimeout: opts.LoadTimeout,
+		notFoundTTL: opts.NotFoundTTL,
+		ttlJitter:   opts.TTLJitter,
+		leaseTTL:    opts.LeaseTTL,
 	}
 	onPanic := func(key string, p *panicError) {
 		c.log.Error("tiered: a Codec or loader panicked", "namespace", c.namespace, "key", key,
@@ -218,13 +237,14 @@ type Stats struct {
 	RemoteHits    uint64 // reads answered by Redis
 	Misses        uint64 // reads of keys Redis did not hold
 	Bypassed      uint64 // Redis reads made while the subscription was not confirmed
-	Loads         uint64 // Fetch loader calls
+	Loads         uint64 // loader calls (Fetch, FetchMany)
 	LoadErrors    uint64 // loader calls that failed
 	DecodeErrors  uint64 // Redis values that did not decode
 	Invalidations uint64 // invalidation messages applied from other instances
 	Malformed     uint64 // invalidation messages that did not decode (each purged the local tier)
 	Unproven      uint64 // reads sent to Redis because the Hub could not prove the local tier fresh (MaxStaleness)
-	Fallbacks     uint64 // Fetch loads answered without storing because Redis could not be read
+	Fallbacks     uint64 // keys loaded without storing because Redis could not be read
+	LeaseWaits    uint64 // times a Fetch waited for another instance's load of a key (its lease)
 	Breaks        uint64 // times the subscription was lost (the local tier was purged)
 
 	LocalEntries     int    // entries in the local tier now
@@ -247,6 +267,7 @@ func (c *Cache[V]) Stats() Stats {
 		Malformed:        c.stats.gaps.Load(),
 		Unproven:         c.stats.unproven.Load(),
 		Fallbacks:        c.stats.fallbacks.Load(),
+		LeaseWaits:       c.stats.leaseWaits.Load(),
 		Breaks:           c.stats.breaks.Load(),
 		LocalEntries:     c.local.Len(),
 		LocalEvictions:   ls.Evictions,

@@ -2,7 +2,10 @@ package tiered
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"github.com/tiercache/tiercache/remote"
 )
 
 // Codec turns values into the bytes stored in Redis and back. Unmarshal gets
@@ -55,3 +58,49 @@ type bytesCodec struct{}
 
 func (bytesCodec) Marshal(v []byte) ([]byte, error)      { return v, nil }
 func (bytesCodec) Unmarshal(data []byte) ([]byte, error) { return data, nil }
+
+// encode marshals v for Redis. It refuses bytes that begin with
+// remote.MarkerPrefix: every instance would read them back as one of
+// tiercache's own markers (an absence, a lease), not as a value.
+func (c *Cache[V]) encode(v V) ([]byte, error) {
+	data, err := c.codec.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	if remote.IsMarker(data) {
+		return nil, errors.New("encode: the encoded value begins with tiercache's reserved marker prefix (remote.MarkerPrefix)")
+	}
+	return data, nil
+}
+
+// decode turns what Redis holds at a key into a local entry: a value, or
+// an absence (the absence marker). leased reports another instance's lease
+// (a load in progress, no value yet). Any other marker, or bytes the Codec
+// rejects, is a *decodeError, counted in Stats.DecodeErrors.
+func (c *Cache[V]) decode(data []byte) (e entry[V], leased bool, err error) {
+	if remote.IsMarker(data) {
+		switch {
+		case remote.IsAbsentMarker(data):
+			return entry[V]{absent: true}, false, nil
+		case remote.IsLeaseMarker(data):
+			return e, true, nil
+		}
+		err = errors.New("an unknown tiercache marker (written by a newer release?)")
+	} else {
+		e.v, err = c.codec.Unmarshal(data)
+	}
+	if err != nil {
+		c.stats.decodeErrors.Add(1)
+		return entry[V]{}, false, &decodeError{data: data, err: err}
+	}
+	return e, false, nil
+}
+
+// decodeError is a Redis value that the Codec rejected.
+type decodeError struct {
+	data []byte // the bytes Redis holds
+	err  error
+}
+
+func (e *decodeError) Error() string { return "decode: " + e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }

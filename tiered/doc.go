@@ -39,8 +39,12 @@
 //   - No stale join: a Get or Fetch that begins after an invalidation, Set or
 //     Delete of its key was applied on this instance never shares a Redis
 //     read or a load that began before it.
-//   - No stale load: what a Fetch loaded is stored only if nothing wrote the
-//     key since: Redis must still not hold the key (SET NX), and no write or
+//   - No stale load: what a Fetch (or FetchMany) loaded is stored only if
+//     nothing wrote the key since. With leases (the default), the store is
+//     fenced by the lease: it lands only while the key still holds this
+//     load's lease, so a Set or Delete made during the load, or another
+//     instance that took over an expired lease, always wins. Without leases,
+//     Redis must still not hold the key (SET NX), and no write or
 //     invalidation of the key may have reached this instance meanwhile.
 //   - Lost messages: when the subscription breaks, the local tier is purged and
 //     bypassed (reads go to Redis) until the subscription is confirmed again,
@@ -53,6 +57,13 @@
 //     from before the read was sent, so it never outlives its Redis key.
 //   - Stampedes: concurrent Gets of one key in one process share one Redis
 //     read, and concurrent Fetches one Redis read and at most one loader call.
+//     Across processes, with leases on (Options.LeaseTTL), a cold key is
+//     loaded once in the whole fleet: the first instance to find it cold
+//     takes a lease on it in Redis (SET NX PX with an owner token) and loads;
+//     the others wait, woken by the invalidation message of the write that
+//     stores the value, not by polling. If the holder dies, its lease expires
+//     after LeaseTTL and one waiter takes over; a failed load releases its
+//     lease at once.
 //     Each caller stops waiting when its own ctx ends. A Get's shared read
 //     runs on the first caller's goroutine, with its ctx; if that caller gives
 //     up, a caller still waiting reads again, so no caller fails because
@@ -84,12 +95,36 @@
 //   - Writes made to Redis by other programs publish nothing: instances keep
 //     serving their local copies until LocalTTL passes, unless the program (or
 //     anyone) calls Invalidate or InvalidateAll.
-//   - A Delete on another instance that races a Fetch's load here may let the
-//     loaded value be stored, if the load ends before the Delete's message
-//     arrives (Set is covered: SET NX does not overwrite it).
+//   - With leases off (LeaseTTL negative), a Delete on another instance that
+//     races a Fetch's load here may let the loaded value be stored, if the
+//     load ends before the Delete's message arrives (Set is covered: SET NX
+//     does not overwrite it). With leases on, the Delete removes the lease
+//     and the store does not land.
+//   - A loader that runs longer than LeaseTTL (shorter than LoadTimeout, if
+//     you set it so) loses its lease: another instance may load the key too.
+//     Only one value is stored, and never over a newer write.
 //   - Local expiry follows a clock that one goroutine advances every
 //     millisecond; if that goroutine is starved of CPU for longer, an entry can
 //     outlive its deadline by that long.
+//
+// # Batches
+//
+// GetMany, FetchMany and SetMany read, load and write many keys in one round
+// trip per Redis node (on a Cluster, one command per hash slot, the commands
+// of a node sent together), with every per-key guarantee above. A batch
+// that fails for some keys only (a Cluster node down, a value that does not
+// decode, a load error) returns what it could do and a *BatchError naming
+// each failed key and its cause.
+//
+// # Absence and TTLs
+//
+// With Options.NotFoundTTL, a key that a loader reported absent is
+// remembered as absent for that long, by a marker in Redis that every
+// instance honours and any Set replaces; the marker and the leases are
+// values that begin with remote.MarkerPrefix, which Set refuses for user
+// values. A loader may choose the TTL of what it returns with SetTTL, and
+// Options.TTLJitter spreads every TTL written so that keys written together
+// do not expire together.
 //
 // # Errors
 //

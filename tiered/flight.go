@@ -2,6 +2,7 @@ package tiered
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"runtime/debug"
@@ -63,6 +64,7 @@ type flight[V any] struct {
 	err       error
 	panicked  *panicError // the work panicked; err is this too
 	abandoned bool        // a Get leader's ctx ended first: waiters read again
+	finished  bool        // landed by finish (touched only by the goroutine doing the work)
 }
 
 func newFlights[V any](onPanic func(key string, p *panicError), maxAge time.Duration) *flights[V] {
@@ -173,41 +175,97 @@ func (f *flights[V]) lead(ctx context.Context, key string, fl *flight[V], read f
 	f.land(key, fl)
 }
 
-// detached runs work(fl) for key on a goroutine of its own, shared with the
-// callers of detached for key while no invalidation overtakes it; start is
-// called once to launch the goroutine (it may refuse, e.g. after Close, by
-// returning an error, which the flight then returns). The caller waits until
-// the flight lands or its own ctx ends. If work panics, the caller that
-// started the flight panics with a *panicError (which holds the stack of the
-// work's goroutine), if it still waits; the others get it as an error.
-func (f *flights[V]) detached(ctx context.Context, key string, start func(run func()) error, work func(*flight[V]) (V, error)) (V, error) {
-	fl, lead := f.join(key)
-	if lead {
+// finish lands fl with (v, err), once: a later finish of fl does nothing.
+// Only the goroutine doing fl's work calls it.
+func (f *flights[V]) finish(key string, fl *flight[V], v V, err error) {
+	if fl.finished {
+		return
+	}
+	fl.finished = true
+	fl.v, fl.err = v, err
+	f.land(key, fl)
+}
+
+// detachedMany shares work on keys (distinct) that runs on a goroutine of
+// its own, detached from every caller's cancellation: each key joins its
+// joinable flight in progress, or gets a new one; work(led, fls) runs once,
+// on a goroutine launched by start, for all the new ones, and must finish
+// each (with f.finish, as soon as its result is known, so that its waiters
+// need not wait for the rest). A flight that work leaves unfinished gets
+// errUnfinished; if work panics, every unfinished flight gets the
+// *panicError, and the caller, if it still waits, panics with it. The
+// caller waits for every key's flight, or until its ctx ends; the flights
+// are returned aligned with keys, and those not yet landed when ctx ended
+// are nil.
+func (f *flights[V]) detachedMany(ctx context.Context, keys []string, start func(run func()) error,
+	work func(led []string, fls []*flight[V])) ([]*flight[V], error) {
+	all := make([]*flight[V], len(keys))
+	var led []string
+	var ledFls []*flight[V]
+	for i, k := range keys {
+		fl, lead := f.join(k)
+		all[i] = fl
+		if lead {
+			led, ledFls = append(led, k), append(ledFls, fl)
+		}
+	}
+	if len(led) > 0 {
 		run := func() {
-			defer f.land(key, fl)
 			defer func() {
-				if r := recover(); r != nil {
-					f.recovered(key, fl, r)
+				r := recover()
+				if r != nil {
+					p := newPanicError(r)
+					if f.onPanic != nil {
+						f.onPanic(led[0], p)
+					}
+					for _, fl := range ledFls {
+						if !fl.finished {
+							fl.panicked = p
+						}
+					}
+				}
+				for i, fl := range ledFls {
+					if fl.panicked != nil {
+						f.finish(led[i], fl, *new(V), fl.panicked)
+					} else {
+						f.finish(led[i], fl, *new(V), errUnfinished)
+					}
 				}
 			}()
-			fl.v, fl.err = work(fl)
+			work(led, ledFls)
 		}
 		if err := start(run); err != nil {
-			fl.err = err
-			f.land(key, fl)
+			for i, fl := range ledFls {
+				f.finish(led[i], fl, *new(V), err)
+			}
 		}
 	}
-	select {
-	case <-fl.done:
-		if fl.panicked != nil && lead {
-			panic(fl.panicked)
-		}
-		return fl.v, fl.err
-	case <-ctx.Done():
-		var zero V
-		return zero, ctx.Err()
+	ledSet := make(map[*flight[V]]bool, len(ledFls))
+	for _, fl := range ledFls {
+		ledSet[fl] = true
 	}
+	for i, fl := range all {
+		select {
+		case <-fl.done:
+			if fl.panicked != nil && ledSet[fl] {
+				panic(fl.panicked)
+			}
+		case <-ctx.Done():
+			for j := i; j < len(all); j++ {
+				select {
+				case <-all[j].done:
+				default:
+					all[j] = nil
+				}
+			}
+			return all, ctx.Err()
+		}
+	}
+	return all, nil
 }
+
+// errUnfinished is a flight that its work forgot: a bug.
+var errUnfinished = errors.New("tiered: internal error: shared work ended without a result for the key")
 
 // recovered records r, a panic of fl's work, as fl's result.
 func (f *flights[V]) recovered(key string, fl *flight[V], r any) {

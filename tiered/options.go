@@ -54,6 +54,39 @@ type Options[V any] struct {
 	// Default: 10s. Must be >= 0.
 	LoadTimeout time.Duration
 
+	// NotFoundTTL is how long a key that a loader reported absent (it
+	// returned ErrNotFound, or FetchMany's result left the key out) is
+	// remembered as absent: Redis holds an absence marker at the key for
+	// that long (honoured by every instance, whatever its own NotFoundTTL),
+	// and Get, Fetch and the batch calls answer ErrNotFound for it without
+	// loading. Any Set of the key replaces the marker. 0 means absence is
+	// not remembered: every Fetch of a missing key calls the loader. Must be
+	// 0 or at least 1ms. Default: 0. A loader can choose the TTL of one
+	// absence with SetTTL.
+	NotFoundTTL time.Duration
+
+	// TTLJitter spreads every Redis TTL this cache writes (Set, SetWithTTL,
+	// SetMany, loaded values, absences) by a random amount of up to ±
+	// TTLJitter times the TTL, so that keys written together do not expire
+	// together. The local tier follows the TTL actually written. 0.1 means
+	// ±10%. Must be in [0, 1). Default: 0 (exact TTLs).
+	TTLJitter float64
+
+	// LeaseTTL is the lifetime of the lease a Fetch or FetchMany takes in
+	// Redis on a cold key before it calls its loader, so that the loader
+	// runs once across every instance of the namespace, not once per
+	// instance: the other instances wait for the value (woken by the
+	// invalidation message of the write that stores it) instead of loading.
+	// If the holder dies, its lease expires after LeaseTTL and one waiter
+	// takes over. A loader that runs longer than LeaseTTL loses the lease:
+	// another instance may then load too, and the late value is returned to
+	// its callers but not stored (a lease is a fence: only its holder's
+	// write lands, and only while the key still holds the lease).
+	// Default: LoadTimeout, so that a live holder never loses its lease.
+	// Negative: no leases; each instance loads on its own (at most once per
+	// key at a time) and stores with SET NX.
+	LeaseTTL time.Duration
+
 	// HealthCheck is the HubOptions field of the same name for the Hub that
 	// New makes for the cache; a cache made by NewCache uses its Hub's, and
 	// this must then be 0. Must be >= 0.
@@ -86,6 +119,14 @@ func (o *Options[V]) validate() error {
 		return fmt.Errorf("tiered: LocalTTL must be 0 or at least 1ms, got %v", o.LocalTTL)
 	case o.LoadTimeout < 0:
 		return fmt.Errorf("tiered: LoadTimeout must be >= 0, got %v", o.LoadTimeout)
+	case o.NotFoundTTL < 0:
+		return fmt.Errorf("tiered: NotFoundTTL must be >= 0, got %v", o.NotFoundTTL)
+	case o.NotFoundTTL > 0 && o.NotFoundTTL < time.Millisecond:
+		return fmt.Errorf("tiered: NotFoundTTL must be 0 or at least 1ms, got %v", o.NotFoundTTL)
+	case !(o.TTLJitter >= 0 && o.TTLJitter < 1): // also refuses NaN
+		return fmt.Errorf("tiered: TTLJitter must be in [0, 1), got %v", o.TTLJitter)
+	case o.LeaseTTL > 0 && o.LeaseTTL < time.Millisecond:
+		return fmt.Errorf("tiered: LeaseTTL must be negative (off), 0 (default) or at least 1ms, got %v", o.LeaseTTL)
 	case o.HealthCheck < 0:
 		return fmt.Errorf("tiered: HealthCheck must be >= 0, got %v", o.HealthCheck)
 	}

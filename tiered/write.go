@@ -2,7 +2,6 @@ package tiered
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -23,15 +22,16 @@ func (c *Cache[V]) Set(ctx context.Context, key string, value V) error {
 }
 
 // SetWithTTL is Set with a TTL for this call: 0 means no expiry; it must be 0
-// or at least 1ms.
+// or at least 1ms. TTLJitter applies to it.
 func (c *Cache[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time.Duration) error {
 	if err := c.closedErr(); err != nil {
 		return err
 	}
-	data, err := c.codec.Marshal(value)
+	data, err := c.encode(value)
 	if err != nil {
-		return c.fail("set", key, fmt.Errorf("encode: %w", err))
+		return c.fail("set", key, err)
 	}
+	ttl = c.jitter(ttl)
 	tok := c.local.Token(key)
 	msg := invalidate.Message{Origin: c.origin, Keys: []string{key}}.Append(nil)
 	err = c.bounded(ctx, func(ctx context.Context) error {
@@ -55,6 +55,7 @@ func (c *Cache[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time
 func (c *Cache[V]) settleWrite(key string, v V, ttl time.Duration, tok local.Token, err error) {
 	c.reads.overtake(key)
 	c.loads.overtake(key)
+	c.wakers.wake(key)
 	if err != nil || c.state.Load() != stateLive {
 		c.local.Invalidate(key)
 		return
@@ -63,7 +64,7 @@ func (c *Cache[V]) settleWrite(key string, v V, ttl time.Duration, tok local.Tok
 	if ttl > 0 && ttl < life {
 		life = ttl
 	}
-	c.local.Commit(key, v, life, tok)
+	c.local.Commit(key, entry[V]{v: v}, life, tok)
 }
 
 // Delete removes keys from Redis and publishes one invalidation for all of
@@ -151,6 +152,7 @@ func (c *Cache[V]) invalidateLocal(keys ...string) {
 	c.local.Invalidate(keys...)
 	c.reads.overtake(keys...)
 	c.loads.overtake(keys...)
+	c.wakers.wake(keys...)
 }
 
 // purgeLocal empties the local tier, stops every fill that began before,
@@ -159,6 +161,7 @@ func (c *Cache[V]) purgeLocal() {
 	c.local.Purge()
 	c.reads.overtakeAll()
 	c.loads.overtakeAll()
+	c.wakers.wakeAll()
 }
 
 // closedErr returns ErrClosed once Close has begun.

@@ -30,7 +30,8 @@ type Cluster struct {
 	// owner of every slot.
 	Real bool
 
-	t testing.TB
+	t     testing.TB
+	procs []*exec.Cmd // the masters' processes, aligned with Addrs; nil on the embedded server
 }
 
 // NewCluster returns a cluster for t. With REDIS_ADDR set (the real-server
@@ -57,6 +58,7 @@ func NewCluster(t testing.TB) *Cluster {
 		}
 		t.Cleanup(func() { stopRedis(cmd) })
 		c.Addrs = append(c.Addrs, "127.0.0.1:"+strconv.Itoa(port))
+		c.procs = append(c.procs, cmd)
 	}
 	for _, addr := range c.Addrs {
 		if !waitPing(t, addr) {
@@ -76,6 +78,27 @@ func (c *Cluster) NewClient() *redis.ClusterClient {
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
 	c.t.Cleanup(func() { _ = cc.Close() })
 	return cc
+}
+
+// Kill kills the master at addr (one of Addrs) with SIGKILL, as a node that
+// crashed, and waits for its process to exit. Its slots have no replica to
+// fail over to: the commands for them fail, and the other masters go on
+// answering for theirs until the cluster marks itself down, after the
+// default cluster-node-timeout of 15s. It fails the test on the embedded
+// server, which cannot lose one node.
+func (c *Cluster) Kill(addr string) {
+	c.t.Helper()
+	if !c.Real {
+		c.t.Fatal("redistest: the embedded cluster is one server and cannot lose a node (set REDIS_ADDR)")
+		return
+	}
+	for i, a := range c.Addrs {
+		if a == addr {
+			stopRedis(c.procs[i])
+			return
+		}
+	}
+	c.t.Fatalf("redistest: Kill(%q): not a master of the cluster %v", addr, c.Addrs)
 }
 
 // waitFormed waits until every node reports cluster_state:ok and agrees on

@@ -1,0 +1,138 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Claim is what Acquire did, or found, at one key.
+type Claim struct {
+	// Acquired reports that the key held nothing and now holds
+	// LeaseMarker(token), expiring after the lease's ttl.
+	Acquired bool
+	// Value is, when not Acquired, what the key holds: a value, an absence
+	// marker or another instance's lease.
+	Value []byte
+	// TTL is, when not Acquired, the key's remaining time to live; NoExpiry
+	// for none.
+	TTL time.Duration
+	// Err is nil, or an *Error naming the key: that of the command that
+	// could not run (on a Cluster, a node that is down fails its keys
+	// alone), or that the key holds another type than a string. It is never
+	// ErrNotFound.
+	Err error
+}
+
+// Acquire takes a lease on each key that holds nothing: it sets the key to
+// LeaseMarker(token) with a TTL of ttl (SET … NX PX), so that other
+// instances, which find the lease, wait for this one to load the key rather
+// than load it too. A key that holds something is left alone, and its value
+// and remaining TTL are returned. It returns one Claim per key, aligned
+// with keys; a key given twice is acquired at most once.
+//
+// Each group of keys (all of them on a single node, one hash slot's on a
+// Cluster; 1000 at most either way) is one Lua script, and every group's
+// script goes in one pipeline: one round trip per node, as in WriteMany.
+// The lease ends when ttl passes, or when its holder replaces or deletes it
+// with an IfEqual Write expecting LeaseMarker(token).
+//
+// ttl must be at least 1ms; it is sent in whole milliseconds. The error is
+// non-nil only when the whole call failed, and then the Claims are nil: ttl
+// is invalid (nothing is sent), or ctx ended (some leases may have been
+// taken: they expire with ttl).
+func (s *Store) Acquire(ctx context.Context, keys []string, token string, ttl time.Duration) ([]Claim, error) {
+	if len(keys) == 0 {
+		return []Claim{}, nil
+	}
+	ms, err := ttlMillis(ttl)
+	if err == nil && ms == 0 {
+		err = errors.New("lease ttl must be at least 1ms, got 0")
+	}
+	if err != nil {
+		return nil, s.opError("acquire", err, keys...)
+	}
+	b := acquireBatch{keys: keys, groups: s.groups(len(keys), func(i int) string { return keys[i] })}
+	b.calls = make([]scriptCall, len(b.groups))
+	marker := LeaseMarker(token)
+	for gi, g := range b.groups {
+		rk := make([]string, len(g))
+		for j, i := range g {
+			rk[j] = s.prefix + keys[i]
+		}
+		b.calls[gi] = scriptCall{keys: rk, args: []any{marker, ms}}
+	}
+	claims, err := call(ctx, s, b, (*Store).acquire)
+	if err != nil {
+		return nil, s.opError("acquire", err, keys...)
+	}
+	return claims, nil
+}
+
+// acquireBatch is the work of an Acquire: one script call per group.
+type acquireBatch struct {
+	keys   []string
+	groups [][]int // positions in keys
+	calls  []scriptCall
+}
+
+func (s *Store) acquire(ctx context.Context, b acquireBatch) ([]Claim, error) {
+	cmds, err := s.evalGroups(ctx, acquireScript, &s.acquireScriptSent, b.calls)
+	if err != nil {
+		return nil, err
+	}
+	claims := make([]Claim, len(b.keys))
+	for gi, g := range b.groups {
+		reply, err := cmds[gi].Slice()
+		if err == nil && len(reply) != 3*len(g) {
+			err = replyError(reply)
+		}
+		for j, i := range g {
+			c := &claims[i]
+			if err != nil {
+				c.Err = s.opError("acquire", err, b.keys[i])
+				continue
+			}
+			status, _ := reply[3*j].(int64)
+			v, isStr := reply[3*j+1].(string)
+			ms, _ := reply[3*j+2].(int64)
+			switch {
+			case status == 1:
+				c.Acquired = true
+			case status == -1 && isStr: // the key holds another type
+				c.Err = s.opError("acquire", errors.New(v), b.keys[i])
+			case status != 0 || !isStr:
+				c.Err = s.opError("acquire", replyError(reply[3*j:3*j+3]), b.keys[i])
+			case ms < 0:
+				c.Value, c.TTL = []byte(v), NoExpiry
+			default:
+				c.Value, c.TTL = []byte(v), time.Duration(ms)*time.Millisecond
+			}
+		}
+	}
+	return claims, nil
+}
+
+// acquireScript takes the leases of one group. KEYS are the group's keys,
+// ARGV[1] the lease marker and ARGV[2] its PX milliseconds. It returns three
+// items per key: 1, an empty string and 0 when it set the key to the
+// marker; 0, the value and its PTTL when the key holds a string; -1 and the
+// error's text when it holds another type.
+var acquireScript = redis.NewScript(`
+local out, n = {}, 0
+for _, k in ipairs(KEYS) do
+  if redis.call('SET', k, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    out[n+1], out[n+2], out[n+3] = 1, '', 0
+  else
+    local v = redis.pcall('GET', k)
+    if type(v) == 'table' then
+      out[n+1], out[n+2], out[n+3] = -1, tostring(v.err), 0
+    else
+      out[n+1], out[n+2], out[n+3] = 0, v, redis.call('PTTL', k)
+    end
+  end
+  n = n + 3
+end
+return out`)

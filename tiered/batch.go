@@ -1,0 +1,222 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/tiercache/tiercache/invalidate"
+	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// GetMany returns the values of keys that either tier holds: keys that
+// neither holds (or that are remembered as absent, or being loaded) are
+// simply not in the map. Local hits are answered locally; the rest are read
+// from Redis in one round trip per Redis node (on a Cluster, the keys of
+// each hash slot are one command, and each node gets its commands in one
+// round trip), with every guarantee Get gives per key: a value read before
+// an invalidation of its key arrived is not stored locally, a local entry
+// never outlives its Redis key, and the local tier is bypassed while the
+// subscription is not confirmed. GetMany does not share reads with
+// concurrent Gets.
+//
+// If some keys cannot be read (a Cluster node is down, a value does not
+// decode), GetMany returns the values it found and a *BatchError naming
+// each failed key and its cause. Duplicate keys are read once.
+func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, error) {
+	if err := c.closedErr(); err != nil {
+		return nil, err
+	}
+	keys = distinct(keys)
+	out := make(map[string]V, len(keys))
+	rest := c.fromLocal(keys, out)
+	if len(rest) == 0 {
+		return out, nil
+	}
+	if c.state.Load() != stateLive {
+		c.stats.bypassed.Add(uint64(len(rest)))
+	}
+	toks := c.tokens(rest)
+	items, err := c.store.GetMany(ctx, rest)
+	if err != nil {
+		return out, c.batchFailed("get-many", rest, err)
+	}
+	var failed map[string]error
+	for j, it := range items {
+		key := rest[j]
+		if it.Err != nil {
+			if errors.Is(it.Err, ErrNotFound) {
+				c.stats.misses.Add(1)
+			} else {
+				failed = addFailure(failed, key, it.Err)
+			}
+			continue
+		}
+		e, leased, err := c.decode(it.Value)
+		switch {
+		case err != nil:
+			failed = addFailure(failed, key, err)
+		case leased || e.absent:
+			c.stats.misses.Add(1)
+			if e.absent {
+				c.storeFill(key, e, it.TTL, toks[j])
+			}
+		default:
+			c.stats.remoteHits.Add(1)
+			c.storeFill(key, e, it.TTL, toks[j])
+			out[key] = e.v
+		}
+	}
+	return out, c.batchError("get-many", failed)
+}
+
+// FetchMany is GetMany that calls load, once, with every key that neither
+// tier holds (missing, in the order of keys), and stores what it returns
+// in Redis, in one round trip per node, under the same rules as Fetch: a
+// load never overwrites a newer write, and with leases on (the default),
+// the keys another instance is already loading are waited for rather than
+// loaded. Keys missing from load's result are not found (remembered as
+// absent with NotFoundTTL or SetTTL); keys it returns that were not asked
+// for are ignored.
+//
+// FetchMany shares work per key with the concurrent Fetches and FetchManys
+// of this process: a key already being read or loaded is not read or loaded
+// again, but waited for. The keys a FetchMany does read and load are read
+// in one round trip per node and loaded in one call (a key whose lease
+// holder died is loaded in a later call, once its lease expires).
+//
+// A load error fails the keys that were loaded, and FetchMany returns the
+// values it found for the others with a *BatchError naming the failed keys.
+// A load that returns ErrNotFound means none of the keys it was given
+// exist. When ctx ends, FetchMany returns what has arrived and a
+// *BatchError for the rest.
+func (c *Cache[V]) FetchMany(ctx context.Context, keys []string,
+	load func(ctx context.Context, missing []string) (map[string]V, error)) (map[string]V, error) {
+	if load == nil {
+		return nil, c.fail("fetch-many", "", errors.New("nil load function"))
+	}
+	if err := c.closedErr(); err != nil {
+		return nil, err
+	}
+	keys = distinct(keys)
+	out := make(map[string]V, len(keys))
+	rest := c.fromLocal(keys, out)
+	if len(rest) == 0 {
+		return out, nil
+	}
+	fls, err := c.fetchFlights(ctx, rest, load)
+	var failed map[string]error
+	for i, fl := range fls {
+		switch {
+		case fl == nil:
+			failed = addFailure(failed, rest[i], err)
+		case fl.err == nil:
+			out[rest[i]] = fl.v
+		case !errors.Is(fl.err, ErrNotFound):
+			failed = addFailure(failed, rest[i], fl.err)
+		}
+	}
+	return out, c.batchError("fetch-many", failed)
+}
+
+// SetMany stores items in Redis with the cache's TTL (each spread by
+// TTLJitter on its own) and publishes their invalidation, in one round trip
+// per node: on a single node, one script writes every key (by groups of
+// 1000) and publishes one message for them, so that the writes and their
+// message happen together or not at all; on a Cluster, each hash slot's
+// keys are one such script. Once SetMany returns nil, Get on this instance
+// returns each value (or a newer one), as after Set.
+//
+// A value that does not encode fails the call before anything is written.
+// If some groups fail (a Cluster node down), SetMany returns a *BatchError
+// naming their keys; the other groups were written. Like Set, it returns
+// when ctx ends, with the writes perhaps still to land.
+func (c *Cache[V]) SetMany(ctx context.Context, items map[string]V) error {
+	if err := c.closedErr(); err != nil || len(items) == 0 {
+		return err
+	}
+	keys := make([]string, 0, len(items))
+	for k := range items {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	writes := make([]remote.Write, len(keys))
+	for j, k := range keys {
+		data, err := c.encode(items[k])
+		if err != nil {
+			return c.fail("set-many", k, err)
+		}
+		writes[j] = remote.Write{Key: k, Value: data, TTL: c.jitter(c.ttl), Cond: remote.Always}
+	}
+	toks := c.tokens(keys)
+	payload := func(ks []string) []byte { return invalidate.Message{Origin: c.origin, Keys: ks}.Append(nil) }
+	err := c.bounded(ctx, func(ctx context.Context) error {
+		res, err := c.store.WriteMany(ctx, writes, c.channel, payload)
+		var failed map[string]error
+		for j, w := range writes {
+			werr := err
+			if werr == nil {
+				werr = res[j].Err
+			}
+			c.settleWrite(w.Key, items[w.Key], w.TTL, toks[j], werr)
+			if werr != nil {
+				failed = addFailure(failed, w.Key, werr)
+			}
+		}
+		return c.batchError("set-many", failed)
+	}, keys...)
+	var be *BatchError
+	if err != nil && !errors.As(err, &be) {
+		return c.batchFailed("set-many", keys, err)
+	}
+	return err
+}
+
+// fromLocal puts the local tier's answers for keys into out (an absence
+// answers too, by leaving its key out), and returns the keys it could not
+// answer.
+func (c *Cache[V]) fromLocal(keys []string, out map[string]V) []string {
+	switch c.state.Load() {
+	case stateLive:
+	default:
+		return keys
+	}
+	if !c.hub.fresh() {
+		c.stats.unproven.Add(uint64(len(keys)))
+		return keys
+	}
+	var rest []string
+	for _, k := range keys {
+		e, ok := c.local.Get(k)
+		switch {
+		case !ok:
+			rest = append(rest, k)
+		case !e.absent:
+			out[k] = e.v
+		}
+	}
+	return rest
+}
+
+// tokens takes a fill token for each key, before the read.
+func (c *Cache[V]) tokens(keys []string) []local.Token {
+	toks := make([]local.Token, len(keys))
+	for i, k := range keys {
+		toks[i] = c.local.Token(k)
+	}
+	return toks
+}
+
+// distinct returns keys without repeats, in order of first appearance.
+func distinct(keys []string) []string {
+	seen := make(map[string]struct{}, len(keys))
+	out := keys[:0:0]
+	for _, k := range keys {
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}

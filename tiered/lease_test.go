@@ -1,0 +1,232 @@
+package tiered_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/redistest"
+	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// 200 Fetches of one cold key spread over 4 instances call the loader once
+// in total, and every caller gets the same value.
+func TestOneLoadAcrossInstances(t *testing.T) {
+	s := redistest.New(t)
+	var insts []*instance[string]
+	for i := range 4 {
+		insts = append(insts, newInstance(t, s, fmt.Sprint("i", i), tiered.Options[string]{}))
+	}
+	var loads atomic.Int32
+	load := func(context.Context) (string, error) {
+		n := loads.Add(1)
+		time.Sleep(100 * time.Millisecond)
+		return fmt.Sprint("value-", n), nil
+	}
+	var wg sync.WaitGroup
+	results := make([]string, 200)
+	errs := make([]error, 200)
+	start := make(chan struct{})
+	for i := range 200 {
+		wg.Go(func() {
+			<-start
+			results[i], errs[i] = insts[i%4].Fetch(bg, "cold", load)
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := loads.Load(); n != 1 {
+		t.Fatalf("%d loader calls across 4 instances, want 1", n)
+	}
+	for i := range results {
+		if errs[i] != nil || results[i] != "value-1" {
+			t.Fatalf("caller %d got %q, %v; want value-1", i, results[i], errs[i])
+		}
+	}
+	waits := uint64(0)
+	for _, in := range insts {
+		waits += in.Stats().LeaseWaits
+	}
+	if waits == 0 {
+		t.Fatal("no instance waited on a lease")
+	}
+}
+
+// The instances waiting on a lease are woken by the invalidation message of
+// the write that stores the value, not by polling Redis: while a load of
+// 300ms runs elsewhere, a waiter makes a bounded number of round trips.
+func TestLeaseWaitersAreWokenNotPolling(t *testing.T) {
+	s := redistest.New(t)
+	a := newInstance(t, s, "a", tiered.Options[string]{})
+	b := newInstance(t, s, "b", tiered.Options[string]{})
+	trips := &redistest.RoundTrips{}
+	b.client.AddHook(trips)
+	inLoad := make(chan struct{})
+	held := async(func() (string, error) {
+		return a.Fetch(bg, "k", func(context.Context) (string, error) {
+			close(inLoad)
+			time.Sleep(300 * time.Millisecond)
+			return "a-loaded", nil
+		})
+	})
+	waitChan(t, inLoad, "a's loader starts")
+	began := time.Now()
+	v, err := b.Fetch(bg, "k", func(context.Context) (string, error) { return "b-loaded", nil })
+	if err != nil || v != "a-loaded" {
+		t.Fatalf("b.Fetch = %q, %v; want a's value", v, err)
+	}
+	if _, err := await(t, held); err != nil {
+		t.Fatal(err)
+	}
+	// A read, a failed acquire and the read after the wake-up; a spare one
+	// for a spurious wake.
+	if n := trips.Count(); n > 4 {
+		t.Fatalf("the waiter made %d round trips in %v: it polled", n, time.Since(began))
+	}
+	if st := b.Stats(); st.LeaseWaits == 0 || st.Loads != 0 {
+		t.Fatalf("b's stats: %+v; want a lease wait and no load", st)
+	}
+}
+
+// A lease holder that dies mid-load: its lease expires after LeaseTTL, and
+// a waiter takes over.
+func TestLeaseHolderDiesAWaiterTakesOver(t *testing.T) {
+	s := redistest.New(t)
+	const leaseTTL = 200 * time.Millisecond
+	b := newInstance(t, s, "b", tiered.Options[string]{LeaseTTL: leaseTTL})
+	// The dead holder: it took the lease and will never write.
+	dead := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
+	claims, err := dead.Acquire(bg, []string{"k"}, remote.NewLeaseToken(), leaseTTL)
+	if err != nil || !claims[0].Acquired {
+		t.Fatalf("Acquire = %+v, %v", claims, err)
+	}
+	if !s.Real() { // miniredis's clock moves only when told
+		time.AfterFunc(leaseTTL, func() { s.Mini.FastForward(leaseTTL) })
+	}
+	began := time.Now()
+	var loads atomic.Int32
+	v, err := b.Fetch(bg, "k", func(context.Context) (string, error) { loads.Add(1); return "b-loaded", nil })
+	took := time.Since(began)
+	if err != nil || v != "b-loaded" || loads.Load() != 1 {
+		t.Fatalf("Fetch = %q, %v after %d loads", v, err, loads.Load())
+	}
+	if took < leaseTTL-20*time.Millisecond {
+		t.Fatalf("the waiter loaded after %v, before the dead holder's lease (%v) expired", took, leaseTTL)
+	}
+	if got := s.Client.Get(bg, s.Namespace+":k").Val(); got != "b-loaded" {
+		t.Fatalf("Redis holds %q, want b-loaded", got)
+	}
+}
+
+// A holder whose lease expired never overwrites a value written after it:
+// neither a Set nor the value of the instance that took over.
+func TestExpiredHolderNeverOverwritesANewerWrite(t *testing.T) {
+	s := redistest.New(t)
+	const leaseTTL = 100 * time.Millisecond
+	a := newInstance(t, s, "a", tiered.Options[string]{LeaseTTL: leaseTTL})
+	b := newInstance(t, s, "b", tiered.Options[string]{LeaseTTL: leaseTTL})
+	for _, newer := range []string{"set", "takeover"} {
+		t.Run(newer, func(t *testing.T) {
+			key := "k-" + newer
+			inLoad, release := make(chan struct{}), make(chan struct{})
+			slow := async(func() (string, error) {
+				return a.Fetch(bg, key, func(context.Context) (string, error) {
+					close(inLoad)
+					<-release
+					return "stale", nil
+				})
+			})
+			waitChan(t, inLoad, "a's loader starts")
+			time.Sleep(leaseTTL + 20*time.Millisecond)
+			if !s.Real() {
+				s.Mini.FastForward(leaseTTL + 20*time.Millisecond)
+			}
+			want := "newer"
+			if newer == "set" {
+				if err := b.Set(bg, key, want); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				v, err := b.Fetch(bg, key, func(context.Context) (string, error) { return want, nil })
+				if err != nil || v != want {
+					t.Fatalf("b's takeover Fetch = %q, %v", v, err)
+				}
+			}
+			close(release)
+			if v, err := await(t, slow); err != nil || v != "stale" {
+				t.Fatalf("a's Fetch = %q, %v; its callers get what it loaded", v, err)
+			}
+			if got := s.Client.Get(bg, s.Namespace+":"+key).Val(); got != want {
+				t.Fatalf("Redis holds %q after the expired holder's store, want %q", got, want)
+			}
+			waitFor(t, 10*time.Second, "a reads the newer value", func() bool {
+				v, err := a.Get(bg, key)
+				return err == nil && v == want
+			})
+		})
+	}
+}
+
+// A failed load releases its lease at once, so a waiter takes over without
+// waiting for the lease to expire.
+func TestFailedLoadReleasesItsLease(t *testing.T) {
+	s := redistest.New(t)
+	a := newInstance(t, s, "a", tiered.Options[string]{LeaseTTL: time.Hour})
+	b := newInstance(t, s, "b", tiered.Options[string]{LeaseTTL: time.Hour})
+	inLoad, release := make(chan struct{}), make(chan struct{})
+	failing := async(func() (string, error) {
+		return a.Fetch(bg, "k", func(context.Context) (string, error) {
+			close(inLoad)
+			<-release
+			return "", errors.New("database down")
+		})
+	})
+	waitChan(t, inLoad, "a's loader starts")
+	waiter := async(func() (string, error) {
+		return b.Fetch(bg, "k", func(context.Context) (string, error) { return "b-loaded", nil })
+	})
+	waitFor(t, 10*time.Second, "b waits on a's lease", func() bool { return b.Stats().LeaseWaits > 0 })
+	close(release)
+	if _, err := await(t, failing); err == nil {
+		t.Fatal("a's failed load returned no error")
+	}
+	if v, err := await(t, waiter); err != nil || v != "b-loaded" {
+		t.Fatalf("b.Fetch = %q, %v; want its own load once a's lease was released", v, err)
+	}
+}
+
+// With leases off, each instance loads on its own.
+func TestLeasesOff(t *testing.T) {
+	s := redistest.New(t)
+	a := newInstance(t, s, "a", tiered.Options[string]{LeaseTTL: -1})
+	b := newInstance(t, s, "b", tiered.Options[string]{LeaseTTL: -1})
+	inLoad, release := make(chan struct{}), make(chan struct{})
+	var loads atomic.Int32
+	first := async(func() (string, error) {
+		return a.Fetch(bg, "k", func(context.Context) (string, error) {
+			loads.Add(1)
+			close(inLoad)
+			<-release
+			return "a", nil
+		})
+	})
+	waitChan(t, inLoad, "a's loader starts")
+	if v, err := b.Fetch(bg, "k", func(context.Context) (string, error) { loads.Add(1); return "b", nil }); err != nil || v != "b" {
+		t.Fatalf("b.Fetch = %q, %v; want its own load", v, err)
+	}
+	close(release)
+	if v, err := await(t, first); err != nil || v != "a" {
+		t.Fatalf("a.Fetch = %q, %v", v, err)
+	}
+	if loads.Load() != 2 {
+		t.Fatalf("%d loads, want 2", loads.Load())
+	}
+	if got := s.Client.Get(bg, s.Namespace+":k").Val(); got != "b" {
+		t.Fatalf("Redis holds %q, want b (SET NX: the first store wins)", got)
+	}
+}

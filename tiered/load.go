@@ -1,0 +1,188 @@
+package tiered
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tiercache/tiercache/invalidate"
+	"github.com/tiercache/tiercache/remote"
+)
+
+// loadAndStore calls the loader once with every key of r.loadIdx, writes
+// what it returns to Redis as r.how says (in one round trip per node, with
+// one invalidation message per write group, which wakes the instances
+// waiting on this one's leases), fills the local tier with what was
+// written, and finishes the keys. Callers get what the loader returned
+// whether or not it could be stored.
+func (r *fetchRun[V]) loadAndStore() {
+	c := r.c
+	idx := r.loadIdx
+	keys := r.keysOf(idx)
+	if len(r.failures) > 0 {
+		for i, why := range r.failures {
+			c.log.Warn("tiered: Redis read failed; answering from the loader without storing",
+				"namespace", c.namespace, "keys", len(r.failures), "key", r.keys[i], "err", why)
+			break
+		}
+		r.failures = nil
+	}
+	// A panic in the loader or the Codec must not leave the keys leased
+	// until their leases expire: the other instances would wait that long.
+	defer func() {
+		if p := recover(); p != nil {
+			r.release(idx)
+			panic(p)
+		}
+	}()
+	ttls := &loadTTLs{}
+	c.stats.loads.Add(1)
+	got, err := r.load(context.WithValue(r.ctx, loadTTLsKey{}, ttls), keys)
+	notFound := errors.Is(err, ErrNotFound)
+	if err != nil && !notFound {
+		c.stats.loadErrors.Add(1)
+		r.release(idx)
+		err = fmt.Errorf("load: %w", err)
+		for _, i := range idx {
+			r.finish(i, *new(V), err)
+		}
+		return
+	}
+	if notFound {
+		got = nil
+	}
+
+	var (
+		writes []remote.Write
+		fills  []loadedFill[V] // aligned with writes
+	)
+	for _, i := range idx {
+		key, h := r.keys[i], r.how[i]
+		v, ok := got[key]
+		e := entry[V]{v: v, absent: !ok}
+		switch {
+		case !h.store:
+			c.stats.fallbacks.Add(1)
+			continue
+		case h.cond == remote.IfAbsent && r.fls[i].overtaken.Load():
+			continue // a write or invalidation of key reached us since: SET NX could land over a Delete
+		}
+		ttl, chosen := ttls.ttl(key)
+		var w remote.Write
+		switch {
+		case ok:
+			data, err := c.encode(v)
+			if err != nil {
+				c.log.Warn("tiered: could not encode a loaded value", "namespace", c.namespace, "key", key, "err", err)
+				if h.leased {
+					writes, fills = append(writes, releaseWrite(key, h.expect)), append(fills, loadedFill[V]{i: -1})
+				}
+				continue
+			}
+			if !chosen {
+				ttl = c.ttl
+			}
+			w = remote.Write{Key: key, Value: data, TTL: c.jitter(ttl), Cond: h.cond, Expect: h.expect}
+		default:
+			if !chosen {
+				ttl = c.notFoundTTL
+			}
+			if ttl == 0 { // absence not remembered
+				if h.leased {
+					writes, fills = append(writes, releaseWrite(key, h.expect)), append(fills, loadedFill[V]{i: -1})
+				}
+				continue
+			}
+			w = remote.Write{Key: key, Value: remote.AbsentMarker(), TTL: c.jitter(ttl), Cond: h.cond, Expect: h.expect}
+		}
+		writes, fills = append(writes, w), append(fills, loadedFill[V]{i: i, e: e, ttl: w.TTL})
+	}
+
+	for j, res := range r.write(writes) {
+		f := fills[j]
+		if f.i < 0 || !res.Applied {
+			continue
+		}
+		life := remote.NoExpiry
+		if f.ttl > 0 {
+			life = f.ttl
+		}
+		c.storeFill(r.keys[f.i], f.e, life, r.toks[f.i])
+	}
+	for _, i := range idx {
+		if v, ok := got[r.keys[i]]; ok {
+			r.finish(i, v, nil)
+		} else {
+			r.finish(i, *new(V), ErrNotFound)
+		}
+	}
+}
+
+// loadedFill is what the local tier gets once a loaded write has landed;
+// i < 0 for a write that fills nothing (a lease released).
+type loadedFill[V any] struct {
+	i   int
+	e   entry[V]
+	ttl time.Duration
+}
+
+// releaseWrite deletes key if it still holds this run's lease.
+func releaseWrite(key string, lease []byte) remote.Write {
+	return remote.Write{Key: key, Delete: true, Cond: remote.IfEqual, Expect: lease}
+}
+
+// release gives up the leases this run holds among idx, so that the
+// instances waiting on them take over at once instead of at their expiry.
+func (r *fetchRun[V]) release(idx []int) {
+	var ws []remote.Write
+	for _, i := range idx {
+		if h := r.how[i]; h.leased {
+			ws = append(ws, releaseWrite(r.keys[i], h.expect))
+		}
+	}
+	if len(ws) == 0 {
+		return
+	}
+	// r.ctx may have ended (a loader that ran out its LoadTimeout): a
+	// release is still worth a short try.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), releaseTimeout)
+	defer cancel()
+	r.writeCtx(ctx, ws)
+}
+
+// releaseTimeout bounds the release of leases after a failed load.
+const releaseTimeout = time.Second
+
+// write applies ws with the invalidation message of their keys, logging
+// what failed, and wakes this instance's own waiters on those keys (its own
+// messages do not reach it). It returns the results aligned with ws, or
+// nil when the whole call failed.
+func (r *fetchRun[V]) write(ws []remote.Write) []remote.Result { return r.writeCtx(r.ctx, ws) }
+
+func (r *fetchRun[V]) writeCtx(ctx context.Context, ws []remote.Write) []remote.Result {
+	if len(ws) == 0 {
+		return nil
+	}
+	c := r.c
+	res, err := c.store.WriteMany(ctx, ws, c.channel, func(keys []string) []byte {
+		return invalidate.Message{Origin: c.origin, Keys: keys}.Append(nil)
+	})
+	keys := make([]string, len(ws))
+	for j, w := range ws {
+		keys[j] = w.Key
+	}
+	c.wakers.wake(keys...)
+	if err == nil {
+		for j := range res {
+			if err = res[j].Err; err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		c.log.Warn("tiered: could not store loaded values (or release their leases)",
+			"namespace", c.namespace, "keys", len(ws), "key", ws[0].Key, "err", err)
+	}
+	return res
+}
