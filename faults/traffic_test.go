@@ -162,14 +162,24 @@ func (f *fixture) write(c *tiered.Cache[string], i, k int, log *[]sample) (int64
 	return v, err
 }
 
-// reader reads random keys on instance i.
+// reader reads random keys on instance i, every other one with GetMany,
+// so that the batch path is judged by the same rules as Get.
 func (f *fixture) reader(i int, log *[]sample) {
 	c := f.insts[i]
-	for !f.stop.Load() {
+	for n := 0; !f.stop.Load(); n++ {
 		k := rand.IntN(nKeys)
 		var v string
 		s := f.call(opGet, i, k, func(ctx context.Context) (err error) {
-			v, err = c.Get(ctx, keyName(k))
+			if n%2 == 0 {
+				v, err = c.Get(ctx, keyName(k))
+				return err
+			}
+			got, err := c.GetMany(ctx, []string{keyName(k)})
+			var found bool
+			v, found = got[keyName(k)]
+			if err == nil && !found {
+				err = tiered.ErrNotFound
+			}
 			return err
 		})
 		switch {
