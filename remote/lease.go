@@ -26,7 +26,8 @@ type Claim struct {
 	Err error
 }
 
-// Acquire takes a lease on each key that holds nothing: it sets the key to
+// Acquire takes a lease on each key that holds nothing (or a DoneMarker,
+// which counts as nothing): it sets the key to
 // LeaseMarker(token) with a TTL of ttl (SET … NX PX), so that other
 // instances, which find the lease, wait for this one to load the key rather
 // than load it too. A key that holds something is left alone, and its value
@@ -62,7 +63,7 @@ func (s *Store) Acquire(ctx context.Context, keys []string, token string, ttl ti
 		for j, i := range g {
 			rk[j] = s.prefix + keys[i]
 		}
-		b.calls[gi] = scriptCall{keys: rk, args: []any{marker, ms}}
+		b.calls[gi] = scriptCall{keys: rk, args: []any{marker, ms, donePrefix}}
 	}
 	claims, err := call(ctx, s, b, (*Store).acquire)
 	if err != nil {
@@ -116,7 +117,9 @@ func (s *Store) acquire(ctx context.Context, b acquireBatch) ([]Claim, error) {
 }
 
 // acquireScript takes the leases of one group. KEYS are the group's keys,
-// ARGV[1] the lease marker and ARGV[2] its PX milliseconds. It returns three
+// ARGV[1] the lease marker, ARGV[2] its PX milliseconds and ARGV[3] the
+// prefix of a DoneMarker, which it replaces as if the key were empty. It
+// returns three
 // items per key: 1, an empty string and 0 when it set the key to the
 // marker; 0, the value and its PTTL when the key holds a string; -1 and the
 // error's text when it holds another type.
@@ -129,6 +132,9 @@ for _, k in ipairs(KEYS) do
     local v = redis.pcall('GET', k)
     if type(v) == 'table' then
       out[n+1], out[n+2], out[n+3] = -1, tostring(v.err), 0
+    elseif v and string.sub(v, 1, #ARGV[3]) == ARGV[3] then
+      redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+      out[n+1], out[n+2], out[n+3] = 1, '', 0
     else
       out[n+1], out[n+2], out[n+3] = 0, v, redis.call('PTTL', k)
     end

@@ -260,3 +260,26 @@ func TestAcquireOnCluster(t *testing.T) {
 		}
 	}
 }
+
+// A lease's outcome (a DoneMarker) counts as nothing: Acquire takes a lease
+// over it.
+func TestAcquireOverADoneMarker(t *testing.T) {
+	ctx := context.Background()
+	st, s := newStore(t)
+	old := remote.NewLeaseToken()
+	if err := st.Set(ctx, "k", remote.DoneMarker(old, false), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	tok := remote.NewLeaseToken()
+	claims, err := st.Acquire(ctx, []string{"k"}, tok, 5*time.Second)
+	if err != nil || !claims[0].Acquired {
+		t.Fatalf("Acquire over a DoneMarker = %+v, %v; want acquired", claims, err)
+	}
+	got, err := s.Client.Get(ctx, st.RedisKey("k")).Bytes()
+	if err != nil || string(got) != string(remote.LeaseMarker(tok)) {
+		t.Fatalf("the key holds %q, %v; want the new lease", got, err)
+	}
+	if ttl := s.Client.PTTL(ctx, st.RedisKey("k")).Val(); ttl <= 0 || ttl > 5*time.Second {
+		t.Fatalf("the new lease's TTL = %v, want <= 5s", ttl)
+	}
+}

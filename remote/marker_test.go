@@ -67,3 +67,25 @@ func TestLeaseTokensAreUnique(t *testing.T) {
 		seen[tok] = true
 	}
 }
+
+func TestDoneMarker(t *testing.T) {
+	tok := remote.NewLeaseToken()
+	for _, failed := range []bool{false, true} {
+		m := remote.DoneMarker(tok, failed)
+		got, gotFailed, ok := remote.ParseDoneMarker(m)
+		if !ok || got != tok || gotFailed != failed || !remote.IsMarker(m) || remote.IsLeaseMarker(m) || remote.IsAbsentMarker(m) {
+			t.Fatalf("DoneMarker(%v) = %q parses as %q, %v, %v", failed, m, got, gotFailed, ok)
+		}
+	}
+	for _, b := range [][]byte{nil, []byte("v"), remote.AbsentMarker(), remote.LeaseMarker(tok), []byte(remote.MarkerPrefix + "done:" + tok)} {
+		if _, _, ok := remote.ParseDoneMarker(b); ok {
+			t.Fatalf("ParseDoneMarker(%q) ok", b)
+		}
+	}
+	if got, ok := remote.LeaseToken(remote.LeaseMarker(tok)); !ok || got != tok {
+		t.Fatalf("LeaseToken = %q, %v", got, ok)
+	}
+	if _, ok := remote.LeaseToken([]byte("v")); ok {
+		t.Fatal("LeaseToken of a value ok")
+	}
+}

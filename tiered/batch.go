@@ -53,13 +53,13 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 			}
 			continue
 		}
-		e, leased, err := c.decode(it.Value)
+		e, h, err := c.decode(it.Value)
 		switch {
 		case err != nil:
 			failed = addFailure(failed, key, err)
-		case leased || e.absent:
+		case h != heldValue:
 			c.stats.misses.Add(1)
-			if e.absent {
+			if h == heldAbsent {
 				c.storeFill(key, e, it.TTL, toks[j])
 			}
 		default:

@@ -73,17 +73,29 @@ func (c *Cache[V]) encode(v V) ([]byte, error) {
 	return data, nil
 }
 
-// decode turns what Redis holds at a key into a local entry: a value, or
-// an absence (the absence marker). leased reports another instance's lease
-// (a load in progress, no value yet). Any other marker, or bytes the Codec
-// rejects, is a *decodeError, counted in Stats.DecodeErrors.
-func (c *Cache[V]) decode(data []byte) (e entry[V], leased bool, err error) {
+// held is what a key in Redis holds, as far as a read is concerned.
+type held uint8
+
+const (
+	heldValue  held = iota // a value, decoded into the entry
+	heldAbsent             // an absence marker: the entry is an absence to remember
+	heldLease              // another instance's lease: a load in progress, no value yet
+	heldDone               // a lease's outcome (no value): nothing, unless one waited on that lease
+)
+
+// decode turns what Redis holds at a key into a local entry and says what
+// it was. Any unknown marker, or bytes the Codec rejects, is a
+// *decodeError, counted in Stats.DecodeErrors.
+func (c *Cache[V]) decode(data []byte) (e entry[V], h held, err error) {
 	if remote.IsMarker(data) {
 		switch {
 		case remote.IsAbsentMarker(data):
-			return entry[V]{absent: true}, false, nil
+			return entry[V]{absent: true}, heldAbsent, nil
 		case remote.IsLeaseMarker(data):
-			return e, true, nil
+			return e, heldLease, nil
+		}
+		if _, _, ok := remote.ParseDoneMarker(data); ok {
+			return e, heldDone, nil
 		}
 		err = errors.New("an unknown tiercache marker (written by a newer release?)")
 	} else {
@@ -91,9 +103,9 @@ func (c *Cache[V]) decode(data []byte) (e entry[V], leased bool, err error) {
 	}
 	if err != nil {
 		c.stats.decodeErrors.Add(1)
-		return entry[V]{}, false, &decodeError{data: data, err: err}
+		return entry[V]{}, heldValue, &decodeError{data: data, err: err}
 	}
-	return e, false, nil
+	return e, heldValue, nil
 }
 
 // decodeError is a Redis value that the Codec rejected.

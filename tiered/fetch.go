@@ -94,6 +94,7 @@ type fetchRun[V any] struct {
 	loadIdx  []int          // to load
 	how      map[int]howTo  // for each key to load: how to store what the load returns
 	waiting  []int          // leased by another instance
+	waitedOn map[int]string // the token of the lease each key waited on
 	waitTill time.Time      // when the first of their leases expires
 	loaded   bool           // the loader has been called
 	failures map[int]string // why a key is loaded without storing (fallback), for the log
@@ -113,7 +114,10 @@ type howTo struct {
 // and wait, woken by invalidations, for the keys other instances are loading.
 // It finishes each key's flight as soon as the key's result is known.
 func (c *Cache[V]) fetchWork(ctx context.Context, keys []string, fls []*flight[V], load loader[V]) {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
+	// The run reads, may wait out another instance's lease (at most
+	// LeaseTTL, if its holder died), and loads under a LoadTimeout of its
+	// own from when the load begins (see loadAndStore).
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout+max(c.leaseTTL, 0))
 	defer cancel()
 	stop := context.AfterFunc(c.closing, cancel)
 	defer stop()
@@ -202,19 +206,35 @@ func (r *fetchRun[V]) found(i int, data []byte, ttl time.Duration, err error) {
 		r.toLoad(i, howTo{})
 		return
 	}
-	e, leased, err := c.decode(data)
+	e, h, err := c.decode(data)
 	var decodeErr *decodeError
 	switch {
 	case errors.As(err, &decodeErr):
 		c.log.Warn("tiered: value in Redis does not decode; reloading",
 			"namespace", c.namespace, "key", key, "err", decodeErr.err)
 		r.toLoad(i, howTo{store: true, cond: remote.IfEqual, expect: decodeErr.data})
-	case leased:
+	case h == heldDone:
+		token, failed, _ := remote.ParseDoneMarker(data)
+		switch {
+		case token != r.waitedOn[i]: // an older load's outcome: the key holds nothing
+			c.stats.misses.Add(1)
+			r.claim = append(r.claim, i)
+		case failed:
+			r.finish(i, *new(V), errLoadFailedElsewhere)
+		default:
+			c.stats.misses.Add(1)
+			r.finish(i, *new(V), ErrNotFound)
+		}
+	case h == heldLease:
+		if r.waitedOn == nil {
+			r.waitedOn = make(map[int]string)
+		}
+		r.waitedOn[i], _ = remote.LeaseToken(data)
 		r.waiting = append(r.waiting, i)
 		if until := time.Now().Add(ttl); ttl != remote.NoExpiry && (r.waitTill.IsZero() || until.Before(r.waitTill)) {
 			r.waitTill = until
 		}
-	case e.absent:
+	case h == heldAbsent:
 		c.stats.misses.Add(1)
 		c.storeFill(key, e, ttl, r.toks[i])
 		r.finish(i, e.v, ErrNotFound)
@@ -290,6 +310,11 @@ func (r *fetchRun[V]) wait(w chan struct{}) bool {
 	}
 	return true
 }
+
+// errLoadFailedElsewhere is the result of a key whose load failed on the
+// instance holding its lease, for the instances that waited on it: they
+// share the outcome, as the callers of one process share a failed load.
+var errLoadFailedElsewhere = errors.New("the load failed on the instance that held the key's lease")
 
 // bypassPoll is how often a Fetch waiting for another instance's load
 // re-reads Redis while no invalidation message can be relied on to wake it

@@ -172,9 +172,11 @@ func TestExpiredHolderNeverOverwritesANewerWrite(t *testing.T) {
 	}
 }
 
-// A failed load releases its lease at once, so a waiter takes over without
-// waiting for the lease to expire.
-func TestFailedLoadReleasesItsLease(t *testing.T) {
+// The instances waiting on a lease share its load's outcome when it stored
+// no value, as the callers in one process share a flight: a failed load
+// fails them at once (not one more load per instance, one after another),
+// and the next Fetch loads again.
+func TestWaitersShareAFailedLoad(t *testing.T) {
 	s := redistest.New(t)
 	a := newInstance(t, s, "a", tiered.Options[string]{LeaseTTL: time.Hour})
 	b := newInstance(t, s, "b", tiered.Options[string]{LeaseTTL: time.Hour})
@@ -187,16 +189,73 @@ func TestFailedLoadReleasesItsLease(t *testing.T) {
 		})
 	})
 	waitChan(t, inLoad, "a's loader starts")
+	var bLoads atomic.Int32
 	waiter := async(func() (string, error) {
-		return b.Fetch(bg, "k", func(context.Context) (string, error) { return "b-loaded", nil })
+		return b.Fetch(bg, "k", func(context.Context) (string, error) { bLoads.Add(1); return "b-loaded", nil })
 	})
 	waitFor(t, 10*time.Second, "b waits on a's lease", func() bool { return b.Stats().LeaseWaits > 0 })
 	close(release)
 	if _, err := await(t, failing); err == nil {
 		t.Fatal("a's failed load returned no error")
 	}
-	if v, err := await(t, waiter); err != nil || v != "b-loaded" {
-		t.Fatalf("b.Fetch = %q, %v; want its own load once a's lease was released", v, err)
+	if v, err := await(t, waiter); err == nil || bLoads.Load() != 0 {
+		t.Fatalf("b.Fetch = %q, %v after %d loads of its own; want a's failure shared", v, err, bLoads.Load())
+	}
+	if v, err := b.Fetch(bg, "k", func(context.Context) (string, error) { bLoads.Add(1); return "b-loaded", nil }); err != nil || v != "b-loaded" {
+		t.Fatalf("the next Fetch = %q, %v; want a load of its own", v, err)
+	}
+}
+
+// A stampede on a key the source does not have, with absence not
+// remembered (the default): one load across the fleet, every caller gets
+// ErrNotFound, and the next Fetch asks the loader again.
+func TestWaitersShareAnAbsence(t *testing.T) {
+	s := redistest.New(t)
+	var insts []*instance[string]
+	for i := range 4 {
+		insts = append(insts, newInstance(t, s, fmt.Sprint("i", i), tiered.Options[string]{}))
+	}
+	var loads atomic.Int32
+	load := func(context.Context) (string, error) {
+		loads.Add(1)
+		time.Sleep(50 * time.Millisecond)
+		return "", tiered.ErrNotFound
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 100)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = insts[i%4].Fetch(bg, "ghost", load) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, tiered.ErrNotFound) {
+			t.Fatalf("caller %d: %v, want ErrNotFound", i, err)
+		}
+	}
+	if n := loads.Load(); n != 1 {
+		t.Fatalf("%d loads across 4 instances, want 1", n)
+	}
+	if _, err := insts[2].Fetch(bg, "ghost", load); !errors.Is(err, tiered.ErrNotFound) || loads.Load() != 2 {
+		t.Fatalf("the next Fetch: %v after %d loads; want ErrNotFound from a new load", err, loads.Load())
+	}
+}
+
+// With the default LeaseTTL (= LoadTimeout), a waiter still takes over from
+// a dead holder: its own load gets a LoadTimeout of its own.
+func TestDeadHolderTakenOverWithDefaultLeaseTTL(t *testing.T) {
+	s := redistest.New(t)
+	const loadTimeout = 300 * time.Millisecond
+	b := newInstance(t, s, "b", tiered.Options[string]{LoadTimeout: loadTimeout})
+	dead := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
+	if claims, err := dead.Acquire(bg, []string{"k"}, remote.NewLeaseToken(), loadTimeout); err != nil || !claims[0].Acquired {
+		t.Fatalf("Acquire = %+v, %v", claims, err)
+	}
+	if !s.Real() {
+		time.AfterFunc(loadTimeout, func() { s.Mini.FastForward(loadTimeout) })
+	}
+	v, err := b.Fetch(bg, "k", func(context.Context) (string, error) { return "b-loaded", nil })
+	if err != nil || v != "b-loaded" {
+		t.Fatalf("Fetch = %q, %v; want a takeover once the dead holder's lease expired", v, err)
 	}
 }
 

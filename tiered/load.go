@@ -38,7 +38,9 @@ func (r *fetchRun[V]) loadAndStore() {
 	}()
 	ttls := &loadTTLs{}
 	c.stats.loads.Add(1)
-	got, err := r.load(context.WithValue(r.ctx, loadTTLsKey{}, ttls), keys)
+	lctx, cancel := context.WithTimeout(r.ctx, c.loadTimeout)
+	defer cancel()
+	got, err := r.load(context.WithValue(lctx, loadTTLsKey{}, ttls), keys)
 	notFound := errors.Is(err, ErrNotFound)
 	if err != nil && !notFound {
 		c.stats.loadErrors.Add(1)
@@ -76,7 +78,7 @@ func (r *fetchRun[V]) loadAndStore() {
 			if err != nil {
 				c.log.Warn("tiered: could not encode a loaded value", "namespace", c.namespace, "key", key, "err", err)
 				if h.leased {
-					writes, fills = append(writes, releaseWrite(key, h.expect)), append(fills, loadedFill[V]{i: -1})
+					writes, fills = append(writes, r.doneWrite(key, h.expect, true)), append(fills, loadedFill[V]{i: -1})
 				}
 				continue
 			}
@@ -88,9 +90,9 @@ func (r *fetchRun[V]) loadAndStore() {
 			if !chosen {
 				ttl = c.notFoundTTL
 			}
-			if ttl == 0 { // absence not remembered
+			if ttl == 0 { // absence not remembered, but told to the instances waiting on the lease
 				if h.leased {
-					writes, fills = append(writes, releaseWrite(key, h.expect)), append(fills, loadedFill[V]{i: -1})
+					writes, fills = append(writes, r.doneWrite(key, h.expect, false)), append(fills, loadedFill[V]{i: -1})
 				}
 				continue
 			}
@@ -127,18 +129,27 @@ type loadedFill[V any] struct {
 	ttl time.Duration
 }
 
-// releaseWrite deletes key if it still holds this run's lease.
-func releaseWrite(key string, lease []byte) remote.Write {
-	return remote.Write{Key: key, Delete: true, Cond: remote.IfEqual, Expect: lease}
+// doneWrite replaces this run's lease of key, if the key still holds it,
+// with the load's outcome when it stored no value: absent, or failed. The
+// instances that waited on the lease are woken by the write's message and
+// share the outcome instead of loading again one after another; to anyone
+// else the key holds nothing (and a new Fetch takes a lease over it).
+func (r *fetchRun[V]) doneWrite(key string, lease []byte, failed bool) remote.Write {
+	return remote.Write{Key: key, Value: remote.DoneMarker(r.token, failed), TTL: doneTTL,
+		Cond: remote.IfEqual, Expect: lease}
 }
 
-// release gives up the leases this run holds among idx, so that the
-// instances waiting on them take over at once instead of at their expiry.
+// doneTTL is how long a lease's outcome stays for its waiters to read.
+const doneTTL = time.Second
+
+// release ends the leases this run holds among idx after a failed load, so
+// that the instances waiting on them learn it at once instead of at the
+// leases' expiry.
 func (r *fetchRun[V]) release(idx []int) {
 	var ws []remote.Write
 	for _, i := range idx {
 		if h := r.how[i]; h.leased {
-			ws = append(ws, releaseWrite(r.keys[i], h.expect))
+			ws = append(ws, r.doneWrite(r.keys[i], h.expect, true))
 		}
 	}
 	if len(ws) == 0 {

@@ -48,9 +48,11 @@ type Options[V any] struct {
 	// []byte, JSON for every other type.
 	Codec Codec[V]
 
-	// LoadTimeout bounds a Fetch loader and the Redis write of what it
-	// returned. The load runs detached from every caller's cancellation (each
-	// caller stops waiting when its own ctx ends), under this deadline.
+	// LoadTimeout bounds a loader call of Fetch or FetchMany, from when it
+	// is called, and the Redis write of what it returned. The shared work
+	// runs detached from every caller's cancellation (each caller stops
+	// waiting when its own ctx ends); in all, reads, a wait on another
+	// instance's lease and the load take at most LoadTimeout + LeaseTTL.
 	// Default: 10s. Must be >= 0.
 	LoadTimeout time.Duration
 

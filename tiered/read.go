@@ -88,13 +88,13 @@ func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 		}
 		return zero, err
 	}
-	e, leased, err := c.decode(data)
+	e, h, err := c.decode(data)
 	switch {
 	case err != nil:
 		return zero, err
-	case leased || e.absent:
+	case h != heldValue:
 		c.stats.misses.Add(1)
-		if e.absent {
+		if h == heldAbsent {
 			c.storeFill(key, e, ttl, tok)
 		}
 		return zero, ErrNotFound
