@@ -418,6 +418,10 @@ func tinyConfig() Config {
 		ZipfWarmupMax:     2 * time.Second,
 		StampedeCallers:   40,
 		StampedeDelay:     50 * time.Millisecond,
+		LeaseTTL:          50 * time.Millisecond,
+		LeaseTrials:       2,
+		ExpiredLeaseTTL:   50 * time.Millisecond,
+		ExpiredTrials:     10,
 		Trials:            20,
 		NeverSeen:         time.Second,
 		MaxStaleness:      5 * time.Millisecond,
@@ -481,23 +485,9 @@ func TestScenariosRun(t *testing.T) {
 	if z.Ops == 0 || z.LocalHits == 0 || z.RemoteHits == 0 || z.Misses != 0 {
 		t.Errorf("zipf: %d reads: %d local hits, %d Redis hits, %d misses", z.Ops, z.LocalHits, z.RemoteHits, z.Misses)
 	}
-	st := results["stampede"].(*StampedeResult)
-	for _, c := range st.Cases {
-		// Each instance loads once, unless (on a very slow machine) its read
-		// came after another instance had stored the value.
-		for i, l := range c.Loads {
-			if l > 1 {
-				t.Errorf("stampede %s: instance %d called the loader %d times, want 1", c.Name, i, l)
-			}
-		}
-		if c.Total < 1 || (c.Instances == 1 && c.Total != 1) {
-			t.Errorf("stampede %s: %d loader calls", c.Name, c.Total)
-		}
-		// One read per instance, and one write per load.
-		if want := uint64(c.Instances) + c.Total; c.Calls.Trips != want {
-			t.Errorf("stampede %s: %v round trips, want %d", c.Name, c.Calls, want)
-		}
-	}
+	checkStampede(t, results["stampede"].(*StampedeResult))
+	checkBatch(t, results["batch"].(*BatchResult))
+	checkLease(t, cfg, results["lease"].(*LeaseResult))
 	inv := results["invalidation"].(*InvalidationResult)
 	if inv.NeverSeen != 0 || len(inv.Latencies) != cfg.Trials {
 		t.Errorf("invalidation: %d of %d trials never seen", inv.NeverSeen, cfg.Trials)

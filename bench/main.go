@@ -6,12 +6,13 @@
 //	go run ./bench -redis redis://127.0.0.1:6379/0   # a real server
 //	go run ./bench -scenarios localhit,zipf -duration 5s -json out.json
 //
-// Scenarios: localhit, remotehit, write, zipf, stampede, invalidation,
-// stalehunt, hub, nanosleep, frozen (see scenarios.go). Each run works in a fresh namespace
-// "tiercache-bench-<random hex>" and, at the end, on an error or on SIGINT,
-// deletes every key under it (SCAN MATCH and UNLINK; never KEYS or FLUSH*),
-// closes every cache and client and stops the embedded server. Every key it
-// writes also expires in 10 minutes, in case the process is killed.
+// Scenarios: localhit, remotehit, write, batch, zipf, stampede, lease,
+// invalidation, stalehunt, hub, nanosleep, frozen (see scenarios.go). Each
+// run works in a fresh namespace "tiercache-bench-<random hex>" and, at the
+// end, on an error or on SIGINT, deletes every key under it (SCAN MATCH and
+// UNLINK; never KEYS or FLUSH*), closes every cache and client and stops the
+// embedded server. Every key it writes also expires in 10 minutes, in case
+// the process is killed.
 //
 // All instances live in this one process. So that goroutines spinning on
 // local hits in every instance do not hold every P and delay the network

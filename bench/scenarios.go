@@ -27,6 +27,11 @@ type Config struct {
 	StampedeCallers int           // goroutines that Fetch the cold key
 	StampedeDelay   time.Duration // how long the loader sleeps
 
+	LeaseTTL        time.Duration // lease: LeaseTTL of the instance that waits on a dead holder's lease
+	LeaseTrials     int           // lease: dead-holder trials, one after another
+	ExpiredLeaseTTL time.Duration // lease: LeaseTTL of the holder whose loader outlives it
+	ExpiredTrials   int           // lease: expired-holder trials, all at once on keys of their own
+
 	Trials    int           // invalidation trials
 	NeverSeen time.Duration // an invalidation trial not seen within this counts as never seen
 
@@ -71,6 +76,10 @@ func DefaultConfig() Config {
 		ZipfWarmupMax:     20 * time.Second,
 		StampedeCallers:   200,
 		StampedeDelay:     50 * time.Millisecond,
+		LeaseTTL:          200 * time.Millisecond,
+		LeaseTrials:       5,
+		ExpiredLeaseTTL:   100 * time.Millisecond,
+		ExpiredTrials:     100,
 		Trials:            500,
 		NeverSeen:         time.Second,
 		MaxStaleness:      5 * time.Millisecond,
@@ -97,8 +106,8 @@ func separateProcs(cfg Config) func() {
 }
 
 // ScenarioNames lists every scenario, in the order they run.
-var ScenarioNames = []string{"localhit", "remotehit", "write", "zipf", "stampede", "invalidation", "stalehunt",
-	"hub", "nanosleep", "frozen"}
+var ScenarioNames = []string{"localhit", "remotehit", "write", "batch", "zipf", "stampede", "lease", "invalidation",
+	"stalehunt", "hub", "nanosleep", "frozen"}
 
 // RunScenario runs one scenario by name. Every cache it opens is closed
 // before it returns.
@@ -114,10 +123,14 @@ func RunScenario(ctx context.Context, e *Env, cfg Config, name string) (Result, 
 		return RemoteHit(ctx, e, cfg)
 	case "write":
 		return Write(ctx, e, cfg)
+	case "batch":
+		return Batch(ctx, e, cfg)
 	case "zipf":
 		return Zipf(ctx, e, cfg)
 	case "stampede":
 		return Stampede(ctx, e, cfg)
+	case "lease":
+		return Lease(ctx, e, cfg)
 	case "invalidation":
 		return Invalidation(ctx, e, cfg)
 	case "stalehunt":
