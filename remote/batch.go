@@ -173,20 +173,8 @@ func (s *Store) groups(n int, key func(int) string) [][]int {
 		}
 		return slices.Collect(slices.Chunk(all, maxKeysPerScript))
 	}
-	index := make(map[uint16]int)
-	var bySlot [][]int
-	for i := range n {
-		sl := slot(s.prefix + key(i))
-		g, ok := index[sl]
-		if !ok {
-			g = len(bySlot)
-			index[sl] = g
-			bySlot = append(bySlot, nil)
-		}
-		bySlot[g] = append(bySlot[g], i)
-	}
 	var out [][]int
-	for _, g := range bySlot {
+	for _, g := range slotGroups(s.prefix, n, key) {
 		out = slices.AppendSeq(out, slices.Chunk(g, maxKeysPerScript))
 	}
 	return out

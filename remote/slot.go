@@ -38,17 +38,31 @@ func crc16(s string) uint16 {
 // keys share a hash slot, keeping the keys' order inside each group and the
 // groups in order of first appearance.
 func groupBySlot(prefix string, keys []string) [][]string {
-	index := make(map[uint16]int)
 	var groups [][]string
-	for _, k := range keys {
-		sl := slot(prefix + k)
-		i, ok := index[sl]
+	for _, g := range slotGroups(prefix, len(keys), func(i int) string { return keys[i] }) {
+		ks := make([]string, len(g))
+		for j, i := range g {
+			ks[j] = keys[i]
+		}
+		groups = append(groups, ks)
+	}
+	return groups
+}
+
+// slotGroups is groupBySlot for n keys given by position (key(i), without
+// prefix): it returns the positions of each group.
+func slotGroups(prefix string, n int, key func(int) string) [][]int {
+	index := make(map[uint16]int)
+	var groups [][]int
+	for i := range n {
+		sl := slot(prefix + key(i))
+		g, ok := index[sl]
 		if !ok {
-			i = len(groups)
-			index[sl] = i
+			g = len(groups)
+			index[sl] = g
 			groups = append(groups, nil)
 		}
-		groups[i] = append(groups[i], k)
+		groups[g] = append(groups[g], i)
 	}
 	return groups
 }

@@ -25,14 +25,9 @@ import (
 // decode), GetMany returns the values it found and a *BatchError naming
 // each failed key and its cause. Duplicate keys are read once.
 func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, error) {
-	if err := c.closedErr(); err != nil {
-		return nil, err
-	}
-	keys = distinct(keys)
-	out := make(map[string]V, len(keys))
-	rest := c.fromLocal(keys, out)
-	if len(rest) == 0 {
-		return out, nil
+	out, rest, err := c.startBatch(keys)
+	if err != nil || len(rest) == 0 {
+		return out, err
 	}
 	if c.state.Load() != stateLive {
 		c.stats.bypassed.Add(uint64(len(rest)))
@@ -96,14 +91,9 @@ func (c *Cache[V]) FetchMany(ctx context.Context, keys []string,
 	if load == nil {
 		return nil, c.fail("fetch-many", "", errors.New("nil load function"))
 	}
-	if err := c.closedErr(); err != nil {
-		return nil, err
-	}
-	keys = distinct(keys)
-	out := make(map[string]V, len(keys))
-	rest := c.fromLocal(keys, out)
-	if len(rest) == 0 {
-		return out, nil
+	out, rest, err := c.startBatch(keys)
+	if err != nil || len(rest) == 0 {
+		return out, err
 	}
 	fls, err := c.fetchFlights(ctx, rest, load)
 	var failed map[string]error
@@ -171,6 +161,18 @@ func (c *Cache[V]) SetMany(ctx context.Context, items map[string]V) error {
 		return c.batchFailed("set-many", keys, err)
 	}
 	return err
+}
+
+// startBatch begins GetMany or FetchMany: it answers what it can from the
+// local tier, and returns the map of answers and the distinct keys left
+// for Redis, or ErrClosed.
+func (c *Cache[V]) startBatch(keys []string) (out map[string]V, rest []string, err error) {
+	if err := c.closedErr(); err != nil {
+		return nil, nil, err
+	}
+	keys = distinct(keys)
+	out = make(map[string]V, len(keys))
+	return out, c.fromLocal(keys, out), nil
 }
 
 // fromLocal puts the local tier's answers for keys into out (an absence

@@ -18,10 +18,7 @@ import (
 // in total, and every caller gets the same value.
 func TestOneLoadAcrossInstances(t *testing.T) {
 	s := redistest.New(t)
-	var insts []*instance[string]
-	for i := range 4 {
-		insts = append(insts, newInstance(t, s, fmt.Sprint("i", i), tiered.Options[string]{}))
-	}
+	insts := newInstances(t, s, 4, tiered.Options[string]{})
 	var loads atomic.Int32
 	load := func(context.Context) (string, error) {
 		n := loads.Add(1)
@@ -211,10 +208,7 @@ func TestWaitersShareAFailedLoad(t *testing.T) {
 // ErrNotFound, and the next Fetch asks the loader again.
 func TestWaitersShareAnAbsence(t *testing.T) {
 	s := redistest.New(t)
-	var insts []*instance[string]
-	for i := range 4 {
-		insts = append(insts, newInstance(t, s, fmt.Sprint("i", i), tiered.Options[string]{}))
-	}
+	insts := newInstances(t, s, 4, tiered.Options[string]{})
 	var loads atomic.Int32
 	load := func(context.Context) (string, error) {
 		loads.Add(1)
@@ -288,4 +282,14 @@ func TestLeasesOff(t *testing.T) {
 	if got := s.Client.Get(bg, s.Namespace+":k").Val(); got != "b" {
 		t.Fatalf("Redis holds %q, want b (SET NX: the first store wins)", got)
 	}
+}
+
+// newInstances starts n instances with opts, named i0, i1, …
+func newInstances[V any](t *testing.T, s *redistest.Server, n int, opts tiered.Options[V]) []*instance[V] {
+	t.Helper()
+	insts := make([]*instance[V], n)
+	for i := range insts {
+		insts[i] = newInstance(t, s, fmt.Sprint("i", i), opts)
+	}
+	return insts
 }
