@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,14 +241,10 @@ func (f *flights[V]) detachedMany(ctx context.Context, keys []string, start func
 			}
 		}
 	}
-	ledSet := make(map[*flight[V]]bool, len(ledFls))
-	for _, fl := range ledFls {
-		ledSet[fl] = true
-	}
 	for i, fl := range all {
 		select {
 		case <-fl.done:
-			if fl.panicked != nil && ledSet[fl] {
+			if fl.panicked != nil && slices.Contains(ledFls, fl) { // a panic is rare: a scan will do
 				panic(fl.panicked)
 			}
 		case <-ctx.Done():
