@@ -137,47 +137,81 @@ func TestSubscriberAddRemove(t *testing.T) {
 // flow: every confirmation and UNSUBSCRIBE reply that a later call undoes is
 // expected, so none is taken for a loss, and the channel ends as the last
 // call left it.
+//
+// Add and Remove return once their command is sent, so the server may still
+// be working through them when the calls are done: b's subscriber count
+// goes 1, 0, 1, … meanwhile, and a message published in a 0 is lost, as
+// pub/sub loses it. A channel added once, after them, is the barrier: the
+// server answers a connection's commands in order, so its confirmation
+// comes after every reply about b.
 func TestSubscriberAddRemoveRapidly(t *testing.T) {
 	s := redistest.New(t)
-	chans := channels(s, 2)
-	a, b := chans[0], chans[1]
+	chans := channels(s, 4)
+	a, b, barrier1, barrier2 := chans[0], chans[1], chans[2], chans[3]
 	r := newRecorder()
 	sub := start(t, s.NewClient(""), r.options(a))
 	r.nextStateOn(t, Subscribed, a)
 	ctx := context.Background()
 
-	for range 50 {
-		if err := sub.Add(ctx, b); err != nil {
+	// toggle adds and removes b 50 times, adds it once more if addLast,
+	// then adds barrier and waits for its confirmation. Only Subscribed on
+	// b may come meanwhile (how many depends on how the replies interleave
+	// with the calls), never a loss.
+	toggle := func(addLast bool, barrier string) {
+		t.Helper()
+		for range 50 {
+			if err := sub.Add(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if err := sub.Remove(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if addLast {
+			if err := sub.Add(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sub.Add(ctx, barrier); err != nil {
 			t.Fatal(err)
 		}
-		if err := sub.Remove(ctx, b); err != nil {
-			t.Fatal(err)
+		for {
+			ev := r.nextState(t, Subscribed, wait)
+			if ev.channel == barrier {
+				break
+			}
+			if ev.channel != b {
+				t.Fatalf("Subscribed on %q while adding and removing %q", ev.channel, b)
+			}
 		}
 	}
-	if err := sub.Add(ctx, b); err != nil {
-		t.Fatal(err)
+	numSub := func(channel string) int64 {
+		t.Helper()
+		got, err := s.Client.PubSubNumSub(ctx, channel).Result()
+		if err != nil {
+			t.Fatalf("PUBSUB NUMSUB: %v", err)
+		}
+		return got[channel]
 	}
-	// Only Subscribed on b may come (how many depends on how the replies
-	// interleave with the calls), never a loss; the last is for the final
-	// Add, after which b's messages flow.
-	waitNumSub(t, s.Client, b, 1)
+
+	// Ending with Add: b is subscribed, and its messages flow.
+	toggle(true, barrier1)
+	if n := numSub(b); n != 1 {
+		t.Fatalf("%d subscribers on %q after the last Add, want 1", n, b)
+	}
 	publishKey(t, s.Client, b, "final")
-	for {
-		select {
-		case ev := <-r.states:
-			if ev.state != Subscribed || ev.channel != b {
-				t.Fatalf("state %v on %q (%v) while adding and removing %q", ev.state, ev.channel, ev.err, b)
-			}
-			continue
-		case got := <-r.msgs:
-			if got.channel != b || !slices.Equal(got.msg.Keys, []string{"final"}) {
-				t.Fatalf("delivered %q on %q, want [final] on %q", got.msg.Keys, got.channel, b)
-			}
-		case <-time.After(wait):
-			t.Fatal("the message on the channel added last was not delivered")
-		}
-		break
+	r.expectDelivery(t, b, "final")
+
+	// Ending with Remove (the first Add is a no-op): b is not subscribed.
+	toggle(false, barrier2)
+	if n := numSub(b); n != 0 {
+		t.Fatalf("%d subscribers on %q after the last Remove, want 0", n, b)
 	}
+	publishKey(t, s.Client, b, "removed")
+	publishKey(t, s.Client, a, "kept")
+	r.expectDelivery(t, a, "kept")
+
+	r.noState(t, 50*time.Millisecond)
 	if err := sub.LastError(); err != nil {
 		t.Fatalf("LastError() = %v", err)
 	}

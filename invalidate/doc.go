@@ -108,11 +108,17 @@
 //
 // A reader treats a message whose version it does not know as a Gap, so its
 // owner purges its local tier: correct, but a purge per message for as long
-// as an older reader hears a newer writer. A change of format therefore
-// ships in two releases: the first decodes both versions and still writes
-// the old one; the second, deployed once every instance runs the first,
-// writes the new one. During a rolling upgrade, old and new instances then
-// always understand each other. (See [Message.Append].)
+// as an older reader hears a newer writer. This release decodes versions 1
+// and 2. It writes version 2, which carries the publisher's send time
+// ([Message.Sent], for measuring invalidation lag), only for a message
+// whose Sent is set; otherwise it writes version 1, byte for byte as the
+// releases before it did, which decode version 1 only. During a rolling
+// upgrade from such a release, publishers therefore leave Sent unknown (the
+// tiered package has an option to keep writing version 1) until every
+// instance runs this release or a later one; old and new instances then
+// always understand each other. A later change of format follows the same
+// path: first a release that decodes both versions and can still write the
+// old one, then the new one. (See [Message.Append].)
 //
 // The Subscriber uses only [redis.UniversalClient], so a single node,
 // Sentinel and Cluster clients all work (PUBLISH reaches subscribers on

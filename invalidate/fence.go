@@ -37,11 +37,14 @@ type fence struct {
 	_      [64]byte
 
 	pings atomic.Uint64 // fence PINGs sent
+
+	last atomic.Int64 // the latest proven time ever, kept across losses, or never
 }
 
 func (f *fence) init(maxStaleness time.Duration) {
 	f.base = time.Now()
 	f.proven.Store(never)
+	f.last.Store(never)
 	if maxStaleness > 0 {
 		f.max = int64(maxStaleness)
 		f.half = f.max / 2
@@ -98,6 +101,21 @@ func (f *fence) prove(sent string, floor int64) {
 		return
 	}
 	f.proven.Store(t)
+	f.last.Store(t)
+}
+
+// LastProof returns the send time of the fence PING of the latest proof of
+// freshness (see Fresh), on the monotonic clock; unlike Fresh's proof it is
+// kept when a connection is lost, so that an owner can tell how long ago
+// what it kept from the messages was last known current. It is the zero
+// Time before the first proof, and always with no fence (MaxStaleness 0
+// or negative).
+func (s *Subscriber) LastProof() time.Time {
+	t := s.fence.last.Load()
+	if t == never {
+		return time.Time{}
+	}
+	return s.fence.base.Add(time.Duration(t))
 }
 
 // withdraw forgets every proof, when a connection is lost, and returns the

@@ -15,11 +15,12 @@ import (
 	"github.com/tiercache/tiercache/internal/redistest"
 )
 
-// nextVersion is a well-formed message but for its version byte, as a newer
-// release would send it during a rolling upgrade.
+// nextVersion is a well-formed message but for its version byte, one this
+// release does not know, as a newer release would send it during a rolling
+// upgrade.
 func nextVersion() []byte {
 	b := Message{Keys: []string{"k"}}.Append(nil)
-	b[0] = version1 + 1
+	b[0] = version2 + 1
 	return b
 }
 
@@ -97,8 +98,8 @@ func TestSubscriberReportsGap(t *testing.T) {
 	if len(warns) != 1 {
 		t.Fatalf("%d Warn records for %d undecodable messages within %v, want 1: %+v", len(warns), flood+2, warnEvery, warns)
 	}
-	if e := warns[0].attrs["error"]; !strings.Contains(e, "unknown version 2") {
-		t.Errorf("Warn record carries error %q, want the first cause (unknown version 2)", e)
+	if e := warns[0].attrs["error"]; !strings.Contains(e, "unknown version 3") {
+		t.Errorf("Warn record carries error %q, want the first cause (unknown version 3)", e)
 	}
 	r.noState(t, 50*time.Millisecond) // a bad payload does not break the subscription
 }

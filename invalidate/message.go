@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
+	"time"
 )
 
 // channelPrefix starts every invalidation channel name.
@@ -36,6 +38,15 @@ type Message struct {
 	// Keys are the keys to drop. Any bytes are allowed, including ':' and
 	// the empty string.
 	Keys []string
+	// Sent is the publisher's wall-clock time when it built the message,
+	// so that a receiver can measure the lag from publish to apply; the
+	// zero Time means unknown. A lag measured on a host other than the
+	// publisher's includes the skew between the two hosts' clocks (and may
+	// come out negative). The wire carries Sent to the nanosecond, without
+	// its monotonic reading or location: Decode returns time.Unix(0, n). A
+	// time at or before the Unix epoch, or after 2262 (beyond int64
+	// nanoseconds), is written as unknown.
+	Sent time.Time
 }
 
 // ErrMalformed is wrapped by every error Decode returns.
@@ -43,16 +54,34 @@ var ErrMalformed = errors.New("invalidate: malformed message")
 
 // The wire format; see Message.Append.
 const (
-	version1  = 1
+	version1  = 1 // no send time
+	version2  = 2 // a send time after the Origin
 	flagAll   = 1 << 0
 	headerLen = 2 + len(Origin{})
 )
 
+// The send times that the wire carries: (epoch, latestSent].
+var (
+	epoch      = time.Unix(0, 0)
+	latestSent = time.Unix(0, math.MaxInt64)
+)
+
+// sentNanos returns t as nanoseconds since the Unix epoch, or 0 if the wire
+// cannot carry it (the zero Time among them): then it is sent as unknown.
+func sentNanos(t time.Time) uint64 {
+	if !t.After(epoch) || t.After(latestSent) {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
 // Append appends the encoding of m to dst and returns the extended slice.
-// When m.All is set, m.Keys is ignored.
+// When m.All is set, m.Keys is ignored. It allocates at most once, and not
+// at all if dst has room.
 //
-// The encoding, version 1 (integers are unsigned varints of encoding/binary,
-// in their shortest form):
+// The encoding has two versions; integers are unsigned varints of
+// encoding/binary, in their shortest form. Version 1, written when m.Sent
+// is unknown (see [Message.Sent]):
 //
 //	byte 0       version, 1
 //	byte 1       flags: bit 0 = All; other bits must be 0
@@ -60,17 +89,30 @@ const (
 //	uvarint      number of keys N (0 when All is set)
 //	N times      uvarint key length L, then L bytes of key
 //
+// Version 2, written when m.Sent is known, adds the send time after the
+// Origin:
+//
+//	byte 0       version, 2
+//	byte 1       flags, as in version 1
+//	bytes 2..17  Origin
+//	uvarint      Sent, in nanoseconds since the Unix epoch: at least 1,
+//	             at most 2^63-1
+//	uvarint      number of keys N, then the keys, as in version 1
+//
 // Nothing follows the last key. The encoding is canonical: a message has
 // exactly one encoding, Decode accepts nothing else, and a decoded message
-// re-encodes to the very bytes it came from. A later version changes byte 0;
-// Decode rejects versions it does not know.
+// re-encodes to the very bytes it came from (so a version 2 with a send
+// time of 0 is malformed: that message is version 1). A later version
+// changes byte 0; Decode rejects versions it does not know.
 //
 // Across a rolling upgrade: a Subscriber treats a version it does not know
 // as a gap ([Gap]; its owner purges its local tier), which is correct but
-// costs a purge per message. So a change of format ships in two releases:
-// first one that decodes both versions while still writing the old one, then
-// one that writes the new one (deployed once no instance runs a release
-// older than the first).
+// costs a purge per message. This release decodes both versions, and
+// writes version 2 only for a message whose Sent is set; with Sent unknown
+// it writes the very bytes of the releases before it, which decode only
+// version 1 and take every version 2 message for a Gap. So while such a
+// release still runs, publishers must leave Sent unknown: the tiered
+// package has an option to keep writing version 1 during such an upgrade.
 func (m Message) Append(dst []byte) []byte {
 	var flags byte
 	keys := m.Keys
@@ -78,13 +120,22 @@ func (m Message) Append(dst []byte) []byte {
 		flags |= flagAll
 		keys = nil
 	}
+	version := byte(version1)
+	sent := sentNanos(m.Sent)
 	size := headerLen + uvarintLen(uint64(len(keys)))
+	if sent != 0 {
+		version = version2
+		size += uvarintLen(sent)
+	}
 	for _, k := range keys {
 		size += uvarintLen(uint64(len(k))) + len(k)
 	}
 	dst = grow(dst, size)
-	dst = append(dst, version1, flags)
+	dst = append(dst, version, flags)
 	dst = append(dst, m.Origin[:]...)
+	if sent != 0 {
+		dst = binary.AppendUvarint(dst, sent)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
 	for _, k := range keys {
 		dst = binary.AppendUvarint(dst, uint64(len(k)))
@@ -106,16 +157,17 @@ func grow(dst []byte, n int) []byte {
 	return out
 }
 
-// Decode parses a message produced by Append. It returns an error wrapping
-// ErrMalformed for any input that is not exactly one canonical encoding, and
-// never panics. Its allocations are bounded by a small multiple of len(b).
+// Decode parses a message produced by Append, of either version. It
+// returns an error wrapping ErrMalformed for any input that is not exactly
+// one canonical encoding, and never panics. Its allocations are bounded by
+// a small multiple of len(b).
 func Decode(b []byte) (Message, error) {
 	var m Message
 	if len(b) < headerLen+1 {
 		return Message{}, fmt.Errorf("%w: %d bytes, need at least %d", ErrMalformed, len(b), headerLen+1)
 	}
-	if b[0] != version1 {
-		return Message{}, fmt.Errorf("%w: unknown version %d", ErrMalformed, b[0])
+	if v := b[0]; v != version1 && v != version2 {
+		return Message{}, fmt.Errorf("%w: unknown version %d", ErrMalformed, v)
 	}
 	if f := b[1]; f&^flagAll != 0 {
 		return Message{}, fmt.Errorf("%w: unknown flags %#02x", ErrMalformed, f)
@@ -123,6 +175,20 @@ func Decode(b []byte) (Message, error) {
 	m.All = b[1]&flagAll != 0
 	copy(m.Origin[:], b[2:headerLen])
 	rest := b[headerLen:]
+
+	var err error
+	if b[0] == version2 {
+		var sent uint64
+		sent, rest, err = uvarint(rest, "send time")
+		if err != nil {
+			return Message{}, err
+		}
+		// 0 is written as version 1, and a time past 2^63-1 is not written.
+		if sent == 0 || sent > math.MaxInt64 {
+			return Message{}, fmt.Errorf("%w: send time %d out of range", ErrMalformed, sent)
+		}
+		m.Sent = time.Unix(0, int64(sent))
+	}
 
 	count, rest, err := uvarint(rest, "key count")
 	if err != nil {

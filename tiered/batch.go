@@ -5,8 +5,6 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/tiercache/tiercache/invalidate"
-	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -25,17 +23,26 @@ import (
 // decode), GetMany returns the values it found and a *BatchError naming
 // each failed key and its cause. Duplicate keys are read once.
 func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, error) {
-	out, rest, err := c.startBatch(keys)
+	out, rest, err := c.startBatch("get-many", keys)
 	if err != nil || len(rest) == 0 {
 		return out, err
 	}
 	if c.state.Load() != stateLive {
-		c.stats.bypassed.Add(uint64(len(rest)))
+		c.bypassed("unsubscribed", len(rest))
 	}
 	toks := c.tokens(rest)
+	start := c.since()
 	items, err := c.store.GetMany(ctx, rest)
+	c.observeRedis("get-many", len(rest), start, err)
 	if err != nil {
-		return out, c.batchFailed("get-many", rest, err)
+		failed := make(map[string]error, len(rest))
+		for _, k := range rest {
+			failed[k] = err
+		}
+		if failed = c.staleMany("get-many", out, failed); len(failed) == len(rest) {
+			return out, c.batchFailed("get-many", rest, err)
+		}
+		return out, c.batchError("get-many", failed)
 	}
 	var failed map[string]error
 	for j, it := range items {
@@ -63,7 +70,7 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 			out[key] = e.v
 		}
 	}
-	return out, c.batchError("get-many", failed)
+	return out, c.batchError("get-many", c.staleMany("get-many", out, failed))
 }
 
 // FetchMany is GetMany that calls load, once, with every key that neither
@@ -91,7 +98,7 @@ func (c *Cache[V]) FetchMany(ctx context.Context, keys []string,
 	if load == nil {
 		return nil, c.fail("fetch-many", "", errors.New("nil load function"))
 	}
-	out, rest, err := c.startBatch(keys)
+	out, rest, err := c.startBatch("fetch-many", keys)
 	if err != nil || len(rest) == 0 {
 		return out, err
 	}
@@ -107,7 +114,7 @@ func (c *Cache[V]) FetchMany(ctx context.Context, keys []string,
 			failed = addFailure(failed, rest[i], fl.err)
 		}
 	}
-	return out, c.batchError("fetch-many", failed)
+	return out, c.batchError("fetch-many", c.staleMany("fetch-many", out, failed))
 }
 
 // SetMany stores items in Redis with the cache's TTL (each spread by
@@ -131,6 +138,9 @@ func (c *Cache[V]) SetMany(ctx context.Context, items map[string]V) error {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	if c.obs != nil {
+		c.observe(Event{Kind: EventBatch, Op: "set-many", Keys: len(keys)})
+	}
 	writes := make([]remote.Write, len(keys))
 	for j, k := range keys {
 		data, err := c.encode(items[k])
@@ -140,16 +150,17 @@ func (c *Cache[V]) SetMany(ctx context.Context, items map[string]V) error {
 		writes[j] = remote.Write{Key: k, Value: data, TTL: c.jitter(c.ttl), Cond: remote.Always}
 	}
 	toks := c.tokens(keys)
-	payload := func(ks []string) []byte { return invalidate.Message{Origin: c.origin, Keys: ks}.Append(nil) }
 	err := c.bounded(ctx, func(ctx context.Context) error {
-		res, err := c.store.WriteMany(ctx, writes, c.channel, payload)
+		start := c.since()
+		res, err := c.store.WriteMany(ctx, writes, c.channel, c.message)
+		c.observeRedis("write-many", len(writes), start, err)
 		var failed map[string]error
 		for j, w := range writes {
 			werr := err
 			if werr == nil {
 				werr = res[j].Err
 			}
-			c.settleWrite(w.Key, items[w.Key], w.TTL, toks[j], werr)
+			c.settleWrite(w.Key, items[w.Key], w.TTL, toks[j].local, werr)
 			if werr != nil {
 				failed = addFailure(failed, w.Key, werr)
 			}
@@ -166,26 +177,29 @@ func (c *Cache[V]) SetMany(ctx context.Context, items map[string]V) error {
 // startBatch begins GetMany or FetchMany: it answers what it can from the
 // local tier, and returns the map of answers and the distinct keys left
 // for Redis, or ErrClosed.
-func (c *Cache[V]) startBatch(keys []string) (out map[string]V, rest []string, err error) {
+func (c *Cache[V]) startBatch(op string, keys []string) (out map[string]V, rest []string, err error) {
 	if err := c.closedErr(); err != nil {
 		return nil, nil, err
 	}
 	keys = distinct(keys)
+	if c.obs != nil {
+		c.observe(Event{Kind: EventBatch, Op: op, Keys: len(keys)})
+	}
 	out = make(map[string]V, len(keys))
-	return out, c.fromLocal(keys, out), nil
+	return out, c.fromLocal(op, keys, out), nil
 }
 
 // fromLocal puts the local tier's answers for keys into out (an absence
 // answers too, by leaving its key out), and returns the keys it could not
 // answer.
-func (c *Cache[V]) fromLocal(keys []string, out map[string]V) []string {
+func (c *Cache[V]) fromLocal(op string, keys []string, out map[string]V) []string {
 	switch c.state.Load() {
 	case stateLive:
 	default:
 		return keys
 	}
 	if !c.hub.fresh() {
-		c.stats.unproven.Add(uint64(len(keys)))
+		c.bypassed("unproven", len(keys))
 		return keys
 	}
 	var rest []string
@@ -198,14 +212,15 @@ func (c *Cache[V]) fromLocal(keys []string, out map[string]V) []string {
 			out[k] = e.v
 		}
 	}
+	c.observeLocal(op, len(keys)-len(rest), len(rest))
 	return rest
 }
 
 // tokens takes a fill token for each key, before the read.
-func (c *Cache[V]) tokens(keys []string) []local.Token {
-	toks := make([]local.Token, len(keys))
+func (c *Cache[V]) tokens(keys []string) []fillToken {
+	toks := make([]fillToken, len(keys))
 	for i, k := range keys {
-		toks[i] = c.local.Token(k)
+		toks[i] = c.fillToken(k)
 	}
 	return toks
 }

@@ -44,6 +44,7 @@ type Cache[V any] struct {
 	local       *local.Cache[string, entry[V]]
 	codec       Codec[V]
 	log         *slog.Logger
+	obs         Observer // the Hub's; nil: nothing observed
 	origin      invalidate.Origin
 	channel     string
 	ttl         time.Duration
@@ -52,6 +53,9 @@ type Cache[V any] struct {
 	notFoundTTL time.Duration
 	ttlJitter   float64
 	leaseTTL    time.Duration // <= 0: no leases
+
+	staleIfError time.Duration                       // 0: off
+	suspect      *local.Cache[string, staleEntry[V]] // with StaleIfError: what was held when the subscription broke; see stale.go
 
 	wakers wakers // Fetches waiting on another instance's lease
 
@@ -84,7 +88,7 @@ type counters struct {
 	loads, loadErrors, decodeErrors atomic.Uint64
 	invalidations, breaks, gaps     atomic.Uint64
 	fallbacks, unproven             atomic.Uint64
-	leaseWaits                      atomic.Uint64
+	leaseWaits, staleServed         atomic.Uint64
 }
 
 // New returns a Cache over client with a Hub of its own (default HubOptions
@@ -172,6 +176,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		local:       lc,
 		codec:       opts.Codec,
 		log:         opts.Logger,
+		obs:         h.obs,
 		origin:      invalidate.NewOrigin(),
 		channel:     invalidate.Channel(opts.Namespace),
 		ttl:         opts.TTL,
@@ -180,6 +185,15 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		notFoundTTL: opts.NotFoundTTL,
 		ttlJitter:   opts.TTLJitter,
 		leaseTTL:    opts.LeaseTTL,
+
+		staleIfError: opts.StaleIfError,
+	}
+	if opts.StaleIfError > 0 {
+		c.suspect, err = local.New[string, staleEntry[V]](local.Options{Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock})
+		if err != nil {
+			lc.Close()
+			return nil, fmt.Errorf("tiered: LocalShards: %w", err)
+		}
 	}
 	onPanic := func(key string, p *panicError) {
 		c.log.Error("tiered: a Codec or loader panicked", "namespace", c.namespace, "key", key,
@@ -194,6 +208,9 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 	live, err := h.attach(c.channel, c)
 	if err != nil {
 		lc.Close()
+		if c.suspect != nil {
+			c.suspect.Close()
+		}
 		c.cancel()
 		return nil, err
 	}
@@ -246,6 +263,7 @@ type Stats struct {
 	Fallbacks     uint64 // keys loaded without storing because Redis could not be read
 	LeaseWaits    uint64 // times a Fetch waited for another instance's load of a key (its lease)
 	Breaks        uint64 // times the subscription was lost (the local tier was purged)
+	StaleServed   uint64 // values served stale in place of a Redis error (StaleIfError)
 
 	LocalEntries     int    // entries in the local tier now
 	LocalEvictions   uint64 // local entries evicted for room
@@ -269,6 +287,7 @@ func (c *Cache[V]) Stats() Stats {
 		Fallbacks:        c.stats.fallbacks.Load(),
 		LeaseWaits:       c.stats.leaseWaits.Load(),
 		Breaks:           c.stats.breaks.Load(),
+		StaleServed:      c.stats.staleServed.Load(),
 		LocalEntries:     c.local.Len(),
 		LocalEvictions:   ls.Evictions,
 		LocalExpirations: ls.Expirations,
@@ -301,6 +320,10 @@ func (c *Cache[V]) Close() error {
 	c.mu.Unlock()
 	c.local.Purge()
 	c.local.Close()
+	if c.suspect != nil {
+		c.suspect.Purge()
+		c.suspect.Close()
+	}
 	var err error
 	if c.ownHub {
 		err = c.hub.Close()
@@ -338,9 +361,19 @@ func (c *Cache[V]) onMessage(m invalidate.Message) {
 	c.stats.invalidations.Add(1)
 	if m.All {
 		c.purgeLocal()
-		return
+	} else {
+		c.invalidateLocal(m.Keys...)
 	}
-	c.invalidateLocal(m.Keys...)
+	if c.obs != nil {
+		e := Event{Kind: EventInvalidation, Keys: len(m.Keys), Duration: -1}
+		if m.All {
+			e.Op = "all"
+		}
+		if !m.Sent.IsZero() {
+			e.Duration = time.Since(m.Sent)
+		}
+		c.observe(e)
+	}
 }
 
 // onState follows the subscription. Messages may have been lost while it was
@@ -352,6 +385,9 @@ func (c *Cache[V]) onMessage(m invalidate.Message) {
 // have carried invalidations (a newer release's wire version, say): that gap
 // purges too, and the local tier stays in use.
 func (c *Cache[V]) onState(s invalidate.State, err error) {
+	if c.obs != nil {
+		c.observe(Event{Kind: EventSubscription, State: s, Err: err})
+	}
 	switch s {
 	case invalidate.Subscribed:
 		c.purgeLocal()
@@ -362,8 +398,11 @@ func (c *Cache[V]) onState(s invalidate.State, err error) {
 		c.log.Warn("tiered: an invalidation message did not decode; local tier purged",
 			"namespace", c.namespace, "err", err)
 	case invalidate.Broken:
-		c.state.CompareAndSwap(stateLive, stateBypass)
-		c.purgeLocal()
+		wasLive := c.state.CompareAndSwap(stateLive, stateBypass)
+		if wasLive && c.suspect != nil {
+			c.keepSuspect() // StaleIfError: keep what the local tier held, as suspect
+		}
+		c.purgeLive()
 		c.stats.breaks.Add(1)
 		c.log.Warn("tiered: invalidation subscription lost; local tier purged and bypassed until it is back",
 			"channel", c.channel, "err", err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -45,7 +44,7 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Cont
 	if load == nil {
 		return zero, c.fail("fetch", key, errors.New("nil load function"))
 	}
-	if e, ok, err := c.cached(key); ok || err != nil {
+	if e, ok, err := c.cached("fetch", key); ok || err != nil {
 		if err == nil && e.absent {
 			err = c.fail("fetch", key, ErrNotFound)
 		}
@@ -59,12 +58,24 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Cont
 		return map[string]V{key: v}, nil
 	})
 	if err != nil {
-		return zero, c.fail("fetch", key, err)
+		return c.fetchFailed(key, err)
 	}
 	if err := fls[0].err; err != nil {
-		return zero, c.fail("fetch", key, err)
+		return c.fetchFailed(key, err)
 	}
 	return fls[0].v, nil
+}
+
+// fetchFailed returns Fetch's error for key, or the value this instance
+// last held for key when Redis failed (StaleIfError).
+func (c *Cache[V]) fetchFailed(key string, err error) (V, error) {
+	if e, ok := c.stale("fetch", key, err); ok {
+		if e.absent {
+			return e.v, c.fail("fetch", key, ErrNotFound)
+		}
+		return e.v, nil
+	}
+	return *new(V), c.fail("fetch", key, err)
 }
 
 // loader is FetchMany's load function; Fetch's is adapted to it.
@@ -86,7 +97,7 @@ type fetchRun[V any] struct {
 	load  loader[V]
 	keys  []string
 	fls   []*flight[V]
-	toks  []local.Token
+	toks  []fillToken
 	token string // this run's lease owner token
 
 	// What each key needs after a read, by index into keys.
@@ -97,7 +108,7 @@ type fetchRun[V any] struct {
 	waitedOn map[int]string // the token of the lease each key waited on
 	waitTill time.Time      // when the first of their leases expires
 	loaded   bool           // the loader has been called
-	failures map[int]string // why a key is loaded without storing (fallback), for the log
+	failures map[int]error  // why a key is loaded without storing (fallback), for the log
 }
 
 // howTo says how a loaded key's value is written to Redis.
@@ -106,6 +117,8 @@ type howTo struct {
 	cond   remote.Cond
 	expect []byte // for IfEqual: this instance's lease marker, or bytes that did not decode
 	leased bool   // expect is this instance's lease: release it if nothing is stored
+
+	redisErr error // !store: the Redis error that made the load a fallback
 }
 
 // fetchWork is the shared work of Fetch and FetchMany for keys: read them
@@ -122,7 +135,7 @@ func (c *Cache[V]) fetchWork(ctx context.Context, keys []string, fls []*flight[V
 	stop := context.AfterFunc(c.closing, cancel)
 	defer stop()
 
-	r := &fetchRun[V]{c: c, ctx: lctx, load: load, keys: keys, fls: fls, toks: make([]local.Token, len(keys))}
+	r := &fetchRun[V]{c: c, ctx: lctx, load: load, keys: keys, fls: fls, toks: make([]fillToken, len(keys))}
 	if c.leaseTTL > 0 {
 		r.token = remote.NewLeaseToken()
 	}
@@ -156,12 +169,14 @@ func (r *fetchRun[V]) pass(todo []int) {
 	r.claim, r.loadIdx, r.waiting, r.how = r.claim[:0], r.loadIdx[:0], r.waiting[:0], make(map[int]howTo)
 	r.waitTill = time.Time{}
 	for _, i := range todo {
-		r.toks[i] = c.local.Token(r.keys[i])
+		r.toks[i] = c.fillToken(r.keys[i])
 	}
 	if c.state.Load() != stateLive {
-		c.stats.bypassed.Add(uint64(len(todo)))
+		c.bypassed("unsubscribed", len(todo))
 	}
+	start := c.since()
 	items, err := c.store.GetMany(r.ctx, r.keysOf(todo))
+	c.observeRedis("get-many", len(todo), start, err)
 	for j, i := range todo {
 		switch {
 		case err == nil:
@@ -200,10 +215,10 @@ func (r *fetchRun[V]) found(i int, data []byte, ttl time.Duration, err error) {
 		// it returns is stored nowhere, since nothing could tell this
 		// instance when it changes.
 		if r.failures == nil {
-			r.failures = make(map[int]string)
+			r.failures = make(map[int]error)
 		}
-		r.failures[i] = err.Error()
-		r.toLoad(i, howTo{})
+		r.failures[i] = err
+		r.toLoad(i, howTo{redisErr: err})
 		return
 	}
 	e, h, err := c.decode(data)
@@ -254,7 +269,9 @@ func (r *fetchRun[V]) toLoad(i int, h howTo) {
 // instance leased, or wrote, meanwhile is handled as if read so.
 func (r *fetchRun[V]) acquire() {
 	c := r.c
+	start := c.since()
 	claims, err := c.store.Acquire(r.ctx, r.keysOf(r.claim), r.token, c.leaseTTL)
+	c.observeRedis("acquire", len(r.claim), start, err)
 	if err != nil {
 		for _, i := range r.claim {
 			if r.ctx.Err() != nil {

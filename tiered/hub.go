@@ -48,6 +48,20 @@ type HubOptions struct {
 	// bounds. Default: DefaultMaxStaleness (10ms).
 	MaxStaleness time.Duration
 
+	// Observer receives the events of every cache on the Hub, for metrics
+	// (see Observer; the tiercache/otel module adapts it to
+	// OpenTelemetry). Default: nil, nothing is observed and nothing costs.
+	Observer Observer
+
+	// WireVersion is the version of the invalidation messages the Hub's
+	// caches publish. 2, the default, carries the publisher's send time, so
+	// that receivers can observe invalidation lag. 1 is the format of
+	// releases before it: set it while a rolling upgrade from such a release
+	// is under way (they read a version 2 message as undecodable, and purge
+	// their whole local tier for each), then remove it. This release reads
+	// both. Must be 0, 1 or 2.
+	WireVersion int
+
 	// Logger receives reports of the subscription: lost, failed attempts
 	// (rate-limited), undecodable messages. Caches use it too unless their
 	// Options name their own. Default: nil, silent.
@@ -62,6 +76,8 @@ func (o *HubOptions) validate() error {
 		return fmt.Errorf("tiered: MaxBackoff must be >= 0, got %v", o.MaxBackoff)
 	case o.MaxStaleness > 0 && o.MaxStaleness < time.Millisecond:
 		return fmt.Errorf("tiered: MaxStaleness must be negative (off), 0 (the default) or at least 1ms, got %v", o.MaxStaleness)
+	case o.WireVersion < 0 || o.WireVersion > 2:
+		return fmt.Errorf("tiered: WireVersion must be 0 (the default, 2), 1 or 2, got %d", o.WireVersion)
 	}
 	return nil
 }
@@ -76,6 +92,8 @@ type Hub struct {
 	clock  *local.Clock
 	log    *slog.Logger
 	fenced bool // MaxStaleness > 0: local hits need a fresh proof
+	obs    Observer
+	wireV1 bool // publish wire version 1 (no send time)
 	// maxStaleness is MaxStaleness when fenced, else 0.
 	maxStaleness time.Duration
 
@@ -115,6 +133,8 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 		client:       client,
 		log:          opts.Logger,
 		fenced:       opts.MaxStaleness > 0,
+		obs:          opts.Observer,
+		wireV1:       opts.WireVersion == 1,
 		maxStaleness: max(opts.MaxStaleness, 0),
 		members:      make(map[string][]member),
 		confirmed:    make(map[string]bool),

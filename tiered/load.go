@@ -3,10 +3,8 @@ package tiered
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
-	"github.com/tiercache/tiercache/invalidate"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -40,14 +38,17 @@ func (r *fetchRun[V]) loadAndStore() {
 	c.stats.loads.Add(1)
 	lctx, cancel := context.WithTimeout(r.ctx, c.loadTimeout)
 	defer cancel()
+	start := c.since()
 	got, err := r.load(context.WithValue(lctx, loadTTLsKey{}, ttls), keys)
 	notFound := errors.Is(err, ErrNotFound)
+	if c.obs != nil {
+		c.observe(Event{Kind: EventLoad, Op: "fetch", Keys: len(keys), Duration: time.Since(start), Err: nonNotFound(err)})
+	}
 	if err != nil && !notFound {
 		c.stats.loadErrors.Add(1)
 		r.release(idx)
-		err = fmt.Errorf("load: %w", err)
 		for _, i := range idx {
-			r.finish(i, *new(V), err)
+			r.finish(i, *new(V), &loadError{err: err, redis: r.how[i].redisErr})
 		}
 		return
 	}
@@ -176,9 +177,9 @@ func (r *fetchRun[V]) writeCtx(ctx context.Context, ws []remote.Write) []remote.
 		return nil
 	}
 	c := r.c
-	res, err := c.store.WriteMany(ctx, ws, c.channel, func(keys []string) []byte {
-		return invalidate.Message{Origin: c.origin, Keys: keys}.Append(nil)
-	})
+	start := c.since()
+	res, err := c.store.WriteMany(ctx, ws, c.channel, c.message)
+	c.observeRedis("write-many", len(ws), start, err)
 	keys := make([]string, len(ws))
 	for j, w := range ws {
 		keys[j] = w.Key

@@ -89,6 +89,24 @@ type Options[V any] struct {
 	// key at a time) and stores with SET NX.
 	LeaseTTL time.Duration
 
+	// StaleIfError lets Get, Fetch, GetMany and FetchMany answer with the
+	// value this instance last held for a key when Redis fails or does not
+	// answer in time, instead of the error, if that value was last known
+	// current less than StaleIfError ago (HTTP's stale-if-error, RFC 5861).
+	// Such values are kept while the subscription is down (taken from the
+	// local tier when it breaks, and from the reads Redis still answers),
+	// and while the Hub cannot prove the local tier fresh; they are never
+	// served while Redis answers, and are dropped when the subscription is
+	// confirmed again. A value is last known current when this instance
+	// found its subscription lost (or last proved it fresh), or when it read
+	// the value since. Fetch still prefers its loader: a stale value answers
+	// only when the loader fails too. A key this instance writes or deletes
+	// is never served stale afterwards. The cost: a second LRU of LocalSize
+	// entries, filled only while the subscription is down. Served values
+	// are counted in Stats.StaleServed and observed (EventStale). Must be 0
+	// or at least 1ms. Default: 0 (errors are returned).
+	StaleIfError time.Duration
+
 	// HealthCheck is the HubOptions field of the same name for the Hub that
 	// New makes for the cache; a cache made by NewCache uses its Hub's, and
 	// this must then be 0. Must be >= 0.
@@ -129,6 +147,10 @@ func (o *Options[V]) validate() error {
 		return fmt.Errorf("tiered: TTLJitter must be in [0, 1), got %v", o.TTLJitter)
 	case o.LeaseTTL > 0 && o.LeaseTTL < time.Millisecond:
 		return fmt.Errorf("tiered: LeaseTTL must be negative (off), 0 (default) or at least 1ms, got %v", o.LeaseTTL)
+	case o.StaleIfError < 0:
+		return fmt.Errorf("tiered: StaleIfError must be >= 0, got %v", o.StaleIfError)
+	case o.StaleIfError > 0 && o.StaleIfError < time.Millisecond:
+		return fmt.Errorf("tiered: StaleIfError must be 0 or at least 1ms, got %v", o.StaleIfError)
 	case o.HealthCheck < 0:
 		return fmt.Errorf("tiered: HealthCheck must be >= 0, got %v", o.HealthCheck)
 	}

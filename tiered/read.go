@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/tiercache/tiercache/local"
 	"github.com/tiercache/tiercache/remote"
 )
 
@@ -17,7 +16,7 @@ import (
 // value that does not decode is an error naming the key. Get returns when
 // ctx ends, whatever the client's options.
 func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
-	if e, ok, err := c.cached(key); ok || err != nil {
+	if e, ok, err := c.cached("get", key); ok || err != nil {
 		if err == nil && e.absent {
 			err = c.fail("get", key, ErrNotFound)
 		}
@@ -25,6 +24,12 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 	}
 	v, err := c.reads.do(ctx, key, func(ctx context.Context, _ *flight[V]) (V, error) { return c.read(ctx, key) })
 	if err != nil {
+		if e, ok := c.stale("get", key, err); ok {
+			if e.absent {
+				return e.v, c.fail("get", key, ErrNotFound)
+			}
+			return e.v, nil
+		}
 		return v, c.fail("get", key, err)
 	}
 	return v, nil
@@ -33,14 +38,17 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 // cached answers from the local tier when the subscription is live and the
 // Hub can prove it fresh (counting the reads it cannot), and with ErrClosed
 // after Close. An entry may be an absence: ok, with e.absent.
-func (c *Cache[V]) cached(key string) (e entry[V], ok bool, err error) {
+func (c *Cache[V]) cached(op, key string) (e entry[V], ok bool, err error) {
 	switch c.state.Load() {
 	case stateLive:
 		if !c.hub.fresh() {
-			c.stats.unproven.Add(1)
+			c.bypassed("unproven", 1)
 			return e, false, nil
 		}
 		e, ok = c.local.Get(key)
+		if c.obs != nil {
+			c.observeLocal(op, b2i(ok), b2i(!ok))
+		}
 	case stateClosed:
 		err = ErrClosed
 	}
@@ -75,13 +83,15 @@ func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 			}
 		}
 	} else {
-		c.stats.bypassed.Add(1)
+		c.bypassed("unsubscribed", 1)
 	}
 	// The token is taken before the read: an invalidation that arrives after
 	// it makes the store below a no-op, so a value read before the
 	// invalidation never lands.
-	tok := c.local.Token(key)
+	tok := c.fillToken(key)
+	start := c.since()
 	data, ttl, err := c.store.GetWithTTL(ctx, key)
+	c.observeRedis("get", 1, start, err)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			c.stats.misses.Add(1)
@@ -105,15 +115,19 @@ func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 }
 
 // storeFill puts an entry read from Redis into the local tier for
-// min(LocalTTL, its remaining Redis TTL), unless key was invalidated since tok
-// or the subscription is not live.
-func (c *Cache[V]) storeFill(key string, e entry[V], remaining time.Duration, tok local.Token) {
+// min(LocalTTL, its remaining Redis TTL), unless key was invalidated since tok;
+// while the subscription is not live, into the suspect tier instead (with
+// StaleIfError), never to be served as a hit.
+func (c *Cache[V]) storeFill(key string, e entry[V], remaining time.Duration, tok fillToken) {
 	if c.state.Load() != stateLive {
+		if c.suspect != nil {
+			c.suspect.SetIf(key, staleEntry[V]{e: e, since: time.Now()}, c.staleIfError, tok.suspect)
+		}
 		return
 	}
 	life := c.localTTL
 	if remaining != remote.NoExpiry && remaining < life {
 		life = remaining
 	}
-	c.local.SetIf(key, e, life, tok)
+	c.local.SetIf(key, e, life, tok.local)
 }

@@ -33,9 +33,11 @@ func (c *Cache[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time
 	}
 	ttl = c.jitter(ttl)
 	tok := c.local.Token(key)
-	msg := invalidate.Message{Origin: c.origin, Keys: []string{key}}.Append(nil)
+	msg := c.message([]string{key})
 	err = c.bounded(ctx, func(ctx context.Context) error {
+		start := c.since()
 		err := c.store.SetAndPublish(ctx, key, data, ttl, c.channel, msg)
+		c.observeRedis("set", 1, start, err)
 		c.settleWrite(key, value, ttl, tok, err)
 		return err
 	}, key)
@@ -58,6 +60,7 @@ func (c *Cache[V]) settleWrite(key string, v V, ttl time.Duration, tok local.Tok
 	c.wakers.wake(key)
 	if err != nil || c.state.Load() != stateLive {
 		c.local.Invalidate(key)
+		c.dropSuspect(key)
 		return
 	}
 	life := c.localTTL
@@ -65,6 +68,11 @@ func (c *Cache[V]) settleWrite(key string, v V, ttl time.Duration, tok local.Tok
 		life = ttl
 	}
 	c.local.Commit(key, entry[V]{v: v}, life, tok)
+	if c.state.Load() != stateLive {
+		// The subscription broke meanwhile: the local tier may have been
+		// kept as suspect before this commit (see keepSuspect).
+		c.dropSuspect(key)
+	}
 }
 
 // Delete removes keys from Redis and publishes one invalidation for all of
@@ -74,11 +82,10 @@ func (c *Cache[V]) Delete(ctx context.Context, keys ...string) error {
 	if err := c.closedErr(); err != nil || len(keys) == 0 {
 		return err
 	}
-	payload := func(ks []string) []byte {
-		return invalidate.Message{Origin: c.origin, Keys: ks}.Append(nil)
-	}
 	err := c.bounded(ctx, func(ctx context.Context) error {
-		err := c.store.DeleteAndPublish(ctx, c.channel, payload, keys...)
+		start := c.since()
+		err := c.store.DeleteAndPublish(ctx, c.channel, c.message, keys...)
+		c.observeRedis("delete", len(keys), start, err)
 		c.invalidateLocal(keys...)
 		return err
 	}, keys...)
@@ -110,14 +117,30 @@ func (c *Cache[V]) broadcast(ctx context.Context, msg invalidate.Message, apply 
 		return err
 	}
 	apply()
+	if !c.hub.wireV1 {
+		msg.Sent = time.Now()
+	}
 	payload := msg.Append(nil)
 	err := c.bounded(ctx, func(ctx context.Context) error {
-		return c.client.Publish(ctx, c.channel, payload).Err()
+		start := c.since()
+		err := c.client.Publish(ctx, c.channel, payload).Err()
+		c.observeRedis("publish", len(msg.Keys), start, err)
+		return err
 	})
 	if err != nil {
 		return c.fail("invalidate", strings.Join(msg.Keys, ","), err)
 	}
 	return nil
+}
+
+// message encodes the invalidation of keys by this instance, with its send
+// time unless the Hub writes wire version 1.
+func (c *Cache[V]) message(keys []string) []byte {
+	m := invalidate.Message{Origin: c.origin, Keys: keys}
+	if !c.hub.wireV1 {
+		m.Sent = time.Now()
+	}
+	return m.Append(nil)
 }
 
 // bounded runs work, a Redis write that settles the local tier itself when
@@ -150,14 +173,23 @@ func (c *Cache[V]) bounded(ctx context.Context, work func(context.Context) error
 // before, and overtakes the flights of keys in progress.
 func (c *Cache[V]) invalidateLocal(keys ...string) {
 	c.local.Invalidate(keys...)
+	c.dropSuspect(keys...)
 	c.reads.overtake(keys...)
 	c.loads.overtake(keys...)
 	c.wakers.wake(keys...)
 }
 
-// purgeLocal empties the local tier, stops every fill that began before,
-// and overtakes every flight in progress.
+// purgeLocal empties the local tier and the suspect tier, stops every fill
+// that began before, and overtakes every flight in progress.
 func (c *Cache[V]) purgeLocal() {
+	if c.suspect != nil {
+		c.suspect.Purge()
+	}
+	c.purgeLive()
+}
+
+// purgeLive is purgeLocal but for the suspect tier.
+func (c *Cache[V]) purgeLive() {
 	c.local.Purge()
 	c.reads.overtakeAll()
 	c.loads.overtakeAll()

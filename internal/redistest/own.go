@@ -82,18 +82,40 @@ func (p *ownProcess) stop() {
 // test does not own. Call it from the test's goroutine.
 func (s *Server) Restart() {
 	s.t.Helper()
-	if !s.mayBreak("Restart") {
+	s.Stop()
+	s.Start()
+}
+
+// Stop stops the server, dropping every connection, until Start; meanwhile
+// clients fail to connect. It fails the test on a server the test does not
+// own. Call it from the test's goroutine.
+func (s *Server) Stop() {
+	s.t.Helper()
+	if !s.mayBreak("Stop") {
 		return
 	}
 	if s.Mini != nil {
 		s.Mini.Close()
+		return
+	}
+	s.proc.stop()
+}
+
+// Start starts a server that Stop stopped, on the same address, and returns
+// once it answers PING. A redis-server comes back empty; the embedded server
+// keeps its data. Call it from the test's goroutine.
+func (s *Server) Start() {
+	s.t.Helper()
+	if !s.mayBreak("Start") {
+		return
+	}
+	if s.Mini != nil {
 		if err := s.Mini.Restart(); err != nil {
 			s.t.Fatalf("redistest: restart embedded server: %v", err)
 		}
 		return
 	}
 	p := s.proc
-	p.stop()
 	cmd := startRedis(s.t, p.dir, p.port)
 	if cmd == nil {
 		return

@@ -1,0 +1,275 @@
+package tiered_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/redistest"
+	"github.com/tiercache/tiercache/tiered"
+)
+
+// outageInstance is a cache on its own Hub for the outage tests: a short
+// health check and backoff, so that a stopped server is noticed and a
+// restarted one is back within a second, and clients that fail fast (by
+// default go-redis dials 5 times, 100ms apart, before it reports a server
+// down).
+func outageInstance(t *testing.T, s *redistest.Server, name string, opts tiered.Options[string], obs tiered.Observer) *tiered.Cache[string] {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: s.Addr, ClientName: s.Namespace + "-" + name,
+		MaxRetries: -1, DialTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond,
+		DialerRetries: 1, DialerRetryTimeout: 10 * time.Millisecond})
+	t.Cleanup(func() { _ = client.Close() })
+	h, err := tiered.NewHub(client, tiered.HubOptions{HealthCheck: 100 * time.Millisecond,
+		MaxBackoff: 50 * time.Millisecond, MaxStaleness: -1, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	if opts.Namespace == "" {
+		opts.Namespace = s.Namespace
+	}
+	c, err := tiered.NewCache(h, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	waitFor(t, 10*time.Second, name+" subscribed", c.Subscribed)
+	return c
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestStaleIfErrorServesThroughAnOutage stops the server the test started,
+// and checks what a cache with StaleIfError serves while it is down, beside
+// one without: exactly the values it last held, never one older than
+// StaleIfError, never one older than its own write, nothing suspect once
+// Redis answers, and nothing suspect kept once the subscription is back.
+func TestStaleIfErrorServesThroughAnOutage(t *testing.T) {
+	s := redistest.NewOwn(t)
+	const window = 1500 * time.Millisecond
+	rec := &recorder{}
+	a := outageInstance(t, s, "a", tiered.Options[string]{StaleIfError: window}, rec)
+	off := outageInstance(t, s, "off", tiered.Options[string]{}, nil)
+	ctx := context.Background()
+
+	for _, k := range []string{"k1", "k2", "k3", "mine", "gone"} {
+		if err := off.Set(ctx, k, k+"-v1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a holds k1 at v2 (read after another instance's second write), k2 and
+	// mine at v1, and an absence for gone; it never read k3.
+	if err := off.Set(ctx, "k1", "k1-v2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"k1", "k2", "mine"} {
+		if _, err := a.Get(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := off.Get(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := off.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a drops gone", func() bool { return a.Stats().Invalidations >= 1 })
+	if v, err := a.Get(ctx, "k1"); v != "k1-v2" || err != nil {
+		t.Fatalf("before the outage: Get k1 = %q, %v", v, err)
+	}
+
+	s.Stop()
+	stopped := time.Now()
+	waitFor(t, 5*time.Second, "a notices the outage", func() bool { return !a.Subscribed() })
+	waitFor(t, 5*time.Second, "off notices the outage", func() bool { return !off.Subscribed() })
+
+	// Served stale: exactly what a held.
+	if v, err := a.Get(ctxFor(t, time.Second), "k1"); v != "k1-v2" || err != nil {
+		t.Errorf("outage: Get k1 = %q, %v; want the last value held, k1-v2", v, err)
+	}
+	if v, err := a.Fetch(ctxFor(t, time.Second), "k2", func(context.Context) (string, error) {
+		return "", errors.New("source down too")
+	}); v != "k2-v1" || err != nil {
+		t.Errorf("outage: Fetch k2 with a failing loader = %q, %v; want k2-v1", v, err)
+	}
+	// The loader is preferred when it answers.
+	if v, err := a.Fetch(ctxFor(t, time.Second), "k2", func(context.Context) (string, error) {
+		return "k2-from-loader", nil
+	}); v != "k2-from-loader" || err != nil {
+		t.Errorf("outage: Fetch k2 with a working loader = %q, %v; want the loader's value", v, err)
+	}
+	got, err := a.GetMany(ctxFor(t, time.Second), []string{"k1", "k3"})
+	var be *tiered.BatchError
+	if got["k1"] != "k1-v2" || !errors.As(err, &be) || len(be.Keys) != 1 || be.Keys["k3"] == nil {
+		t.Errorf("outage: GetMany k1,k3 = %v, %v; want k1-v2 and an error for k3 only", got, err)
+	}
+	// Never held: the error.
+	if _, err := a.Get(ctxFor(t, time.Second), "k3"); err == nil || errors.Is(err, tiered.ErrNotFound) {
+		t.Errorf("outage: Get k3 (never held) = %v; want Redis's error", err)
+	}
+	// Never an older value than this instance's own write.
+	if err := a.Set(ctxFor(t, time.Second), "mine", "mine-v2"); err == nil {
+		t.Fatal("outage: Set succeeded with Redis stopped")
+	}
+	if v, err := a.Get(ctxFor(t, time.Second), "mine"); err == nil {
+		t.Errorf("outage: Get mine after a failed Set = %q; want an error, not the value the Set may have replaced", v)
+	}
+	// The cache without StaleIfError fails.
+	if v, err := off.Get(ctxFor(t, time.Second), "k1"); err == nil {
+		t.Errorf("outage, StaleIfError off: Get k1 = %q, nil; want an error", v)
+	}
+	st := a.Stats()
+	if st.StaleServed != 3 {
+		t.Errorf("StaleServed = %d, want 3 (Get k1, Fetch k2, GetMany k1)", st.StaleServed)
+	}
+	if n := rec.count(tiered.EventStale); n != 3 {
+		t.Errorf("EventStale events = %d, want 3", n)
+	}
+	for _, e := range rec.of(tiered.EventStale) {
+		if e.Duration < 0 || e.Duration > window || e.Err == nil || e.Namespace != s.Namespace {
+			t.Errorf("EventStale %+v: want an age in [0, %v], the hidden error and the namespace", e, window)
+		}
+	}
+
+	// No older than StaleIfError.
+	time.Sleep(time.Until(stopped.Add(window + 100*time.Millisecond)))
+	if v, err := a.Get(ctxFor(t, time.Second), "k1"); err == nil {
+		t.Errorf("outage past StaleIfError: Get k1 = %q, nil; want an error", v)
+	}
+
+	// Redis answers again: whatever it holds wins over anything suspect,
+	// subscribed or not (a redis-server comes back empty, the embedded one
+	// keeps its data, so write what the test expects).
+	s.Start()
+	raw := s.NewClient("raw")
+	if err := raw.Set(ctx, s.Namespace+":k2", "k2-v3", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := a.Get(ctxFor(t, 2*time.Second), "k2"); v != "k2-v3" || err != nil {
+		t.Errorf("back: Get k2 = %q, %v; want what Redis holds, k2-v3", v, err)
+	}
+	waitFor(t, 10*time.Second, "a subscribed again", a.Subscribed)
+	if err := a.Set(ctx, "k1", "k1-v3"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := a.Get(ctx, "k1"); v != "k1-v3" || err != nil {
+		t.Errorf("reconverged: Get k1 = %q, %v; want k1-v3", v, err)
+	}
+
+	// Once confirmed, what was suspect is gone: a second outage serves only
+	// what was held since (k1), not k2-v1 nor k2-v3 (not read since).
+	before := a.Stats().StaleServed
+	s.Stop()
+	waitFor(t, 5*time.Second, "a notices the second outage", func() bool { return !a.Subscribed() })
+	if v, err := a.Get(ctxFor(t, time.Second), "k1"); v != "k1-v3" || err != nil {
+		t.Errorf("second outage: Get k1 = %q, %v; want k1-v3", v, err)
+	}
+	if v, err := a.Get(ctxFor(t, time.Second), "k2"); err == nil {
+		t.Errorf("second outage: Get k2 = %q, nil; want an error (nothing held since the subscription came back)", v)
+	}
+	if n := a.Stats().StaleServed - before; n != 1 {
+		t.Errorf("second outage: StaleServed grew by %d, want 1", n)
+	}
+	s.Start()
+	waitFor(t, 10*time.Second, "a subscribed after the second outage", a.Subscribed)
+}
+
+// TestStaleIfErrorKeepsReadsMadeDuringTheOutage: while the subscription is
+// down but Redis still answers some reads, what those reads return becomes
+// the value held, and is what is served once Redis fails.
+func TestStaleIfErrorKeepsReadsMadeDuringTheOutage(t *testing.T) {
+	s := redistest.NewOwn(t)
+	a := outageInstance(t, s, "a", tiered.Options[string]{StaleIfError: 5 * time.Second}, nil)
+	ctx := context.Background()
+	if err := a.Set(ctx, "k", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	waitFor(t, 5*time.Second, "a notices the outage", func() bool { return !a.Subscribed() })
+	s.Start()
+	// Whether a has subscribed again by the time of the read (its backoff
+	// is short) or not, what the read returns is what a holds: in the
+	// local tier, kept as suspect when the server stops again, or in the
+	// suspect tier directly.
+	raw := s.NewClient("raw")
+	if err := raw.Set(ctx, s.Namespace+":k", "v2", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := a.Get(ctxFor(t, 2*time.Second), "k"); v != "v2" || err != nil {
+		t.Fatalf("Get k while Redis answers = %q, %v; want v2", v, err)
+	}
+	s.Stop()
+	waitFor(t, 5*time.Second, "a notices the second outage", func() bool { return !a.Subscribed() })
+	v, err := a.Get(ctxFor(t, time.Second), "k")
+	if err != nil || v != "v2" {
+		t.Errorf("Get k in the second outage = %q, %v; want v2, the last value read (never v1)", v, err)
+	}
+	s.Start()
+	waitFor(t, 10*time.Second, "a subscribed again", a.Subscribed)
+}
+
+// TestStaleIfErrorWhileUnproven: Redis stops answering without closing the
+// connections (CLIENT PAUSE on a server the test started), so the
+// subscription is not yet found lost, but the Hub can no longer prove the
+// local tier fresh: reads go to Redis, time out, and are answered with the
+// local value, last proven current less than StaleIfError ago.
+func TestStaleIfErrorWhileUnproven(t *testing.T) {
+	s := redistest.NewReal(t)
+	client := redis.NewClient(&redis.Options{Addr: s.Addr, ClientName: s.Namespace + "-a"})
+	t.Cleanup(func() { _ = client.Close() })
+	h, err := tiered.NewHub(client, tiered.HubOptions{HealthCheck: 5 * time.Second, MaxStaleness: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	c, err := tiered.NewCache(h, tiered.Options[string]{Namespace: s.Namespace, StaleIfError: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	waitFor(t, 10*time.Second, "subscribed", c.Subscribed)
+	ctx := context.Background()
+	if err := c.Set(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a local hit", func() bool {
+		v, err := c.Get(ctx, "k")
+		return err == nil && v == "v" && c.Stats().LocalHits > 0
+	})
+
+	s.Pause("ALL", 1500*time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // past MaxStaleness: no proof can arrive
+	v, err := c.Get(ctxFor(t, 300*time.Millisecond), "k")
+	if v != "v" || err != nil {
+		t.Errorf("paused: Get k = %q, %v; want the local value, served stale", v, err)
+	}
+	if st := c.Stats(); st.StaleServed != 1 || st.Unproven == 0 {
+		t.Errorf("paused: StaleServed %d (want 1), Unproven %d (want > 0)", st.StaleServed, st.Unproven)
+	}
+	// A key never held: the error.
+	if _, err := c.Get(ctxFor(t, 300*time.Millisecond), "other"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("paused: Get other = %v; want the deadline", err)
+	}
+	waitFor(t, 10*time.Second, "proven again", func() bool {
+		_, err := c.Get(ctxFor(t, time.Second), "k")
+		return err == nil && c.Stats().StaleServed == 1
+	})
+}
+
+func TestStaleIfErrorValidation(t *testing.T) {
+	s := redistest.New(t)
+	for _, d := range []time.Duration{-time.Second, time.Microsecond} {
+		_, err := tiered.New(s.Client, tiered.Options[string]{Namespace: s.Namespace, StaleIfError: d})
+		if err == nil || !containsAll(err.Error(), "StaleIfError") {
+			t.Errorf("StaleIfError %v: err = %v; want one naming StaleIfError", d, err)
+		}
+	}
+}
