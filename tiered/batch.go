@@ -50,6 +50,7 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 		if it.Err != nil {
 			if errors.Is(it.Err, ErrNotFound) {
 				c.stats.misses.Add(1)
+				c.foundNone(key)
 			} else {
 				failed = addFailure(failed, key, it.Err)
 			}
@@ -63,6 +64,8 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 			c.stats.misses.Add(1)
 			if h == heldAbsent {
 				c.storeFill(key, e, it.TTL, toks[j])
+			} else {
+				c.foundNone(key)
 			}
 		default:
 			c.stats.remoteHits.Add(1)

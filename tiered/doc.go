@@ -48,7 +48,8 @@
 //     invalidation of the key may have reached this instance meanwhile.
 //   - Lost messages: when the subscription breaks, the local tier is purged and
 //     bypassed (reads go to Redis) until the subscription is confirmed again,
-//     when it is purged once more. A new Cache bypasses its local tier until
+//     when it is purged once more (with StaleIfError, its values are first
+//     set aside as suspect, never served as hits; see below). A new Cache bypasses its local tier until
 //     its first subscription is confirmed. A message on the channel that does
 //     not decode (garbage, or a wire version this release does not know) may
 //     have carried invalidations: it purges the local tier too.
@@ -83,6 +84,17 @@
 //     same work as an error; the key stays usable. With Redis unreachable,
 //     Fetch answers from its loader (one load per key at a time) and stores
 //     nothing, counted in Stats.Fallbacks; Get fails within its deadline.
+//   - Stale if error, only when asked (Options.StaleIfError): with Redis
+//     failing or not answering in time, a read may return the value this
+//     instance last held for the key, if it was last known current less
+//     than StaleIfError ago, instead of the error; a Fetch still tries its
+//     loader first. A stale value is never served while Redis answers, never
+//     as a hit, never for a key this instance wrote or found deleted since,
+//     and never after the subscription is confirmed again (what was suspect
+//     is dropped then). Each one is counted in Stats.StaleServed and
+//     observed as EventStale. The trade-off, in plain words: during an
+//     outage, callers may get a value that another instance has since
+//     overwritten, up to StaleIfError old, rather than an error.
 //
 // # Not guaranteed
 //
@@ -106,6 +118,16 @@
 //   - Local expiry follows a clock that one goroutine advances every
 //     millisecond; if that goroutine is starved of CPU for longer, an entry can
 //     outlive its deadline by that long.
+//
+// # Observing
+//
+// HubOptions.Observer receives every cache's events, each naming its
+// namespace: local hits and misses, Redis calls with their latency and
+// error, loads, batch sizes, invalidations applied with their lag (from the
+// publisher building the message to this instance applying it; wire version
+// 2 carries the send time), subscription state changes, bypassed reads and
+// stale values served. With no Observer nothing is built or called. The
+// module github.com/tiercache/tiercache/otel adapts it to OpenTelemetry.
 //
 // # Batches
 //

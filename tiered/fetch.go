@@ -208,6 +208,7 @@ func (r *fetchRun[V]) found(i int, data []byte, ttl time.Duration, err error) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		c.stats.misses.Add(1)
+		c.foundNone(key)
 		r.claim = append(r.claim, i)
 		return
 	case err != nil:
@@ -229,6 +230,7 @@ func (r *fetchRun[V]) found(i int, data []byte, ttl time.Duration, err error) {
 			"namespace", c.namespace, "key", key, "err", decodeErr.err)
 		r.toLoad(i, howTo{store: true, cond: remote.IfEqual, expect: decodeErr.data})
 	case h == heldDone:
+		c.foundNone(key)
 		token, failed, _ := remote.ParseDoneMarker(data)
 		switch {
 		case token != r.waitedOn[i]: // an older load's outcome: the key holds nothing
@@ -241,6 +243,7 @@ func (r *fetchRun[V]) found(i int, data []byte, ttl time.Duration, err error) {
 			r.finish(i, *new(V), ErrNotFound)
 		}
 	case h == heldLease:
+		c.foundNone(key)
 		if r.waitedOn == nil {
 			r.waitedOn = make(map[int]string)
 		}

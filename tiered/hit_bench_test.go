@@ -33,15 +33,17 @@ func TestFencedLocalHitAllocatesNothing(t *testing.T) {
 }
 
 // BenchmarkLocalHit measures a local hit with the freshness proof on
-// (MaxStaleness 10ms, the default) and off.
+// (MaxStaleness 10ms, the default) and off, and with an Observer that does
+// nothing (the cost of building and passing each Event).
 func BenchmarkLocalHit(b *testing.B) {
 	for _, bc := range []struct {
 		name      string
 		staleness int64
-	}{{"fence", 0}, {"nofence", -1}} {
+		obs       tiered.Observer
+	}{{"fence", 0, nil}, {"nofence", -1, nil}, {"fence-observed", 0, nopObserver{}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			s := redistest.New(b)
-			h, err := tiered.NewHub(s.Client, tiered.HubOptions{MaxStaleness: timeDuration(bc.staleness)})
+			h, err := tiered.NewHub(s.Client, tiered.HubOptions{MaxStaleness: timeDuration(bc.staleness), Observer: bc.obs})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -95,6 +95,7 @@ func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			c.stats.misses.Add(1)
+			c.foundNone(key)
 		}
 		return zero, err
 	}
@@ -106,6 +107,8 @@ func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 		c.stats.misses.Add(1)
 		if h == heldAbsent {
 			c.storeFill(key, e, ttl, tok)
+		} else {
+			c.foundNone(key)
 		}
 		return zero, ErrNotFound
 	}

@@ -78,6 +78,25 @@ func (c *Cache[V]) dropSuspect(keys ...string) {
 	}
 }
 
+// foundNone is told that Redis holds no value at key (nothing, a lease, a
+// load's outcome): with StaleIfError, whatever this instance held for key
+// is no longer the last it knew, so it must not be served stale. While the
+// subscription is live and proven, the local tier cannot hold key (an
+// invalidation would have dropped it); unproven, it may, and is dropped.
+func (c *Cache[V]) foundNone(key string) {
+	if c.suspect == nil {
+		return
+	}
+	switch c.state.Load() {
+	case stateBypass:
+		c.suspect.Invalidate(key)
+	case stateLive:
+		if !c.hub.fresh() {
+			c.local.Delete(key)
+		}
+	}
+}
+
 // stale returns what this instance last held for key, if err is a failure
 // of Redis (not an answer such as ErrNotFound or bytes that do not decode)
 // and that value was known current less than StaleIfError ago, with its

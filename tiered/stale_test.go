@@ -19,7 +19,13 @@ import (
 // down).
 func outageInstance(t *testing.T, s *redistest.Server, name string, opts tiered.Options[string], obs tiered.Observer) *tiered.Cache[string] {
 	t.Helper()
-	client := redis.NewClient(&redis.Options{Addr: s.Addr, ClientName: s.Namespace + "-" + name,
+	return outageInstanceAt(t, s, s.Addr, name, opts, obs)
+}
+
+// outageInstanceAt is outageInstance with the client dialing addr.
+func outageInstanceAt(t *testing.T, s *redistest.Server, addr, name string, opts tiered.Options[string], obs tiered.Observer) *tiered.Cache[string] {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: addr, ClientName: s.Namespace + "-" + name,
 		MaxRetries: -1, DialTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond,
 		DialerRetries: 1, DialerRetryTimeout: 10 * time.Millisecond})
 	t.Cleanup(func() { _ = client.Close() })
@@ -183,36 +189,48 @@ func TestStaleIfErrorServesThroughAnOutage(t *testing.T) {
 }
 
 // TestStaleIfErrorKeepsReadsMadeDuringTheOutage: while the subscription is
-// down but Redis still answers some reads, what those reads return becomes
-// the value held, and is what is served once Redis fails.
+// down but Redis still answers, what reads find becomes what the instance
+// holds: a newer value replaces the suspect one, and a key found deleted is
+// not served stale once Redis fails.
 func TestStaleIfErrorKeepsReadsMadeDuringTheOutage(t *testing.T) {
 	s := redistest.NewOwn(t)
-	a := outageInstance(t, s, "a", tiered.Options[string]{StaleIfError: 5 * time.Second}, nil)
+	proxy := redistest.NewProxy(t, s.Addr)
+	a := outageInstanceAt(t, s, proxy.Addr(), "a", tiered.Options[string]{StaleIfError: 5 * time.Second}, nil)
 	ctx := context.Background()
-	if err := a.Set(ctx, "k", "v1"); err != nil {
-		t.Fatal(err)
+	for _, k := range []string{"k", "del"} {
+		if err := a.Set(ctx, k, k+"-v1"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.Stop()
-	waitFor(t, 5*time.Second, "a notices the outage", func() bool { return !a.Subscribed() })
-	s.Start()
-	// Whether a has subscribed again by the time of the read (its backoff
-	// is short) or not, what the read returns is what a holds: in the
-	// local tier, kept as suspect when the server stops again, or in the
-	// suspect tier directly.
+	proxy.CutPubSub(true) // the subscription is lost and stays so; reads still reach Redis
+	waitFor(t, 5*time.Second, "a notices the lost subscription", func() bool { return !a.Subscribed() })
+
 	raw := s.NewClient("raw")
-	if err := raw.Set(ctx, s.Namespace+":k", "v2", 0).Err(); err != nil {
+	if err := raw.Set(ctx, s.Namespace+":k", "k-v2", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := a.Get(ctxFor(t, 2*time.Second), "k"); v != "v2" || err != nil {
-		t.Fatalf("Get k while Redis answers = %q, %v; want v2", v, err)
+	if err := raw.Del(ctx, s.Namespace+":del").Err(); err != nil {
+		t.Fatal(err)
 	}
+	if v, err := a.Get(ctx, "k"); v != "k-v2" || err != nil {
+		t.Fatalf("Get k while Redis answers = %q, %v; want k-v2", v, err)
+	}
+	if _, err := a.Get(ctx, "del"); !errors.Is(err, tiered.ErrNotFound) {
+		t.Fatalf("Get del while Redis answers = %v; want ErrNotFound", err)
+	}
+	if a.Stats().StaleServed != 0 {
+		t.Fatalf("StaleServed = %d while Redis answers; want 0", a.Stats().StaleServed)
+	}
+
 	s.Stop()
-	waitFor(t, 5*time.Second, "a notices the second outage", func() bool { return !a.Subscribed() })
-	v, err := a.Get(ctxFor(t, time.Second), "k")
-	if err != nil || v != "v2" {
-		t.Errorf("Get k in the second outage = %q, %v; want v2, the last value read (never v1)", v, err)
+	if v, err := a.Get(ctxFor(t, time.Second), "k"); v != "k-v2" || err != nil {
+		t.Errorf("Redis down: Get k = %q, %v; want k-v2, the last value read (never k-v1)", v, err)
+	}
+	if v, err := a.Get(ctxFor(t, time.Second), "del"); err == nil || errors.Is(err, tiered.ErrNotFound) {
+		t.Errorf("Redis down: Get del = %q, %v; want Redis's error (the key was found deleted), never del-v1", v, err)
 	}
 	s.Start()
+	proxy.CutPubSub(false)
 	waitFor(t, 10*time.Second, "a subscribed again", a.Subscribed)
 }
 
