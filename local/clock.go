@@ -59,6 +59,12 @@ func NewClock() *Clock { return &Clock{k: startClock()} }
 // concurrently.
 func (c *Clock) Close() { c.k.close() }
 
+// Now returns the Clock's time: nanoseconds since it started, the time base
+// of the deadlines of the Caches on it. It is one atomic load while the
+// Clock ticks, lags real time as the Clock does, and reads math.MaxInt64
+// (later than every deadline) once the Clock is closed.
+func (c *Clock) Now() int64 { return c.k.read() }
+
 // idleTicks is how many ticks without a read put the goroutine to sleep.
 const idleTicks = 100
 

@@ -20,7 +20,8 @@ var ErrNotFound = errors.New("not found")
 // re-label it with its own prefix.
 type Error struct {
 	// Op is the operation: "get", "set", "set-if-absent", "replace",
-	// "delete", "keys", "get-many", "write-many" or "acquire".
+	// "delete", "keys", "get-many", "write-many", "acquire",
+	// "acquire-refresh" or "release-refresh".
 	// SetAndPublish is a "set", DeleteAndPublish a "delete".
 	Op string
 	// Namespace is the Store's namespace.

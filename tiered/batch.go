@@ -23,7 +23,7 @@ import (
 // decode), GetMany returns the values it found and a *BatchError naming
 // each failed key and its cause. Duplicate keys are read once.
 func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, error) {
-	out, rest, err := c.startBatch("get-many", keys)
+	out, rest, err := c.startBatch(ctx, "get-many", keys)
 	if err != nil || len(rest) == 0 {
 		return out, err
 	}
@@ -101,7 +101,7 @@ func (c *Cache[V]) FetchMany(ctx context.Context, keys []string,
 	if load == nil {
 		return nil, c.fail("fetch-many", "", errors.New("nil load function"))
 	}
-	out, rest, err := c.startBatch("fetch-many", keys)
+	out, rest, err := c.startBatch(ctx, "fetch-many", keys)
 	if err != nil || len(rest) == 0 {
 		return out, err
 	}
@@ -163,7 +163,7 @@ func (c *Cache[V]) SetMany(ctx context.Context, items map[string]V) error {
 			if werr == nil {
 				werr = res[j].Err
 			}
-			c.settleWrite(w.Key, items[w.Key], w.TTL, toks[j].local, werr)
+			c.settleWrite(w.Key, entry[V]{v: items[w.Key]}, w.TTL, toks[j].local, werr)
 			if werr != nil {
 				failed = addFailure(failed, w.Key, werr)
 			}
@@ -180,7 +180,7 @@ func (c *Cache[V]) SetMany(ctx context.Context, items map[string]V) error {
 // startBatch begins GetMany or FetchMany: it answers what it can from the
 // local tier, and returns the map of answers and the distinct keys left
 // for Redis, or ErrClosed.
-func (c *Cache[V]) startBatch(op string, keys []string) (out map[string]V, rest []string, err error) {
+func (c *Cache[V]) startBatch(ctx context.Context, op string, keys []string) (out map[string]V, rest []string, err error) {
 	if err := c.closedErr(); err != nil {
 		return nil, nil, err
 	}
@@ -189,13 +189,13 @@ func (c *Cache[V]) startBatch(op string, keys []string) (out map[string]V, rest 
 		c.observe(Event{Kind: EventBatch, Op: op, Keys: len(keys)})
 	}
 	out = make(map[string]V, len(keys))
-	return out, c.fromLocal(op, keys, out), nil
+	return out, c.fromLocal(ctx, op, keys, out), nil
 }
 
 // fromLocal puts the local tier's answers for keys into out (an absence
 // answers too, by leaving its key out), and returns the keys it could not
-// answer.
-func (c *Cache[V]) fromLocal(op string, keys []string, out map[string]V) []string {
+// answer. A hit in its refresh window starts its refresh (see cached).
+func (c *Cache[V]) fromLocal(ctx context.Context, op string, keys []string, out map[string]V) []string {
 	switch c.state.Load() {
 	case stateLive:
 	default:
@@ -213,6 +213,9 @@ func (c *Cache[V]) fromLocal(op string, keys []string, out map[string]V) []strin
 			rest = append(rest, k)
 		case !e.absent:
 			out[k] = e.v
+			if e.ahead != nil {
+				c.hitAhead(ctx, k, e.ahead)
+			}
 		}
 	}
 	c.observeLocal(op, len(keys)-len(rest), len(rest))

@@ -54,6 +54,9 @@ type Cache[V any] struct {
 	ttlJitter   float64
 	leaseTTL    time.Duration // <= 0: no leases
 
+	refreshAhead float64    // 0: off
+	refreshes    refreshSet // the keys being refreshed ahead; see refresh.go
+
 	staleIfError time.Duration                       // 0: off
 	suspect      *local.Cache[string, staleEntry[V]] // with StaleIfError: what was held when the subscription broke; see stale.go
 
@@ -80,6 +83,7 @@ type Cache[V any] struct {
 type entry[V any] struct {
 	v      V
 	absent bool
+	ahead  *ahead[V] // filled by a loader, with RefreshAhead: see refresh.go; nil otherwise
 }
 
 // counters are touched only off the local-hit path.
@@ -89,6 +93,7 @@ type counters struct {
 	invalidations, breaks, gaps     atomic.Uint64
 	fallbacks, unproven             atomic.Uint64
 	leaseWaits, staleServed         atomic.Uint64
+	refreshes, refreshErrors        atomic.Uint64
 }
 
 // New returns a Cache over client with a Hub of its own (default HubOptions
@@ -186,6 +191,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		ttlJitter:   opts.TTLJitter,
 		leaseTTL:    opts.LeaseTTL,
 
+		refreshAhead: opts.RefreshAhead,
 		staleIfError: opts.StaleIfError,
 	}
 	if opts.StaleIfError > 0 {
@@ -254,7 +260,7 @@ type Stats struct {
 	RemoteHits    uint64 // reads answered by Redis
 	Misses        uint64 // reads of keys Redis did not hold
 	Bypassed      uint64 // Redis reads made while the subscription was not confirmed
-	Loads         uint64 // loader calls (Fetch, FetchMany)
+	Loads         uint64 // loader calls (Fetch, FetchMany, refreshes)
 	LoadErrors    uint64 // loader calls that failed
 	DecodeErrors  uint64 // Redis values that did not decode
 	Invalidations uint64 // invalidation messages applied from other instances
@@ -264,6 +270,8 @@ type Stats struct {
 	LeaseWaits    uint64 // times a Fetch waited for another instance's load of a key (its lease)
 	Breaks        uint64 // times the subscription was lost (the local tier was purged)
 	StaleServed   uint64 // values served stale in place of a Redis error (StaleIfError)
+	Refreshes     uint64 // loader calls of refreshes ahead of expiry (RefreshAhead; counted in Loads too)
+	RefreshErrors uint64 // refreshes that failed: a loader error or panic (counted in LoadErrors too), a Redis error
 
 	LocalEntries     int    // entries in the local tier now
 	LocalEvictions   uint64 // local entries evicted for room
@@ -288,6 +296,8 @@ func (c *Cache[V]) Stats() Stats {
 		LeaseWaits:       c.stats.leaseWaits.Load(),
 		Breaks:           c.stats.breaks.Load(),
 		StaleServed:      c.stats.staleServed.Load(),
+		Refreshes:        c.stats.refreshes.Load(),
+		RefreshErrors:    c.stats.refreshErrors.Load(),
 		LocalEntries:     c.local.Len(),
 		LocalEvictions:   ls.Evictions,
 		LocalExpirations: ls.Expirations,
@@ -370,7 +380,7 @@ func (c *Cache[V]) onMessage(m invalidate.Message) {
 			e.Op = "all"
 		}
 		if !m.Sent.IsZero() {
-			e.Duration = time.Since(m.Sent)
+			e.Duration = max(time.Since(m.Sent), 0) // below 0 only by clock skew
 		}
 		c.observe(e)
 	}

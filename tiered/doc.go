@@ -70,6 +70,15 @@
 //     up, a caller still waiting reads again, so no caller fails because
 //     another gave up. A Fetch's shared read and load run on a goroutine of
 //     their own, detached from every caller, under LoadTimeout.
+//   - Refresh ahead (Options.RefreshAhead): a key read through a loader often
+//     enough never expires, and no caller waits for its load after the
+//     first: a hit in the last part of its TTL starts a refresh in the
+//     background, one per key at a time in the process and, with leases,
+//     in the fleet. A refresh stores what it loaded only if the key still
+//     holds the bytes it read before loading, so never over a newer write;
+//     the other instances drop the key, as for any write. Its
+//     failures, a loader's panic included, are logged and counted, never
+//     returned or raised: the old value is served until it expires.
 //   - Deadlines: every call returns when its ctx ends, whatever the client's
 //     options (go-redis itself ignores a ctx unless ContextTimeoutEnabled is
 //     set). A write whose call returned on its ctx may still reach Redis

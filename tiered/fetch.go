@@ -44,7 +44,7 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Cont
 	if load == nil {
 		return zero, c.fail("fetch", key, errors.New("nil load function"))
 	}
-	if e, ok, err := c.cached("fetch", key); ok || err != nil {
+	if e, ok, err := c.cached(ctx, "fetch", key); ok || err != nil {
 		if err == nil && e.absent {
 			err = c.fail("fetch", key, ErrNotFound)
 		}
@@ -258,7 +258,11 @@ func (r *fetchRun[V]) found(i int, data []byte, ttl time.Duration, err error) {
 		r.finish(i, e.v, ErrNotFound)
 	default:
 		c.stats.remoteHits.Add(1)
+		e.ahead = c.aheadFor(r.load, ttl, c.ttl)
 		c.storeFill(key, e, ttl, r.toks[i])
+		if e.ahead != nil { // a value already in its window starts its refresh
+			c.hitAhead(r.ctx, key, e.ahead)
+		}
 		r.finish(i, e.v, nil)
 	}
 }

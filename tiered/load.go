@@ -111,6 +111,9 @@ func (r *fetchRun[V]) loadAndStore() {
 		if f.ttl > 0 {
 			life = f.ttl
 		}
+		if !f.e.absent {
+			f.e.ahead = c.aheadFor(r.load, life, f.ttl)
+		}
 		c.storeFill(r.keys[f.i], f.e, life, r.toks[f.i])
 	}
 	for _, i := range idx {

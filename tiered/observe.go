@@ -38,7 +38,8 @@ const (
 	EventLocalMiss
 	// EventRedis: one call to Redis made by the cache. Op is the remote
 	// operation ("get", "get-many", "write-many", "acquire", "set",
-	// "delete", "publish", "keys"); Keys is how many keys it carried;
+	// "delete", "publish", "keys", and for a refresh ahead
+	// "acquire-refresh", "release-refresh"); Keys is how many keys it carried;
 	// Duration is how long it took; Err is its error (a key not found is
 	// not an error).
 	EventRedis
@@ -54,9 +55,9 @@ const (
 	// applied to the local tier. Keys is how many keys it dropped (0 and Op
 	// "all" for a purge of every key). Duration is its lag, from the
 	// publisher building it to this instance applying it, by the two
-	// hosts' wall clocks (so their skew is included); negative when the
-	// message does not carry its send time (an older release's, or a Hub
-	// with WireVersion 1).
+	// hosts' wall clocks (so their skew is included, and a lag that skew
+	// makes negative is reported as 0); -1 when the message does not carry
+	// its send time (an older release's, or a Hub with WireVersion 1).
 	EventInvalidation
 	// EventSubscription: the subscription of the cache's channel changed
 	// state: State is invalidate.Subscribed (the local tier is in use from

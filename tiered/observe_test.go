@@ -102,6 +102,8 @@ func TestObserverSeesEveryKind(t *testing.T) {
 	if err := b.Set(ctx, "k", "v1"); err != nil {
 		t.Fatal(err)
 	}
+	// Until its message is applied, a's fill of k could be refused.
+	waitFor(t, 5*time.Second, "a applies b's first write", func() bool { return a.Stats().Invalidations >= 1 })
 	if _, err := a.Get(ctx, "k"); err != nil { // a local miss, then Redis
 		t.Fatal(err)
 	}
@@ -124,7 +126,7 @@ func TestObserverSeesEveryKind(t *testing.T) {
 	if err := b.Set(ctx, "k", "v2"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "a applies b's write", func() bool { return a.Stats().Invalidations >= 2 })
+	waitFor(t, 5*time.Second, "a applies b's second write", func() bool { return a.Stats().Invalidations >= 2 })
 
 	if n := rec.keys(tiered.EventLocalHit, "get"); n != 1 {
 		t.Errorf("local hits by Get = %d, want 1", n)

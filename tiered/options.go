@@ -107,6 +107,45 @@ type Options[V any] struct {
 	// or at least 1ms. Default: 0 (errors are returned).
 	StaleIfError time.Duration
 
+	// RefreshAhead refreshes a key in the background before it expires, so
+	// that a key read often enough makes no caller wait for a load after
+	// its first. It is a fraction of the key's TTL: a hit (Get, Fetch,
+	// GetMany, FetchMany) on a key whose Redis TTL is in its last
+	// RefreshAhead × TTL starts one refresh, through the loader of the
+	// Fetch or FetchMany that last filled the key here (a FetchMany's is
+	// called with that one key); so does a Fetch or
+	// FetchMany that reads such a key from Redis. The TTL is the one this
+	// instance wrote when its own load stored the value (after SetTTL and
+	// TTLJitter), and Options.TTL for a value read from Redis. Never
+	// refreshed: a value without expiry, an absence, and a key last filled
+	// here by Get, GetMany or a write of this instance (no loader).
+	//
+	// A refresh runs detached from the caller that started it (with its
+	// ctx's values, not its cancellation) under LoadTimeout, and Close
+	// cancels and waits for it. At most one refresh of a key runs in this
+	// process, and at most 4 per cache: a hit that finds them all busy
+	// starts none, and a later hit does. With leases on (LeaseTTL), one
+	// instance refreshes a key at a time across the fleet, holding a
+	// refresh lease (a Redis key of its own,
+	// "tiercache:refresh:<Namespace>:<key>", that expires after LeaseTTL);
+	// without, each instance refreshes on its own. A refresh writes as Fetch does, never over a newer write: only if the
+	// key still holds the bytes it read before loading (a write of those
+	// very bytes meanwhile cannot be told apart), with its invalidation;
+	// this instance's local tier takes the new value. A loader that returns
+	// ErrNotFound deletes the key (or, with NotFoundTTL or SetTTL, marks it
+	// absent). Failures (a loader error or panic, a Redis error) are logged
+	// and counted in Stats.RefreshErrors; the value is served until it
+	// expires, and this instance tries again after a quarter of the window
+	// (a second at most).
+	//
+	// The cost: a key read within its window is loaded about every
+	// (1 - RefreshAhead) × TTL, changed or not, plus four Redis round trips
+	// per refresh (two without leases); an entry filled by a loader holds
+	// one more small allocation, and a local hit on it reads the Hub's
+	// clock. Local hits on other entries cost what they cost without it.
+	// Must be in [0, 1). Default: 0 (off).
+	RefreshAhead float64
+
 	// HealthCheck is the HubOptions field of the same name for the Hub that
 	// New makes for the cache; a cache made by NewCache uses its Hub's, and
 	// this must then be 0. Must be >= 0.
@@ -147,6 +186,8 @@ func (o *Options[V]) validate() error {
 		return fmt.Errorf("tiered: TTLJitter must be in [0, 1), got %v", o.TTLJitter)
 	case o.LeaseTTL > 0 && o.LeaseTTL < time.Millisecond:
 		return fmt.Errorf("tiered: LeaseTTL must be negative (off), 0 (default) or at least 1ms, got %v", o.LeaseTTL)
+	case !(o.RefreshAhead >= 0 && o.RefreshAhead < 1): // also refuses NaN
+		return fmt.Errorf("tiered: RefreshAhead must be in [0, 1), got %v", o.RefreshAhead)
 	case o.StaleIfError < 0:
 		return fmt.Errorf("tiered: StaleIfError must be >= 0, got %v", o.StaleIfError)
 	case o.StaleIfError > 0 && o.StaleIfError < time.Millisecond:

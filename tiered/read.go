@@ -16,7 +16,7 @@ import (
 // value that does not decode is an error naming the key. Get returns when
 // ctx ends, whatever the client's options.
 func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
-	if e, ok, err := c.cached("get", key); ok || err != nil {
+	if e, ok, err := c.cached(ctx, "get", key); ok || err != nil {
 		if err == nil && e.absent {
 			err = c.fail("get", key, ErrNotFound)
 		}
@@ -37,8 +37,9 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 
 // cached answers from the local tier when the subscription is live and the
 // Hub can prove it fresh (counting the reads it cannot), and with ErrClosed
-// after Close. An entry may be an absence: ok, with e.absent.
-func (c *Cache[V]) cached(op, key string) (e entry[V], ok bool, err error) {
+// after Close. An entry may be an absence: ok, with e.absent. A hit on an
+// entry in its refresh window starts its refresh, with ctx's values.
+func (c *Cache[V]) cached(ctx context.Context, op, key string) (e entry[V], ok bool, err error) {
 	switch c.state.Load() {
 	case stateLive:
 		if !c.hub.fresh() {
@@ -46,6 +47,9 @@ func (c *Cache[V]) cached(op, key string) (e entry[V], ok bool, err error) {
 			return e, false, nil
 		}
 		e, ok = c.local.Get(key)
+		if ok && e.ahead != nil {
+			c.hitAhead(ctx, key, e.ahead)
+		}
 		if c.obs != nil {
 			c.observeLocal(op, b2i(ok), b2i(!ok))
 		}

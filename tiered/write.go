@@ -38,7 +38,7 @@ func (c *Cache[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time
 		start := c.since()
 		err := c.store.SetAndPublish(ctx, key, data, ttl, c.channel, msg)
 		c.observeRedis("set", 1, start, err)
-		c.settleWrite(key, value, ttl, tok, err)
+		c.settleWrite(key, entry[V]{v: value}, ttl, tok, err)
 		return err
 	}, key)
 	if err != nil {
@@ -48,13 +48,13 @@ func (c *Cache[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time
 }
 
 // settleWrite settles the local tier once a write of key reached Redis (err
-// nil) or failed: it keeps v only if nothing touched key since tok (another
+// nil) or failed: it keeps e only if nothing touched key since tok (another
 // write of this process, an invalidation, a lost subscription), and always
 // advances key's generation and overtakes the flights of key in progress, so
 // that of two racing writes of this process the local tier ends holding
 // Redis's value or nothing, and no read that began before the write is
 // handed to a caller that begins after it.
-func (c *Cache[V]) settleWrite(key string, v V, ttl time.Duration, tok local.Token, err error) {
+func (c *Cache[V]) settleWrite(key string, e entry[V], ttl time.Duration, tok local.Token, err error) {
 	c.reads.overtake(key)
 	c.loads.overtake(key)
 	c.wakers.wake(key)
@@ -67,7 +67,7 @@ func (c *Cache[V]) settleWrite(key string, v V, ttl time.Duration, tok local.Tok
 	if ttl > 0 && ttl < life {
 		life = ttl
 	}
-	c.local.Commit(key, entry[V]{v: v}, life, tok)
+	c.local.Commit(key, e, life, tok)
 	if c.state.Load() != stateLive {
 		// The subscription broke meanwhile: the local tier may have been
 		// kept as suspect before this commit (see keepSuspect).
