@@ -37,21 +37,45 @@ func newInstance[V any](t *testing.T, s *redistest.Server, name string, opts tie
 // redistest.Proxy in front of the server, say).
 func newInstanceAt[V any](t *testing.T, s *redistest.Server, addr, name string, opts tiered.Options[V]) *instance[V] {
 	t.Helper()
-	client := redis.NewClient(&redis.Options{Addr: addr, ClientName: s.Namespace + "-" + name})
+	return newInstanceWith(t, s, name, opts, instanceConfig{addr: addr, hub: tiered.HubOptions{HealthCheck: opts.HealthCheck}})
+}
+
+// instanceConfig is what newInstanceWith adds to newInstance.
+type instanceConfig struct {
+	addr   string               // what the client dials; default: the server
+	hub    tiered.HubOptions    // the Hub's options; MaxStaleness -1 (off) unless set
+	client func(*redis.Options) // adjusts the client's options, if not nil
+}
+
+// newInstanceWith is newInstance with a Hub and a client configured by cfg.
+func newInstanceWith[V any](t *testing.T, s *redistest.Server, name string, opts tiered.Options[V], cfg instanceConfig) *instance[V] {
+	t.Helper()
+	if cfg.addr == "" {
+		cfg.addr = s.Addr
+	}
+	copts := &redis.Options{Addr: cfg.addr, ClientName: s.Namespace + "-" + name}
+	if cfg.client != nil {
+		cfg.client(copts)
+	}
+	client := redis.NewClient(copts)
 	t.Cleanup(func() { _ = client.Close() })
 	client.AddHook(gateHook{})
 	if opts.Namespace == "" {
 		opts.Namespace = s.Namespace
 	}
 	// The tests here are about the local tier and its invalidations, so
-	// the freshness proof is off: a read right after a pause would
-	// otherwise (rightly) go to Redis. hub_test.go tests the proof.
-	h, err := tiered.NewHub(client, tiered.HubOptions{HealthCheck: opts.HealthCheck, MaxStaleness: -1})
+	// the freshness proof is off unless asked for: a read right after a
+	// pause would otherwise (rightly) go to Redis. hub_test.go tests the
+	// proof.
+	if cfg.hub.MaxStaleness == 0 {
+		cfg.hub.MaxStaleness = -1
+	}
+	opts.HealthCheck = 0
+	h, err := tiered.NewHub(client, cfg.hub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = h.Close() })
-	opts.HealthCheck = 0
 	c, err := tiered.NewCache(h, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package tiered_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,14 +35,19 @@ func TestFencedLocalHitAllocatesNothing(t *testing.T) {
 }
 
 // BenchmarkLocalHit measures a local hit with the freshness proof on
-// (MaxStaleness 10ms, the default) and off, and with an Observer that does
-// nothing (the cost of building and passing each Event).
+// (MaxStaleness 10ms, the default) and off, with an Observer that does
+// nothing (the cost of building and passing each Event), and on an entry
+// filled by a loader with RefreshAhead (outside its window: a clock read).
 func BenchmarkLocalHit(b *testing.B) {
 	for _, bc := range []struct {
 		name      string
 		staleness int64
 		obs       tiered.Observer
-	}{{"fence", 0, nil}, {"nofence", -1, nil}, {"fence-observed", 0, nopObserver{}}} {
+		refresh   float64
+	}{
+		{"fence", 0, nil, 0}, {"nofence", -1, nil, 0}, {"fence-observed", 0, nopObserver{}, 0},
+		{"fence-fetched", 0, nil, 0}, {"fence-fetched-refresh", 0, nil, 0.2},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
 			s := redistest.New(b)
 			h, err := tiered.NewHub(s.Client, tiered.HubOptions{MaxStaleness: timeDuration(bc.staleness), Observer: bc.obs})
@@ -48,14 +55,18 @@ func BenchmarkLocalHit(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer h.Close()
-			c, err := tiered.NewCache(h, tiered.Options[string]{Namespace: s.Namespace})
+			c, err := tiered.NewCache(h, tiered.Options[string]{Namespace: s.Namespace, TTL: time.Hour, RefreshAhead: bc.refresh})
 			if err != nil {
 				b.Fatal(err)
 			}
 			if err := c.WaitReady(bg); err != nil {
 				b.Fatal(err)
 			}
-			if err := c.Set(bg, "k", "v"); err != nil {
+			if strings.Contains(bc.name, "fetched") {
+				if _, err := c.Fetch(bg, "k", func(context.Context) (string, error) { return "v", nil }); err != nil {
+					b.Fatal(err)
+				}
+			} else if err := c.Set(bg, "k", "v"); err != nil {
 				b.Fatal(err)
 			}
 			for range 1000 {

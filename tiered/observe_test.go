@@ -61,30 +61,11 @@ func containsAll(s string, subs ...string) bool {
 	return true
 }
 
-// observedInstance is a cache on a Hub of its own with obs, and the Hub
-// options given (MaxStaleness off unless set).
+// observedInstance is a cache on a Hub of its own with the Hub options
+// given (MaxStaleness off unless set).
 func observedInstance(t *testing.T, s *redistest.Server, name string, hopts tiered.HubOptions, opts tiered.Options[string]) *tiered.Cache[string] {
 	t.Helper()
-	client := redis.NewClient(&redis.Options{Addr: s.Addr, ClientName: s.Namespace + "-" + name})
-	t.Cleanup(func() { _ = client.Close() })
-	if hopts.MaxStaleness == 0 {
-		hopts.MaxStaleness = -1
-	}
-	h, err := tiered.NewHub(client, hopts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	if opts.Namespace == "" {
-		opts.Namespace = s.Namespace
-	}
-	c, err := tiered.NewCache(h, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	waitFor(t, 10*time.Second, name+" subscribed", c.Subscribed)
-	return c
+	return newInstanceWith(t, s, name, opts, instanceConfig{hub: hopts}).Cache
 }
 
 // TestObserverSeesEveryKind drives two instances and checks the events of

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tiercache/tiercache/internal/redistest"
 	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/tiered"
@@ -31,24 +29,7 @@ func realTTLs(s *redistest.Server) {
 // refreshInstance is newInstance with an Observer (nil for none).
 func refreshInstance(t *testing.T, s *redistest.Server, name string, opts tiered.Options[string], obs tiered.Observer) *instance[string] {
 	t.Helper()
-	client := redis.NewClient(&redis.Options{Addr: s.Addr, ClientName: s.Namespace + "-" + name})
-	t.Cleanup(func() { _ = client.Close() })
-	h, err := tiered.NewHub(client, tiered.HubOptions{MaxStaleness: -1, Observer: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	if opts.Namespace == "" {
-		opts.Namespace = s.Namespace
-	}
-	c, err := tiered.NewCache(h, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	waitFor(t, 10*time.Second, name+" subscribed", c.Subscribed)
-	warmScripts(t, client)
-	return &instance[string]{Cache: c, client: client, name: s.Namespace + "-" + name}
+	return newInstanceWith(t, s, name, opts, instanceConfig{hub: tiered.HubOptions{Observer: obs}})
 }
 
 // refreshLeaseHeld reports whether key's refresh lease is held in Redis.
@@ -507,44 +488,5 @@ func TestRefreshAheadValidation(t *testing.T) {
 			continue
 		}
 		c.Close()
-	}
-}
-
-// BenchmarkLocalHitRefreshAhead measures a local hit on an entry a loader
-// filled, with refresh ahead off and on (outside the window: the hit reads
-// the clock and one atomic).
-func BenchmarkLocalHitRefreshAhead(b *testing.B) {
-	for _, f := range []float64{0, 0.2} {
-		b.Run(fmt.Sprintf("RefreshAhead=%v", f), func(b *testing.B) {
-			s := redistest.New(b)
-			h, err := tiered.NewHub(s.Client, tiered.HubOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer h.Close()
-			c, err := tiered.NewCache(h, tiered.Options[string]{Namespace: s.Namespace, TTL: time.Hour, RefreshAhead: f})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := c.WaitReady(bg); err != nil {
-				b.Fatal(err)
-			}
-			load := func(context.Context) (string, error) { return "v", nil }
-			if _, err := c.Fetch(bg, "k", load); err != nil {
-				b.Fatal(err)
-			}
-			for range 1000 {
-				_, _ = c.Get(bg, "k")
-			}
-			before := c.Stats()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				_, _ = c.Get(bg, "k")
-			}
-			b.StopTimer()
-			st := c.Stats()
-			b.ReportMetric(float64(st.LocalHits-before.LocalHits)/float64(b.N), "local/op")
-		})
 	}
 }

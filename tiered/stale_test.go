@@ -25,26 +25,14 @@ func outageInstance(t *testing.T, s *redistest.Server, name string, opts tiered.
 // outageInstanceAt is outageInstance with the client dialing addr.
 func outageInstanceAt(t *testing.T, s *redistest.Server, addr, name string, opts tiered.Options[string], obs tiered.Observer) *tiered.Cache[string] {
 	t.Helper()
-	client := redis.NewClient(&redis.Options{Addr: addr, ClientName: s.Namespace + "-" + name,
-		MaxRetries: -1, DialTimeout: 200 * time.Millisecond, ReadTimeout: 300 * time.Millisecond,
-		DialerRetries: 1, DialerRetryTimeout: 10 * time.Millisecond})
-	t.Cleanup(func() { _ = client.Close() })
-	h, err := tiered.NewHub(client, tiered.HubOptions{HealthCheck: 100 * time.Millisecond,
-		MaxBackoff: 50 * time.Millisecond, MaxStaleness: -1, Observer: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	if opts.Namespace == "" {
-		opts.Namespace = s.Namespace
-	}
-	c, err := tiered.NewCache(h, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	waitFor(t, 10*time.Second, name+" subscribed", c.Subscribed)
-	return c
+	return newInstanceWith(t, s, name, opts, instanceConfig{
+		addr: addr,
+		hub:  tiered.HubOptions{HealthCheck: 100 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Observer: obs},
+		client: func(o *redis.Options) {
+			o.MaxRetries, o.DialTimeout, o.ReadTimeout = -1, 200*time.Millisecond, 300*time.Millisecond
+			o.DialerRetries, o.DialerRetryTimeout = 1, 10*time.Millisecond
+		},
+	}).Cache
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
