@@ -7,7 +7,10 @@
 //	go run ./bench -scenarios localhit,zipf -duration 5s -json out.json
 //
 // Scenarios: localhit, remotehit, write, batch, zipf, stampede, lease,
-// invalidation, stalehunt, hub, nanosleep, frozen (see scenarios.go). Each
+// invalidation, stalehunt, hub, nanosleep, frozen, lag, outage (see
+// scenarios.go). The outage scenario stops a Redis server: never the run's,
+// but one of its own (a miniredis, or with -redis a redis-server process on
+// a free loopback port; skipped without the binary). Each
 // run works in a fresh namespace "tiercache-bench-<random hex>" and, at the
 // end, on an error or on SIGINT, deletes every key under it (SCAN MATCH and
 // UNLINK; never KEYS or FLUSH*), closes every cache and client and stops the
@@ -44,19 +47,21 @@ func run() int {
 		redisURL  = flag.String("redis", "", "Redis URL (as redis.ParseURL takes, e.g. redis://127.0.0.1:6379/0); empty: an embedded miniredis")
 		instances = flag.Int("instances", def.Instances, "tiered.Cache instances, each with its own Redis client")
 		scenarios = flag.String("scenarios", strings.Join(ScenarioNames, ","), "comma-separated scenarios to run")
-		duration  = flag.Duration("duration", def.Duration, "time per timed measurement (localhit, remotehit, write: per job; zipf, stalehunt: per phase)")
+		duration  = flag.Duration("duration", def.Duration, "time per timed measurement (localhit, remotehit, write: per job; zipf, stalehunt: per phase; lag: its WireVersion 2 run)")
 		rounds    = flag.Int("rounds", def.Rounds, "rounds each timed measurement is split into (the report quotes medians)")
 		trials    = flag.Int("n", def.Trials, "invalidation trials")
 		callers   = flag.Int("callers", def.StampedeCallers, "stampede: goroutines that Fetch the cold key")
 		jsonPath  = flag.String("json", "", "also write every result as JSON to this file")
 		maxStale  = flag.Duration("max-staleness", def.MaxStaleness, "HubOptions.MaxStaleness in stalehunt, nanosleep and frozen (each also runs with it off)")
 		idle      = flag.Duration("idle", def.IdleFor, "hub: how long the process idles for each CPU figure")
+		outage    = flag.Duration("outage", def.OutageFor, "outage: how long its own server stays stopped")
 		shared    = flag.Bool("shared-scheduler", false, "keep GOMAXPROCS in zipf and stalehunt, instead of giving the runtime GOMAXPROCS × instances Ps as that many processes would have")
 	)
 	flag.Parse()
+	installGoRedisLog()
 	cfg := def
 	cfg.Instances, cfg.Duration, cfg.Rounds, cfg.Trials, cfg.StampedeCallers = *instances, *duration, *rounds, *trials, *callers
-	cfg.MaxStaleness, cfg.IdleFor = *maxStale, *idle
+	cfg.MaxStaleness, cfg.IdleFor, cfg.OutageFor = *maxStale, *idle, *outage
 	cfg.Separate = !*shared
 	cfg.Progress = NewProgress(os.Stderr)
 	names, err := parseScenarios(*scenarios)
@@ -151,6 +156,8 @@ func validate(cfg Config) error {
 		return fmt.Errorf("-max-staleness must be >= 1ms, got %v", cfg.MaxStaleness)
 	case cfg.IdleFor <= 0:
 		return fmt.Errorf("-idle must be > 0, got %v", cfg.IdleFor)
+	case cfg.OutageFor <= 0:
+		return fmt.Errorf("-outage must be > 0, got %v", cfg.OutageFor)
 	}
 	return nil
 }

@@ -50,6 +50,20 @@ type Config struct {
 	FrozenCap         time.Duration // frozen: how long a trial waits for B to return the new value
 	FrozenHealthCheck time.Duration // frozen: B's HubOptions.HealthCheck
 
+	LagWriteRate int           // lag: Sets per second, all instances together
+	LagReaders   int           // lag: reading goroutines per instance
+	LagControl   time.Duration // lag: how long the WireVersion 1 control runs
+
+	OutageBefore      time.Duration // outage: traffic before the server stops
+	OutageFor         time.Duration // outage: how long the server stays stopped
+	OutageAfter       time.Duration // outage: traffic once every instance has reconverged
+	OutageCap         time.Duration // outage: longest wait for reconvergence after the start
+	OutageStale       time.Duration // outage: Options.StaleIfError of the side with it on
+	OutageHealthCheck time.Duration // outage: HubOptions.HealthCheck
+	OutageBackoff     time.Duration // outage: HubOptions.MaxBackoff
+	OutageReadEvery   time.Duration // outage: each reader's pace (one call per this)
+	OutageWriteEvery  time.Duration // outage: the writer's pace (one Set per this)
+
 	// Separate gives the Go runtime GOMAXPROCS × Instances Ps, as that
 	// many separate processes would have between them, in the scenarios
 	// whose goroutines spin on local hits in every instance at once (zipf,
@@ -90,6 +104,18 @@ func DefaultConfig() Config {
 		FrozenTrials:      5,
 		FrozenCap:         3 * time.Second,
 		FrozenHealthCheck: 10 * time.Second,
+		LagWriteRate:      2000,
+		LagReaders:        2,
+		LagControl:        500 * time.Millisecond,
+		OutageBefore:      time.Second,
+		OutageFor:         2 * time.Second,
+		OutageAfter:       500 * time.Millisecond,
+		OutageCap:         10 * time.Second,
+		OutageStale:       10 * time.Second,
+		OutageHealthCheck: 200 * time.Millisecond,
+		OutageBackoff:     100 * time.Millisecond,
+		OutageReadEvery:   500 * time.Microsecond,
+		OutageWriteEvery:  20 * time.Millisecond,
 		Separate:          true,
 	}
 }
@@ -107,12 +133,12 @@ func separateProcs(cfg Config) func() {
 
 // ScenarioNames lists every scenario, in the order they run.
 var ScenarioNames = []string{"localhit", "remotehit", "write", "batch", "zipf", "stampede", "lease", "invalidation",
-	"stalehunt", "hub", "nanosleep", "frozen"}
+	"stalehunt", "hub", "nanosleep", "frozen", "lag", "outage"}
 
 // RunScenario runs one scenario by name. Every cache it opens is closed
 // before it returns.
 func RunScenario(ctx context.Context, e *Env, cfg Config, name string) (Result, error) {
-	if (name == "invalidation" || name == "stalehunt") && cfg.Instances < 2 {
+	if (name == "invalidation" || name == "stalehunt" || name == "lag") && cfg.Instances < 2 {
 		return Skipped{Scenario: name, Reason: "needs -instances >= 2"}, nil
 	}
 	defer e.CloseCaches()
@@ -141,6 +167,10 @@ func RunScenario(ctx context.Context, e *Env, cfg Config, name string) (Result, 
 		return Nanosleep(ctx, e, cfg)
 	case "frozen":
 		return Frozen(ctx, e, cfg)
+	case "lag":
+		return Lag(ctx, e, cfg)
+	case "outage":
+		return Outage(ctx, e, cfg)
 	}
 	return nil, fmt.Errorf("bench: unknown scenario %q (have %s)", name, strings.Join(ScenarioNames, ", "))
 }

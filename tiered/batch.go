@@ -33,7 +33,9 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 	toks := c.tokens(rest)
 	start := c.since()
 	items, err := c.store.GetMany(ctx, rest)
-	c.observeRedis("get-many", len(rest), start, err)
+	if c.obs != nil {
+		c.observeRedis("get-many", len(rest), start, errors.Join(err, itemsErr(items)))
+	}
 	if err != nil {
 		failed := make(map[string]error, len(rest))
 		for _, k := range rest {

@@ -408,10 +408,14 @@ func (c *Cache[V]) onState(s invalidate.State, err error) {
 		c.log.Warn("tiered: an invalidation message did not decode; local tier purged",
 			"namespace", c.namespace, "err", err)
 	case invalidate.Broken:
-		wasLive := c.state.CompareAndSwap(stateLive, stateBypass)
-		if wasLive && c.suspect != nil {
-			c.keepSuspect() // StaleIfError: keep what the local tier held, as suspect
+		// StaleIfError: keep what the local tier holds as suspect, before
+		// the switch to bypass, so that no read in between finds neither
+		// (until the switch, a read that Redis fails is answered from the
+		// local tier itself: the proof of freshness is gone already).
+		if c.suspect != nil && c.state.Load() == stateLive {
+			c.keepSuspect()
 		}
+		c.state.CompareAndSwap(stateLive, stateBypass)
 		c.purgeLive()
 		c.stats.breaks.Add(1)
 		c.log.Warn("tiered: invalidation subscription lost; local tier purged and bypassed until it is back",

@@ -176,7 +176,9 @@ func (r *fetchRun[V]) pass(todo []int) {
 	}
 	start := c.since()
 	items, err := c.store.GetMany(r.ctx, r.keysOf(todo))
-	c.observeRedis("get-many", len(todo), start, err)
+	if c.obs != nil {
+		c.observeRedis("get-many", len(todo), start, errors.Join(err, itemsErr(items)))
+	}
 	for j, i := range todo {
 		switch {
 		case err == nil:

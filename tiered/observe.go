@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/invalidate"
+	"github.com/tiercache/tiercache/remote"
 )
 
 // Observer receives what happens in the caches of a Hub (HubOptions.Observer),
@@ -175,4 +176,16 @@ func b2i(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// itemsErr is, for EventRedis, the error of a batch read whose call
+// succeeded but some of whose keys failed (remote.Store.GetMany reports a
+// node's failure per key): the first such failure.
+func itemsErr(items []remote.Item) error {
+	for _, it := range items {
+		if it.Err != nil && !errors.Is(it.Err, ErrNotFound) {
+			return it.Err
+		}
+	}
+	return nil
 }

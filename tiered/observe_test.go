@@ -190,9 +190,12 @@ func TestObserverSeesBypassedReads(t *testing.T) {
 	if len(by) != 1 || by[0].Op != "unsubscribed" || by[0].Keys != 1 {
 		t.Errorf("bypass events = %+v; want one unsubscribed read", by)
 	}
+	if _, err := c.GetMany(ctxFor(t, time.Second), []string{"a", "b"}); err == nil {
+		t.Fatal("GetMany with no server succeeded")
+	}
 	red := rec.of(tiered.EventRedis)
-	if len(red) != 1 || red[0].Err == nil {
-		t.Errorf("redis events = %+v; want one, failed", red)
+	if len(red) != 2 || red[0].Op != "get" || red[0].Err == nil || red[1].Op != "get-many" || red[1].Err == nil {
+		t.Errorf("redis events = %+v; want a get and a get-many, both failed", red)
 	}
 }
 

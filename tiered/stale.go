@@ -48,11 +48,12 @@ func (c *Cache[V]) fillToken(key string) fillToken {
 	return t
 }
 
-// keepSuspect moves the local tier's entries to the suspect tier, as last
-// known current now; called when the subscription is lost, before the local
-// tier is purged. A key that this instance writes while it runs keeps no
-// suspect entry (the write invalidates the suspect tier after its commit,
-// which makes the token taken here stale).
+// keepSuspect copies the local tier's entries to the suspect tier, as last
+// known current now; called when the subscription is lost, before the cache
+// bypasses and purges the local tier. A key that this instance writes while
+// it runs keeps no suspect entry, or the value written: the write drops the
+// key from the suspect tier after its commit (see settleWrite), which makes
+// a token taken here before the commit stale.
 func (c *Cache[V]) keepSuspect() {
 	type kept struct {
 		key string

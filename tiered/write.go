@@ -68,11 +68,10 @@ func (c *Cache[V]) settleWrite(key string, e entry[V], ttl time.Duration, tok lo
 		life = ttl
 	}
 	c.local.Commit(key, e, life, tok)
-	if c.state.Load() != stateLive {
-		// The subscription broke meanwhile: the local tier may have been
-		// kept as suspect before this commit (see keepSuspect).
-		c.dropSuspect(key)
-	}
+	// The subscription may be breaking: the local tier may have been kept
+	// as suspect before this commit (see keepSuspect), with a token that
+	// this makes stale.
+	c.dropSuspect(key)
 }
 
 // Delete removes keys from Redis and publishes one invalidation for all of
