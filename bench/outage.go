@@ -923,10 +923,10 @@ func (r *OutageResult) Notes() []string {
 	}
 	for _, s := range []OutageSide{r.On, r.Off} {
 		if s.Misreported > 0 {
-			notes = append(notes, fmt.Sprintf("%s: %d calls (the first a %s) whose client saw a "+
-				"Redis round trip fail were observed with EventRedis but no Err: remote.Store.GetMany reports a "+
-				"failed pipeline as per-key errors with a nil error, which is what GetMany and Fetch pass to "+
-				"observeRedis", s.label(), s.Misreported, s.MisreportedOp))
+			notes = append(notes, fmt.Sprintf("%s: %d calls (the first a %s) in whose time the client saw a "+
+				"Redis round trip fail while the cache's EventRedis reported none: the hook counts per client, "+
+				"so work that outlives its call (a Fetch's detached load and lease release) lands in a later "+
+				"call's time", s.label(), s.Misreported, s.MisreportedOp))
 		}
 		if s.StaleIfError > 0 && len(s.HeldErrorExamples) > 0 {
 			notes = append(notes, fmt.Sprintf("%s: held keys failed in the outage (%d in all); the first: %s",
