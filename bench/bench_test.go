@@ -570,14 +570,20 @@ func checkWidth(t *testing.T, rep *Report) {
 	}
 }
 
-// TestHubScenario runs the hub scenario on the embedded server, and on the
-// one at REDIS_ADDR when it is set, with tiny durations.
-func TestHubScenario(t *testing.T) {
+// servers are the Envs a scenario test runs on: the embedded server, and
+// the one at REDIS_ADDR when it is set.
+func servers() map[string]func(testing.TB) *Env {
 	envs := map[string]func(testing.TB) *Env{"embedded": embeddedEnv}
 	if os.Getenv(redistest.EnvAddr) != "" {
 		envs["real"] = newEnv
 	}
-	for name, env := range envs {
+	return envs
+}
+
+// TestHubScenario runs the hub scenario on the embedded server, and on the
+// one at REDIS_ADDR when it is set, with tiny durations.
+func TestHubScenario(t *testing.T) {
+	for name, env := range servers() {
 		t.Run(name, func(t *testing.T) {
 			e := env(t)
 			cfg := tinyConfig()

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tiercache/tiercache/internal/redistest"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -42,11 +40,7 @@ func findRow(t *testing.T, r Result, section, measure string) Row {
 // TestLagScenario runs the lag scenario on the embedded server, and on the
 // one at REDIS_ADDR when it is set.
 func TestLagScenario(t *testing.T) {
-	envs := map[string]func(testing.TB) *Env{"embedded": embeddedEnv}
-	if os.Getenv(redistest.EnvAddr) != "" {
-		envs["real"] = newEnv
-	}
-	for name, env := range envs {
+	for name, env := range servers() {
 		t.Run(name, func(t *testing.T) {
 			e := env(t)
 			cfg := lagConfig()

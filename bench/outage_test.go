@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tiercache/tiercache/internal/redistest"
 )
 
 // outageConfig runs the outage scenario in a few seconds: two sides of
@@ -33,11 +30,7 @@ func outageConfig() Config {
 // its own: never on the server at REDIS_ADDR, whose Env only says that the
 // run is on a real server.
 func TestOutageScenario(t *testing.T) {
-	envs := map[string]func(testing.TB) *Env{"embedded": embeddedEnv}
-	if os.Getenv(redistest.EnvAddr) != "" {
-		envs["real"] = newEnv
-	}
-	for name, env := range envs {
+	for name, env := range servers() {
 		t.Run(name, func(t *testing.T) {
 			e := env(t)
 			cfg := outageConfig()
