@@ -41,10 +41,7 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 		for _, k := range rest {
 			failed[k] = err
 		}
-		if failed = c.staleMany("get-many", out, failed); len(failed) == len(rest) {
-			return out, c.batchFailed("get-many", rest, err)
-		}
-		return out, c.batchError("get-many", failed)
+		return out, c.batchError("get-many", c.staleMany("get-many", out, failed))
 	}
 	var failed map[string]error
 	for j, it := range items {

@@ -108,7 +108,6 @@ type fetchRun[V any] struct {
 	waitedOn map[int]string // the token of the lease each key waited on
 	waitTill time.Time      // when the first of their leases expires
 	loaded   bool           // the loader has been called
-	failures map[int]error  // why a key is loaded without storing (fallback), for the log
 }
 
 // howTo says how a loaded key's value is written to Redis.
@@ -217,10 +216,6 @@ func (r *fetchRun[V]) found(i int, data []byte, ttl time.Duration, err error) {
 		// Redis cannot be read: the source of truth can still answer. What
 		// it returns is stored nowhere, since nothing could tell this
 		// instance when it changes.
-		if r.failures == nil {
-			r.failures = make(map[int]error)
-		}
-		r.failures[i] = err
 		r.toLoad(i, howTo{redisErr: err})
 		return
 	}

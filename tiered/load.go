@@ -18,14 +18,7 @@ func (r *fetchRun[V]) loadAndStore() {
 	c := r.c
 	idx := r.loadIdx
 	keys := r.keysOf(idx)
-	if len(r.failures) > 0 {
-		for i, why := range r.failures {
-			c.log.Warn("tiered: Redis read failed; answering from the loader without storing",
-				"namespace", c.namespace, "keys", len(r.failures), "key", r.keys[i], "err", why)
-			break
-		}
-		r.failures = nil
-	}
+	r.logFallbacks(idx)
 	// A panic in the loader or the Codec must not leave the keys leased
 	// until their leases expire: the other instances would wait that long.
 	defer func() {
@@ -122,6 +115,23 @@ func (r *fetchRun[V]) loadAndStore() {
 		} else {
 			r.finish(i, *new(V), ErrNotFound)
 		}
+	}
+}
+
+// logFallbacks logs, once for the lot, the keys of idx that are loaded
+// without storing because Redis could not be read.
+func (r *fetchRun[V]) logFallbacks(idx []int) {
+	n, first := 0, -1
+	for _, i := range idx {
+		if r.how[i].redisErr != nil {
+			if n++; first < 0 {
+				first = i
+			}
+		}
+	}
+	if n > 0 {
+		r.c.log.Warn("tiered: Redis read failed; answering from the loader without storing",
+			"namespace", r.c.namespace, "keys", n, "key", r.keys[first], "err", r.how[first].redisErr)
 	}
 }
 
