@@ -58,24 +58,12 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Cont
 		return map[string]V{key: v}, nil
 	})
 	if err != nil {
-		return c.fetchFailed(key, err)
+		return c.orStale("fetch", key, err)
 	}
 	if err := fls[0].err; err != nil {
-		return c.fetchFailed(key, err)
+		return c.orStale("fetch", key, err)
 	}
 	return fls[0].v, nil
-}
-
-// fetchFailed returns Fetch's error for key, or the value this instance
-// last held for key when Redis failed (StaleIfError).
-func (c *Cache[V]) fetchFailed(key string, err error) (V, error) {
-	if e, ok := c.stale("fetch", key, err); ok {
-		if e.absent {
-			return e.v, c.fail("fetch", key, ErrNotFound)
-		}
-		return e.v, nil
-	}
-	return *new(V), c.fail("fetch", key, err)
 }
 
 // loader is FetchMany's load function; Fetch's is adapted to it.

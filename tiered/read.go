@@ -24,13 +24,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 	}
 	v, err := c.reads.do(ctx, key, func(ctx context.Context, _ *flight[V]) (V, error) { return c.read(ctx, key) })
 	if err != nil {
-		if e, ok := c.stale("get", key, err); ok {
-			if e.absent {
-				return e.v, c.fail("get", key, ErrNotFound)
-			}
-			return e.v, nil
-		}
-		return v, c.fail("get", key, err)
+		return c.orStale("get", key, err)
 	}
 	return v, nil
 }

@@ -114,6 +114,19 @@ func (c *Cache[V]) stale(op, key string, err error) (entry[V], bool) {
 	return se.e, true
 }
 
+// orStale is the result of op on key that failed with err: the value this
+// instance last held for key, when Redis failed and StaleIfError allows it
+// (see stale), or err, labelled.
+func (c *Cache[V]) orStale(op, key string, err error) (V, error) {
+	if e, ok := c.stale(op, key, err); ok {
+		if e.absent {
+			return e.v, c.fail(op, key, ErrNotFound)
+		}
+		return e.v, nil
+	}
+	return *new(V), c.fail(op, key, err)
+}
+
 // suspectOf finds key's suspect value, if any is young enough.
 func (c *Cache[V]) suspectOf(key string) (staleEntry[V], bool) {
 	switch c.state.Load() {
