@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -109,4 +110,71 @@ func ExampleCache_FetchMany() {
 	// Ann Bob Cy 3 loads: 1
 	// 1 loads: 1
 	// true
+}
+
+// hitCounter is an Observer that counts local hits and the Redis calls of
+// each operation. An Observer is called on the hit path: it must be fast.
+type hitCounter struct {
+	mu    sync.Mutex
+	hits  int
+	redis map[string]int
+}
+
+func (h *hitCounter) Observe(e tiered.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch e.Kind {
+	case tiered.EventLocalHit:
+		h.hits += e.Keys
+	case tiered.EventRedis:
+		h.redis[e.Op]++
+	}
+}
+
+// An Observer on a Hub sees what every cache on it does; the
+// github.com/tiercache/tiercache/otel module is one that records
+// OpenTelemetry metrics.
+func ExampleObserver() {
+	ctx := context.Background()
+	srv := miniredis.NewMiniRedis()
+	if err := srv.Start(); err != nil {
+		panic(err)
+	}
+	defer srv.Close()
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer client.Close()
+
+	obs := &hitCounter{redis: map[string]int{}}
+	hub, err := tiered.NewHub(client, tiered.HubOptions{
+		Observer: obs,
+		// Only so that the counts below are certain: with the freshness
+		// proof on (the default), a read right after startup goes to
+		// Redis until the first proof arrives.
+		MaxStaleness: -1,
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer hub.Close()
+	users, err := tiered.NewCache(hub, tiered.Options[string]{Namespace: "users"})
+	if err != nil {
+		panic(err)
+	}
+	if err := users.WaitReady(ctx); err != nil {
+		panic(err)
+	}
+
+	_ = users.Set(ctx, "42", "Ann")
+	for range 3 {
+		_, _ = users.Get(ctx, "42") // local hits: the Set filled the local tier
+	}
+	_, _ = users.Get(ctx, "43") // a miss, read from Redis
+
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	fmt.Println("local hits:", obs.hits)
+	fmt.Println("Redis calls:", obs.redis["set"], "set,", obs.redis["get"], "get")
+	// Output:
+	// local hits: 3
+	// Redis calls: 1 set, 1 get
 }
