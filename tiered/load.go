@@ -3,6 +3,7 @@ package tiered
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tiercache/tiercache/remote"
@@ -21,8 +22,18 @@ func (r *fetchRun[V]) loadAndStore() {
 	r.logFallbacks(idx)
 	// A panic in the loader or the Codec must not leave the keys leased
 	// until their leases expire: the other instances would wait that long.
+	// A loader's panic is a failed load too.
+	loading := true
+	start := c.since()
 	defer func() {
 		if p := recover(); p != nil {
+			if loading {
+				c.stats.loadErrors.Add(1)
+				if c.obs != nil {
+					c.observe(Event{Kind: EventLoad, Op: "fetch", Keys: len(keys), Duration: time.Since(start),
+						Err: fmt.Errorf("the loader panicked: %v", p)})
+				}
+			}
 			r.release(idx)
 			panic(p)
 		}
@@ -31,8 +42,8 @@ func (r *fetchRun[V]) loadAndStore() {
 	c.stats.loads.Add(1)
 	lctx, cancel := context.WithTimeout(r.ctx, c.loadTimeout)
 	defer cancel()
-	start := c.since()
 	got, err := r.load(context.WithValue(lctx, loadTTLsKey{}, ttls), keys)
+	loading = false
 	notFound := errors.Is(err, ErrNotFound)
 	if c.obs != nil {
 		c.observe(Event{Kind: EventLoad, Op: "fetch", Keys: len(keys), Duration: time.Since(start), Err: nonNotFound(err)})

@@ -139,6 +139,18 @@ func TestObserverSeesEveryKind(t *testing.T) {
 		loads[1].Duration < 20*time.Millisecond || loads[1].Op != "fetch" || loads[1].Keys != 1 {
 		t.Errorf("load events = %+v; want the failed load, then one of >= 20ms", loads)
 	}
+	// A loader that panics is a failed load too.
+	if p := recovered(func() {
+		_, _ = a.Fetch(ctx, "p", func(context.Context) (string, error) { panic("boom") })
+	}); p == nil {
+		t.Fatal("Fetch with a panicking loader did not panic")
+	}
+	if loads := rec.of(tiered.EventLoad); len(loads) != 3 || loads[2].Err == nil || !strings.Contains(loads[2].Err.Error(), "boom") {
+		t.Errorf("load events after a panic = %+v; want a third, failed with the panic", loads)
+	}
+	if n := a.Stats().LoadErrors; n != 2 {
+		t.Errorf("LoadErrors = %d, want 2 (an error and a panic)", n)
+	}
 	inv := rec.of(tiered.EventInvalidation)
 	if len(inv) != 2 {
 		t.Fatalf("invalidation events = %+v; want 2 (b's two writes)", inv)
