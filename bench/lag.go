@@ -139,20 +139,10 @@ func lagRun(ctx context.Context, e *Env, cfg Config, ks []string, wire int, d ti
 	}
 
 	var (
-		stop          atomic.Bool
+		h             halt
 		writes, reads atomic.Uint64
 		wg            sync.WaitGroup
-		errMu         sync.Mutex
-		first         error
 	)
-	fail := func(err error) {
-		errMu.Lock()
-		if first == nil {
-			first = err
-		}
-		errMu.Unlock()
-		stop.Store(true)
-	}
 	// Each instance writes rate/n Sets a second, on a schedule (catching up
 	// after a late wake-up), on keys drawn at random.
 	every := time.Duration(float64(time.Second) * float64(n) / float64(max(cfg.LagWriteRate, 1)))
@@ -161,7 +151,7 @@ func lagRun(ctx context.Context, e *Env, cfg Config, ks []string, wire int, d ti
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 1))
 			next := start.Add(time.Duration(w) * every / time.Duration(n))
-			for i := 0; !stop.Load(); i++ {
+			for i := 0; !h.done(); i++ {
 				if wait := time.Until(next); wait > 0 {
 					time.Sleep(wait)
 				}
@@ -169,7 +159,7 @@ func lagRun(ctx context.Context, e *Env, cfg Config, ks []string, wire int, d ti
 				k := rng.IntN(len(ks))
 				v := "lag " + strconv.Itoa(w) + "." + strconv.Itoa(i) + " " + value(k)
 				if err := in.Set(ctx, ks[k], v); err != nil {
-					fail(fmt.Errorf("lag: Set: %w", err))
+					h.fail(fmt.Errorf("lag: Set: %w", err))
 					return
 				}
 				writes.Add(1)
@@ -182,10 +172,10 @@ func lagRun(ctx context.Context, e *Env, cfg Config, ks []string, wire int, d ti
 				rng := rand.New(rand.NewPCG(uint64(w), uint64(r)+2))
 				var n uint64
 				defer func() { reads.Add(n) }()
-				for !stop.Load() {
+				for !h.done() {
 					for range 64 {
 						if _, err := in.Get(ctx, ks[rng.IntN(len(ks))]); err != nil {
-							fail(fmt.Errorf("lag: Get: %w", err))
+							h.fail(fmt.Errorf("lag: Get: %w", err))
 							return
 						}
 						n++
@@ -205,12 +195,12 @@ func lagRun(ctx context.Context, e *Env, cfg Config, ks []string, wire int, d ti
 	case <-ctx.Done():
 	}
 	timer.Stop()
-	stop.Store(true)
+	h.stop()
 	wg.Wait()
 	run.Elapsed = time.Since(start)
 	stopTicker()
-	if first != nil {
-		return run, first
+	if err := h.err(); err != nil {
+		return run, err
 	}
 	if err := ctx.Err(); err != nil {
 		return run, err

@@ -127,6 +127,34 @@ func Compare(ctx context.Context, d time.Duration, rounds int, p *Progress, scen
 	return out, nil
 }
 
+// halt stops a group of workers, and keeps the first error that made one
+// of them stop it.
+type halt struct {
+	stopped atomic.Bool
+	mu      sync.Mutex
+	first   error // guarded by mu
+}
+
+// fail records err, unless an error came first, and stops the group.
+func (h *halt) fail(err error) {
+	h.mu.Lock()
+	if h.first == nil {
+		h.first = err
+	}
+	h.mu.Unlock()
+	h.stopped.Store(true)
+}
+
+func (h *halt) stop()      { h.stopped.Store(true) }
+func (h *halt) done() bool { return h.stopped.Load() }
+
+// err is the first error given to fail, or nil.
+func (h *halt) err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.first
+}
+
 // runJob times j for about d.
 func runJob(ctx context.Context, j Job, d time.Duration) (Sample, error) {
 	workers := max(j.Workers, 1)
@@ -136,20 +164,10 @@ func runJob(ctx context.Context, j Job, d time.Duration) (Sample, error) {
 		ops[w] = j.New(w)
 	}
 	var (
-		stop  atomic.Bool
+		h     halt
 		total atomic.Uint64
 		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
 	)
-	fail := func(err error) {
-		errMu.Lock()
-		if first == nil {
-			first = err
-		}
-		errMu.Unlock()
-		stop.Store(true)
-	}
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -158,14 +176,14 @@ func runJob(ctx context.Context, j Job, d time.Duration) (Sample, error) {
 	for w := range workers {
 		wg.Go(func() {
 			var n uint64
-			for !stop.Load() {
+			for !h.done() {
 				if err := ops[w](batch); err != nil {
-					fail(err)
+					h.fail(err)
 					break
 				}
 				n += uint64(batch)
 				if w == 0 && (time.Now().After(deadline) || ctx.Err() != nil) {
-					stop.Store(true)
+					h.stop()
 				}
 			}
 			total.Add(n)
@@ -174,8 +192,8 @@ func runJob(ctx context.Context, j Job, d time.Duration) (Sample, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	runtime.ReadMemStats(&after)
-	if first != nil {
-		return Sample{}, first
+	if err := h.err(); err != nil {
+		return Sample{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Sample{}, err

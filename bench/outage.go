@@ -436,24 +436,14 @@ func outageSide(ctx context.Context, e *Env, cfg Config, stale time.Duration, r 
 	}
 
 	var (
-		stop    atomic.Bool
+		h       halt
 		newest  atomic.Pointer[ack]
 		wg      sync.WaitGroup
-		errMu   sync.Mutex
-		first   error
 		writerW [2][phases]int // [ok, failed] by phase
 	)
-	fail := func(err error) {
-		errMu.Lock()
-		if first == nil {
-			first = err
-		}
-		errMu.Unlock()
-		stop.Store(true)
-	}
 	wg.Go(func() {
 		next := time.Now()
-		for i := 0; !stop.Load(); i++ {
+		for i := 0; !h.done(); i++ {
 			if wait := time.Until(next); wait > 0 {
 				time.Sleep(wait)
 			}
@@ -462,7 +452,7 @@ func outageSide(ctx context.Context, e *Env, cfg Config, stale time.Duration, r 
 			ph := clock.phase(clock.now(), 0) // before, outage or after
 			if err := writer.Set(ctx, k, versioned(k, ver)); err != nil {
 				if errors.Is(err, tiered.ErrClosed) || ctx.Err() != nil {
-					fail(err)
+					h.fail(err)
 					return
 				}
 				writerW[1][ph]++
@@ -475,16 +465,16 @@ func outageSide(ctx context.Context, e *Env, cfg Config, stale time.Duration, r 
 	})
 	for _, rd := range readers {
 		wg.Go(func() {
-			if err := rd.run(ctx, cfg, clock, &stop, &newest, held, hot, isHeld); err != nil {
-				fail(err)
+			if err := rd.run(ctx, cfg, clock, &h.stopped, &newest, held, hot, isHeld); err != nil {
+				h.fail(err)
 			}
 		})
 	}
 	finish := func() error {
-		stop.Store(true)
+		h.stop()
 		wg.Wait()
-		if first != nil {
-			return first
+		if err := h.err(); err != nil {
+			return err
 		}
 		return ctx.Err()
 	}
@@ -500,7 +490,7 @@ func outageSide(ctx context.Context, e *Env, cfg Config, stale time.Duration, r 
 	}
 
 	cfg.Progress.Update("outage, %s: traffic for %v, then the server stops for %v", label, cfg.OutageBefore, cfg.OutageFor)
-	if !sleepCtx(cfg.OutageBefore) || stop.Load() {
+	if !sleepCtx(cfg.OutageBefore) || h.done() {
 		return side, finish()
 	}
 	stopAt := time.Now()
@@ -513,7 +503,7 @@ func outageSide(ctx context.Context, e *Env, cfg Config, stale time.Duration, r 
 	side.Stopping = time.Since(stopAt)
 	clock.stop.Store(clock.now())
 	cfg.Progress.Update("outage, %s: server stopped for %v", label, cfg.OutageFor)
-	if !sleepCtx(time.Until(stopAt.Add(side.Stopping+cfg.OutageFor))) || stop.Load() {
+	if !sleepCtx(time.Until(stopAt.Add(side.Stopping+cfg.OutageFor))) || h.done() {
 		return side, finish()
 	}
 	startAt := clock.now()
@@ -546,7 +536,7 @@ func outageSide(ctx context.Context, e *Env, cfg Config, stale time.Duration, r 
 		}
 		return true
 	}
-	_ = waitUntil(ctx, cfg.OutageCap, func() bool { return converged() || stop.Load() })
+	_ = waitUntil(ctx, cfg.OutageCap, func() bool { return converged() || h.done() })
 	if converged() {
 		var worst int64
 		for _, rd := range readers {
