@@ -45,47 +45,30 @@ func TestObserveAllocatesNothing(t *testing.T) {
 
 // BenchmarkObserveLocalHit is the cost the Observer adds to a local hit:
 // on one goroutine, and on every core at once.
-func BenchmarkObserveLocalHit(b *testing.B) {
-	b.Run("serial", func(b *testing.B) {
-		obs, _ := newObserver(b, tiercacheotel.Options{})
-		obs.Observe(localHit)
-		b.ReportAllocs()
-		for b.Loop() {
-			obs.Observe(localHit)
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		obs, _ := newObserver(b, tiercacheotel.Options{})
-		obs.Observe(localHit)
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				obs.Observe(localHit)
-			}
-		})
-	})
-}
+func BenchmarkObserveLocalHit(b *testing.B) { benchObserve(b, localHit) }
 
 // BenchmarkObserveRedis is the cost of recording one Redis call into the
 // SDK's histogram.
-func BenchmarkObserveRedis(b *testing.B) {
+func BenchmarkObserveRedis(b *testing.B) { benchObserve(b, redisCall) }
+
+// benchObserve times Observe(e) on one goroutine and on every core at once.
+func benchObserve(b *testing.B, e tiered.Event) {
 	b.Run("serial", func(b *testing.B) {
 		obs, _ := newObserver(b, tiercacheotel.Options{})
-		obs.Observe(redisCall)
+		obs.Observe(e)
 		b.ReportAllocs()
 		for b.Loop() {
-			obs.Observe(redisCall)
+			obs.Observe(e)
 		}
 	})
 	b.Run("parallel", func(b *testing.B) {
 		obs, _ := newObserver(b, tiercacheotel.Options{})
-		obs.Observe(redisCall)
+		obs.Observe(e)
 		b.ReportAllocs()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				obs.Observe(redisCall)
+				obs.Observe(e)
 			}
 		})
 	})

@@ -127,7 +127,7 @@ func TestCacheMetrics(t *testing.T) {
 	if p := m.hist(redisDur, "s", n, redisSystem(), dbOp("get"), errType("WRONGTYPE"), dbStatus("WRONGTYPE")); p.Count != 1 {
 		t.Errorf("redis get WRONGTYPE: count %d, want 1", p.Count)
 	}
-	for _, p := range m.histPoints(redisDur, "s") {
+	for _, p := range histPoints[float64](m, redisDur, "s") {
 		if v, _ := p.Attributes.Value("db.system.name"); v.AsString() != "redis" {
 			t.Errorf("redis point without db.system.name=redis: %v", p.Attributes.Encoded(nil))
 		}

@@ -156,46 +156,37 @@ func (m metrics) gauge(name, unit string, attrs ...attribute.KeyValue) int64 {
 	return p.Value
 }
 
+// histPoints are every point of histogram name, of numbers N.
+func histPoints[N int64 | float64](m metrics, name, unit string) []metricdata.HistogramDataPoint[N] {
+	m.t.Helper()
+	h, ok := m.get(name, unit).Data.(metricdata.Histogram[N])
+	if !ok {
+		m.t.Fatalf("%s is not a histogram of %T", name, *new(N))
+	}
+	return h.DataPoints
+}
+
+// histAt is the point of histogram name, of numbers N, at attrs.
+func histAt[N int64 | float64](m metrics, name, unit string, attrs []attribute.KeyValue) (metricdata.HistogramDataPoint[N], bool) {
+	m.t.Helper()
+	return point(m.t, name, histPoints[N](m, name, unit),
+		func(p metricdata.HistogramDataPoint[N]) attribute.Set { return p.Attributes }, attrs)
+}
+
 // hist is the point of float64 histogram name at attrs.
 func (m metrics) hist(name, unit string, attrs ...attribute.KeyValue) metricdata.HistogramDataPoint[float64] {
 	m.t.Helper()
-	h, ok := m.get(name, unit).Data.(metricdata.Histogram[float64])
-	if !ok {
-		m.t.Fatalf("%s is not a float64 histogram", name)
-	}
-	p, ok := point(m.t, name, h.DataPoints, func(p metricdata.HistogramDataPoint[float64]) attribute.Set { return p.Attributes }, attrs)
+	p, ok := histAt[float64](m, name, unit, attrs)
 	if !ok {
 		m.t.Fatalf("%s: no data point with those attributes", name)
 	}
 	return p
 }
 
-// hasHist reports whether float64 histogram name has a point at attrs.
-func (m metrics) hasHist(name, unit string, attrs ...attribute.KeyValue) bool {
-	m.t.Helper()
-	h, _ := m.get(name, unit).Data.(metricdata.Histogram[float64])
-	_, ok := point(m.t, name, h.DataPoints, func(p metricdata.HistogramDataPoint[float64]) attribute.Set { return p.Attributes }, attrs)
-	return ok
-}
-
-// histPoints are every point of float64 histogram name.
-func (m metrics) histPoints(name, unit string) []metricdata.HistogramDataPoint[float64] {
-	m.t.Helper()
-	h, ok := m.get(name, unit).Data.(metricdata.Histogram[float64])
-	if !ok {
-		m.t.Fatalf("%s is not a float64 histogram", name)
-	}
-	return h.DataPoints
-}
-
 // intHist is the point of int64 histogram name at attrs.
 func (m metrics) intHist(name, unit string, attrs ...attribute.KeyValue) metricdata.HistogramDataPoint[int64] {
 	m.t.Helper()
-	h, ok := m.get(name, unit).Data.(metricdata.Histogram[int64])
-	if !ok {
-		m.t.Fatalf("%s is not an int64 histogram", name)
-	}
-	p, ok := point(m.t, name, h.DataPoints, func(p metricdata.HistogramDataPoint[int64]) attribute.Set { return p.Attributes }, attrs)
+	p, ok := histAt[int64](m, name, unit, attrs)
 	if !ok {
 		m.t.Fatalf("%s: no data point with those attributes", name)
 	}
