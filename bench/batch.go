@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/invalidate"
+	"github.com/tiercache/tiercache/internal/invalidate"
 	"github.com/tiercache/tiercache/tiered"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
-	"github.com/tiercache/tiercache/invalidate"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/invalidate"
+	"github.com/tiercache/tiercache/internal/remote"
 	"github.com/tiercache/tiercache/tiered"
 )
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/invalidate"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -231,11 +230,11 @@ func (o *outageObserver) Observe(ev tiered.Event) {
 		o.failed.Add(1)
 	case tiered.EventSubscription:
 		switch {
-		case ev.State == invalidate.Subscribed && o.start.Load() != 0:
+		case ev.State == tiered.StateSubscribed && o.start.Load() != 0:
 			o.subscribed.CompareAndSwap(0, o.now())
-		case ev.State == invalidate.Broken:
+		case ev.State == tiered.StateBroken:
 			o.broken.Store(o.now())
-		case ev.State == invalidate.Gap:
+		case ev.State == tiered.StateGap:
 			o.gaps.Add(1)
 		}
 	case tiered.EventStale:

@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/invalidate"
 	tiercacheotel "github.com/tiercache/tiercache/otel"
-	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -23,7 +21,7 @@ var (
 // any other event once its attribute set exists.
 func TestObserveAllocatesNothing(t *testing.T) {
 	obs, _ := newObserver(t, tiercacheotel.Options{})
-	timeout := &remote.Error{Op: "get", Err: fmt.Errorf("x: %w", context.DeadlineExceeded)}
+	timeout := fmt.Errorf("x: %w", context.DeadlineExceeded)
 	for _, e := range []tiered.Event{
 		localHit,
 		localMiss,
@@ -32,7 +30,7 @@ func TestObserveAllocatesNothing(t *testing.T) {
 		{Kind: tiered.EventLoad, Namespace: "users", Op: "fetch", Keys: 1, Duration: time.Millisecond},
 		{Kind: tiered.EventBatch, Namespace: "users", Op: "get-many", Keys: 10},
 		{Kind: tiered.EventInvalidation, Namespace: "users", Keys: 1, Duration: time.Millisecond},
-		{Kind: tiered.EventSubscription, Namespace: "users", State: invalidate.Subscribed},
+		{Kind: tiered.EventSubscription, Namespace: "users", State: tiered.StateSubscribed},
 		{Kind: tiered.EventBypass, Namespace: "users", Op: "unproven", Keys: 1},
 		{Kind: tiered.EventStale, Namespace: "users", Op: "get", Keys: 1, Duration: time.Second, Err: timeout},
 	} {

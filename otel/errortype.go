@@ -10,8 +10,6 @@ import (
 	"reflect"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/tiercache/tiercache/remote"
 )
 
 // errType is the error.type of an error: name, "" for none. status says
@@ -23,10 +21,7 @@ type errType struct {
 }
 
 // Wrappers that only add words to their cause: errorType looks through them.
-var (
-	fmtWrapType     = reflect.TypeOf(fmt.Errorf("%w", errors.New("")))
-	remoteErrorType = reflect.TypeOf((*remote.Error)(nil))
-)
+var fmtWrapType = reflect.TypeOf(fmt.Errorf("%w", errors.New("")))
 
 // sentinels are errors of a connection that are values, not types of their
 // own (errors.New), named as Go names them.
@@ -56,7 +51,7 @@ var sentinels = []struct {
 //     Timeout() bool method that says so; the code that begins a Redis
 //     error reply ("WRONGTYPE");
 //  4. else the Go type of the first error in the chain that is not a
-//     wrapper made by fmt.Errorf or a remote.Error ("*net.OpError").
+//     wrapper made by fmt.Errorf ("*net.OpError").
 //
 // The chain is followed through Unwrap() error only; an error that joins
 // several (errors.Join, fmt.Errorf with two %w) ends it.
@@ -91,7 +86,7 @@ func errorType(err error) errType {
 			}
 		}
 		if first == nil {
-			if t := reflect.TypeOf(e); t != fmtWrapType && t != remoteErrorType {
+			if t := reflect.TypeOf(e); t != fmtWrapType {
 				first = e
 			}
 		}

@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/tiercache/tiercache/remote"
 )
 
 type redisReply string
@@ -33,7 +31,7 @@ func (timeoutErr) Temporary() bool { return true }
 
 func TestErrorType(t *testing.T) {
 	dial := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-	wrapRemote := func(err error) error { return &remote.Error{Op: "get", Namespace: "ns", Keys: []string{"k"}, Err: err} }
+	wrap := func(err error) error { return fmt.Errorf("tiered: get \"k\" in namespace \"ns\": %w", err) }
 	for _, c := range []struct {
 		err    error
 		want   string
@@ -41,13 +39,13 @@ func TestErrorType(t *testing.T) {
 	}{
 		{nil, "", false},
 		{context.DeadlineExceeded, "timeout", false},
-		{wrapRemote(fmt.Errorf("tiered: get: %w", context.DeadlineExceeded)), "timeout", false},
+		{wrap(fmt.Errorf("tiered: get: %w", context.DeadlineExceeded)), "timeout", false},
 		{&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, "timeout", false},
 		{timeoutErr{}, "timeout", false},
 		{fmt.Errorf("x: %w", context.Canceled), "canceled", false},
-		{wrapRemote(dial), "*net.OpError", false},
+		{wrap(dial), "*net.OpError", false},
 		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", dial)), "*net.OpError", false},
-		{wrapRemote(redisReply("WRONGTYPE Operation against a key holding the wrong kind of value")), "WRONGTYPE", true},
+		{wrap(redisReply("WRONGTYPE Operation against a key holding the wrong kind of value")), "WRONGTYPE", true},
 		{redisReply("READONLY You can't write against a read only replica."), "READONLY", true},
 		{redisReply("LOADING"), "LOADING", true},
 		// Not a code: a script's free-form error keeps the type.
@@ -56,10 +54,9 @@ func TestErrorType(t *testing.T) {
 		{errors.New("database down"), "*errors.errorString", false},
 		{fmt.Errorf("invalidate: subscription lost: %w", io.EOF), "io.EOF", false},
 		{&net.OpError{Op: "read", Err: net.ErrClosed}, "net.ErrClosed", false},
-		{wrapRemote(redis.ErrClosed), "redis.ErrClosed", false},
+		{wrap(redis.ErrClosed), "redis.ErrClosed", false},
 		{redis.ErrPoolTimeout, "timeout", false},
 		{errors.Join(errors.New("a"), errors.New("b")), "*errors.joinError", false},
-		{wrapRemote(nil), "*remote.Error", false},
 	} {
 		got := errorType(c.err)
 		if got.name != c.want || got.status != c.status {
@@ -70,8 +67,8 @@ func TestErrorType(t *testing.T) {
 
 func TestErrorTypeAllocatesNothing(t *testing.T) {
 	errs := []error{
-		&remote.Error{Op: "get", Err: fmt.Errorf("x: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED})},
-		&remote.Error{Op: "get", Err: redisReply("WRONGTYPE x")},
+		fmt.Errorf("x: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}),
+		fmt.Errorf("x: %w", redisReply("WRONGTYPE x")),
 		fmt.Errorf("x: %w", context.DeadlineExceeded),
 	}
 	for _, err := range errs {

@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/tiercache/tiercache/invalidate"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -136,9 +135,9 @@ func (o *Observer) Observe(e tiered.Event) {
 	case tiered.EventSubscription:
 		s := o.space(e.Namespace)
 		switch e.State {
-		case invalidate.Subscribed:
+		case tiered.StateSubscribed:
 			s.up.Store(1)
-		case invalidate.Broken:
+		case tiered.StateBroken:
 			s.up.Store(0)
 		}
 		m := o.measure(e.Namespace, shapeState, e.State.String(), errorType(e.Err))

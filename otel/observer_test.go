@@ -12,9 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/tiercache/tiercache/invalidate"
 	tiercacheotel "github.com/tiercache/tiercache/otel"
-	"github.com/tiercache/tiercache/remote"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -41,9 +39,9 @@ func TestObserveEveryKind(t *testing.T) {
 		{Kind: tiered.EventRedis, Op: "get", Keys: 1, Duration: 300 * time.Microsecond},
 		{Kind: tiered.EventRedis, Op: "get", Keys: 1, Duration: 700 * time.Microsecond},
 		{Kind: tiered.EventRedis, Op: "get", Keys: 1, Duration: 2 * time.Second,
-			Err: &remote.Error{Op: "get", Namespace: n, Keys: []string{"k"}, Err: fmt.Errorf("wait: %w", context.DeadlineExceeded)}},
+			Err: fmt.Errorf("wait: %w", context.DeadlineExceeded)},
 		{Kind: tiered.EventRedis, Op: "set", Keys: 1, Duration: time.Millisecond,
-			Err: &remote.Error{Op: "set", Namespace: n, Keys: []string{"k"}, Err: wrongType}},
+			Err: wrongType},
 		{Kind: tiered.EventLoad, Op: "fetch", Keys: 1, Duration: 20 * time.Millisecond},
 		{Kind: tiered.EventLoad, Op: "fetch", Keys: 3, Duration: 5 * time.Millisecond, Err: errors.New("database down")},
 		{Kind: tiered.EventLoad, Op: "refresh", Keys: 1, Duration: 10 * time.Millisecond},
@@ -52,9 +50,9 @@ func TestObserveEveryKind(t *testing.T) {
 		{Kind: tiered.EventInvalidation, Keys: 2, Duration: 800 * time.Microsecond},
 		{Kind: tiered.EventInvalidation, Keys: 1, Duration: -1}, // no send time: counted, no lag
 		{Kind: tiered.EventInvalidation, Op: "all", Duration: 3 * time.Millisecond},
-		{Kind: tiered.EventSubscription, State: invalidate.Subscribed},
-		{Kind: tiered.EventSubscription, State: invalidate.Broken, Err: fmt.Errorf("read: %w", io.EOF)},
-		{Kind: tiered.EventSubscription, State: invalidate.Gap, Err: errors.New("bad version")},
+		{Kind: tiered.EventSubscription, State: tiered.StateSubscribed},
+		{Kind: tiered.EventSubscription, State: tiered.StateBroken, Err: fmt.Errorf("read: %w", io.EOF)},
+		{Kind: tiered.EventSubscription, State: tiered.StateGap, Err: errors.New("bad version")},
 		{Kind: tiered.EventBypass, Op: "unproven", Keys: 4},
 		{Kind: tiered.EventBypass, Op: "unsubscribed", Keys: 1},
 		{Kind: tiered.EventStale, Op: "get", Keys: 1, Duration: 3 * time.Second, Err: context.DeadlineExceeded},
@@ -174,13 +172,13 @@ func TestUnknownKindsAreIgnored(t *testing.T) {
 // The gauge follows the last Subscribed or Broken of each namespace.
 func TestSubscriptionUp(t *testing.T) {
 	obs, r := newObserver(t, tiercacheotel.Options{})
-	sub := func(n string, s invalidate.State) {
+	sub := func(n string, s tiered.State) {
 		obs.Observe(tiered.Event{Kind: tiered.EventSubscription, Namespace: n, State: s})
 	}
-	sub("a", invalidate.Subscribed)
-	sub("b", invalidate.Subscribed)
-	sub("b", invalidate.Broken)
-	sub("c", invalidate.Gap) // not a state: c has no gauge yet
+	sub("a", tiered.StateSubscribed)
+	sub("b", tiered.StateSubscribed)
+	sub("b", tiered.StateBroken)
+	sub("c", tiered.StateGap) // not a state: c has no gauge yet
 	m := collect(t, r)
 	if got := m.gauge("tiercache.subscription.up", "{subscription}", ns("a")); got != 1 {
 		t.Errorf("a: up = %d, want 1", got)
@@ -188,8 +186,8 @@ func TestSubscriptionUp(t *testing.T) {
 	if got := m.gauge("tiercache.subscription.up", "{subscription}", ns("b")); got != 0 {
 		t.Errorf("b: up = %d, want 0", got)
 	}
-	sub("b", invalidate.Subscribed)
-	sub("b", invalidate.Gap)
+	sub("b", tiered.StateSubscribed)
+	sub("b", tiered.StateGap)
 	if got := collect(t, r).gauge("tiercache.subscription.up", "{subscription}", ns("b")); got != 1 {
 		t.Errorf("b: up = %d after Subscribed and Gap, want 1", got)
 	}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // GetMany returns the values of keys that either tier holds: keys that

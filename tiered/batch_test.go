@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/invalidate"
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/invalidate"
 	"github.com/tiercache/tiercache/tiered"
 )
 

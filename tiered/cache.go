@@ -11,9 +11,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/invalidate"
-	"github.com/tiercache/tiercache/local"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/invalidate"
+	"github.com/tiercache/tiercache/internal/local"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // ErrNotFound is returned for a key that is in neither tier. It is
@@ -396,7 +396,7 @@ func (c *Cache[V]) onMessage(m invalidate.Message) {
 // purges too, and the local tier stays in use.
 func (c *Cache[V]) onState(s invalidate.State, err error) {
 	if c.obs != nil {
-		c.observe(Event{Kind: EventSubscription, State: s, Err: err})
+		c.observe(Event{Kind: EventSubscription, State: stateOf(s), Err: err})
 	}
 	switch s {
 	case invalidate.Subscribed:

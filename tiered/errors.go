@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // fail gives err, the failure of op on key, the one shape every error of a
@@ -29,13 +29,21 @@ func (c *Cache[V]) fail(op, key string, err error) error {
 	return fmt.Errorf("tiered: %s %q in namespace %q: %w", op, key, c.namespace, err)
 }
 
+// unlabel is err without the labels of an error of the Redis store (its
+// operation, namespace and keys), which the Cache's own errors and events
+// carry themselves: its cause.
+func unlabel(err error) error {
+	var re *remote.Error
+	if errors.As(err, &re) {
+		return re.Err
+	}
+	return err
+}
+
 // cause is err without a remote error's labels (the Cache's error says
 // them), and with the last connection error for a ctx error.
 func (c *Cache[V]) cause(err error) error {
-	var re *remote.Error
-	if errors.As(err, &re) {
-		err = re.Err
-	}
+	err = unlabel(err)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		if last := c.hub.sub.LastError(); last != nil {
 			err = fmt.Errorf("%w (last Redis connection error: %v)", err, last)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tiercache/tiercache/internal/leakcheck"
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 	"github.com/tiercache/tiercache/tiered"
 )
 

@@ -10,9 +10,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/invalidate"
-	"github.com/tiercache/tiercache/local"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/invalidate"
+	"github.com/tiercache/tiercache/internal/local"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // DefaultMaxStaleness is HubOptions.MaxStaleness when it is 0.

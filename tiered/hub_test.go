@@ -57,8 +57,8 @@ func ourGoroutines() int {
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "tiercache/tiered.") || strings.Contains(g, "tiercache/invalidate.") ||
-			strings.Contains(g, "tiercache/local.") || strings.Contains(g, "tiercache/remote.") {
+		if strings.Contains(g, "tiercache/tiered.") || strings.Contains(g, "tiercache/internal/invalidate.") ||
+			strings.Contains(g, "tiercache/internal/local.") || strings.Contains(g, "tiercache/internal/remote.") {
 			n++
 		}
 	}

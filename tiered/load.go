@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // loadAndStore calls the loader once with every key of r.loadIdx, writes

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 	"github.com/tiercache/tiercache/tiered"
 )
 

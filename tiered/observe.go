@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tiercache/tiercache/invalidate"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/invalidate"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // Observer receives what happens in the caches of a Hub (HubOptions.Observer),
@@ -61,11 +61,10 @@ const (
 	// its send time (an older release's, or a Hub with WireVersion 1).
 	EventInvalidation
 	// EventSubscription: the subscription of the cache's channel changed
-	// state: State is invalidate.Subscribed (the local tier is in use from
-	// now on), invalidate.Broken (lost: the local tier is purged, or kept
-	// suspect with StaleIfError, and bypassed; Err says why) or
-	// invalidate.Gap (a message did not decode: the local tier is purged;
-	// Err says why).
+	// state: State is StateSubscribed (the local tier is in use from now
+	// on), StateBroken (lost: the local tier is purged, or kept suspect
+	// with StaleIfError, and bypassed; Err says why) or StateGap (a
+	// message did not decode: the local tier is purged; Err says why).
 	EventSubscription
 	// EventBypass: keys read from Redis because the local tier could not be
 	// trusted. Op is "unsubscribed" (the subscription is not confirmed) or
@@ -103,12 +102,55 @@ func (k EventKind) String() string {
 // fields each kind sets.
 type Event struct {
 	Kind      EventKind
-	Namespace string           // the cache's namespace
-	Op        string           // the operation, or for EventBypass the reason
-	Keys      int              // how many keys
-	Duration  time.Duration    // a latency, a lag or an age
-	Err       error            // what failed
-	State     invalidate.State // EventSubscription
+	Namespace string        // the cache's namespace
+	Op        string        // the operation, or for EventBypass the reason
+	Keys      int           // how many keys
+	Duration  time.Duration // a latency, a lag or an age
+	Err       error         // what failed
+	State     State         // EventSubscription
+}
+
+// State is the state of a cache's invalidation subscription, as an
+// EventSubscription reports it.
+type State int
+
+// The states of a subscription.
+const (
+	// StateSubscribed: Redis confirmed the cache's channel; every
+	// invalidation published from now on reaches this instance.
+	StateSubscribed State = iota + 1
+	// StateBroken: the connection was lost or failed its health check;
+	// invalidations may have been lost.
+	StateBroken
+	// StateGap: a message on the channel did not decode, so an
+	// invalidation may have been lost; the subscription itself holds.
+	StateGap
+)
+
+// String returns "Subscribed", "Broken", "Gap" or "State(n)".
+func (s State) String() string {
+	switch s {
+	case StateSubscribed:
+		return "Subscribed"
+	case StateBroken:
+		return "Broken"
+	case StateGap:
+		return "Gap"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// stateOf is the State of a subscriber's state.
+func stateOf(s invalidate.State) State {
+	switch s {
+	case invalidate.Subscribed:
+		return StateSubscribed
+	case invalidate.Broken:
+		return StateBroken
+	case invalidate.Gap:
+		return StateGap
+	}
+	return State(s)
 }
 
 // observe hands e, stamped with the cache's namespace, to the Hub's
@@ -116,6 +158,9 @@ type Event struct {
 // without one.
 func (c *Cache[V]) observe(e Event) {
 	e.Namespace = c.namespace
+	if e.Err != nil {
+		e.Err = unlabel(e.Err)
+	}
 	c.obs.Observe(e)
 }
 

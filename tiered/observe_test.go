@@ -10,8 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/tiercache/internal/invalidate"
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/invalidate"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -77,7 +77,7 @@ func TestObserverSeesEveryKind(t *testing.T) {
 	b := observedInstance(t, s, "b", tiered.HubOptions{}, tiered.Options[string]{})
 	ctx := context.Background()
 
-	if n := rec.of(tiered.EventSubscription); len(n) != 1 || n[0].State != invalidate.Subscribed || n[0].Namespace != s.Namespace {
+	if n := rec.of(tiered.EventSubscription); len(n) != 1 || n[0].State != tiered.StateSubscribed || n[0].Namespace != s.Namespace {
 		t.Errorf("subscription events at start = %+v; want one Subscribed for the namespace", n)
 	}
 	if err := b.Set(ctx, "k", "v1"); err != nil {
@@ -171,7 +171,7 @@ func TestObserverSeesEveryKind(t *testing.T) {
 		return len(rec.of(tiered.EventSubscription)) >= 3 && a.Subscribed()
 	})
 	subs := rec.of(tiered.EventSubscription)
-	if subs[1].State != invalidate.Broken || subs[1].Err == nil || subs[2].State != invalidate.Subscribed {
+	if subs[1].State != tiered.StateBroken || subs[1].Err == nil || subs[2].State != tiered.StateSubscribed {
 		t.Errorf("subscription events = %+v; want Subscribed, Broken (with its error), Subscribed", subs)
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/tiercache/tiercache/local"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/local"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // Defaults of the Options fields.

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // Get returns the value of key: from the local tier when it holds it, else

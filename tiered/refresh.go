@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tiercache/tiercache/local"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/local"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // Refresh ahead (Options.RefreshAhead): a local hit on an entry that a

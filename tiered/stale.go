@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/tiercache/tiercache/local"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/local"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // StaleIfError: what this instance held for a key, kept while it cannot be

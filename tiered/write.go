@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tiercache/tiercache/invalidate"
-	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/internal/invalidate"
+	"github.com/tiercache/tiercache/internal/local"
 )
 
 // Set stores value under key in Redis with the cache's TTL and publishes an

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tiercache/tiercache/internal/leakcheck"
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }

@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // subscribe returns a subscription to ch, confirmed.

@@ -417,8 +417,8 @@ func ours() []string {
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		_, creator, ok := strings.Cut(g, "\ncreated by ")
-		if ok && strings.HasPrefix(creator, "github.com/tiercache/tiercache/invalidate.") &&
-			!strings.HasPrefix(creator, "github.com/tiercache/tiercache/invalidate.Test") {
+		if ok && strings.HasPrefix(creator, "github.com/tiercache/tiercache/internal/invalidate.") &&
+			!strings.HasPrefix(creator, "github.com/tiercache/tiercache/internal/invalidate.Test") {
 			out = append(out, g)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 func TestReplaceIf(t *testing.T) {

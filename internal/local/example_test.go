@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tiercache/tiercache/local"
+	"github.com/tiercache/tiercache/internal/local"
 )
 
 func Example() {

@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // Reads go on while writes are paused (CLIENT PAUSE WRITE, as a failover

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 func TestAcquire(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 func TestCheckNamespace(t *testing.T) {

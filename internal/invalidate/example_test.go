@@ -8,7 +8,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/invalidate"
+	"github.com/tiercache/tiercache/internal/invalidate"
 )
 
 func ExampleMessage_Append() {

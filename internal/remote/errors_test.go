@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/tiercache/tiercache/remote"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // Every method's error is a *remote.Error naming the operation, the
