@@ -239,7 +239,10 @@ func RemoteHit(ctx context.Context, e *Env, cfg Config) (*RemoteHitResult, error
 		return err
 	}
 	pget := func(k string) error { return plain.Get(ctx, e.Key(k)).Err() }
-	store := remote.New(e.NewClient(nil), remote.Options{Namespace: e.Namespace})
+	store, err := remote.New(e.NewClient(nil), remote.Options{Namespace: e.Namespace})
+	if err != nil {
+		return nil, err
+	}
 	sget := func(k string) error { _, _, err := store.GetWithTTL(ctx, k); return err }
 	s0, c0 := in.Stats(), in.Calls.Snapshot()
 	series, err := Compare(ctx, cfg.Duration, cfg.Rounds, cfg.Progress, "remotehit",
@@ -325,7 +328,10 @@ func Write(ctx context.Context, e *Env, cfg Config) (*WriteResult, error) {
 	pset := func(k string) error { return plain.Set(ctx, e.Key(k), vals[k], keyTTL).Err() }
 	// The same script as Set, with a payload of the same size, published on
 	// the same channel, so the subscribed instances receive (and ignore) it.
-	store := remote.New(e.NewClient(nil), remote.Options{Namespace: e.Namespace})
+	store, err := remote.New(e.NewClient(nil), remote.Options{Namespace: e.Namespace})
+	if err != nil {
+		return nil, err
+	}
 	channel := invalidate.Channel(e.Namespace)
 	payload := invalidate.Message{Origin: invalidate.NewOrigin(), Keys: []string{ks[0]}}.Append(nil)
 	sset := func(k string) error {

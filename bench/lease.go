@@ -71,7 +71,10 @@ func deadHolder(ctx context.Context, e *Env, cfg Config, r *LeaseResult) error {
 	if err != nil {
 		return err
 	}
-	dead := remote.New(e.NewClient(nil), remote.Options{Namespace: e.Namespace})
+	dead, err := remote.New(e.NewClient(nil), remote.Options{Namespace: e.Namespace})
+	if err != nil {
+		return err
+	}
 	for i := range cfg.LeaseTrials {
 		cfg.Progress.Update("lease: dead holder, trial %d/%d", i+1, cfg.LeaseTrials)
 		key := "lease:dead:" + strconv.Itoa(i)

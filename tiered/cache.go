@@ -172,12 +172,17 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		// LocalSize was checked: local.New can only reject the shards.
 		return nil, fmt.Errorf("tiered: LocalShards: %w", err)
 	}
+	store, err := remote.New(h.client, remote.Options{Namespace: opts.Namespace})
+	if err != nil {
+		lc.Close()
+		return nil, fmt.Errorf("tiered: %w", err)
+	}
 	c := &Cache[V]{
 		hub:         h,
 		ownHub:      ownHub,
 		client:      h.client,
 		namespace:   opts.Namespace,
-		store:       remote.New(h.client, remote.Options{Namespace: opts.Namespace}),
+		store:       store,
 		local:       lc,
 		codec:       opts.Codec,
 		log:         opts.Logger,

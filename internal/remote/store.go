@@ -42,8 +42,8 @@ type Options struct {
 	ScanCount int
 }
 
-// Validate reports the first invalid field of o, by name.
-func (o Options) Validate() error {
+// validate reports the first invalid field of o, by name.
+func (o Options) validate() error {
 	if o.Namespace != "" {
 		if err := CheckNamespace(o.Namespace); err != nil {
 			return fmt.Errorf("remote: Namespace: %w", err)
@@ -72,18 +72,16 @@ type Store struct {
 	writeScriptSent, acquireScriptSent atomic.Bool
 }
 
-// New returns a Store over client. It sends nothing to Redis.
-//
-// New panics if client is nil or opts is invalid: both are programming
-// errors. Call Options.Validate first to get an error instead. New accepts
-// any client; CheckClient tells which ones the Store can serve correctly
-// (the tiered package calls it and refuses the others).
-func New(client redis.UniversalClient, opts Options) *Store {
+// New returns a Store over client. It sends nothing to Redis. It fails for
+// a nil client and for invalid options, naming the field. New accepts any
+// client; CheckClient tells which ones the Store can serve correctly (the
+// tiered package calls it and refuses the others).
+func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if client == nil {
-		panic("remote: New with a nil client")
+		return nil, errors.New("remote: New with a nil client")
 	}
-	if err := opts.Validate(); err != nil {
-		panic(err.Error())
+	if err := opts.validate(); err != nil {
+		return nil, err
 	}
 	if opts.Namespace == "" {
 		opts.Namespace = DefaultNamespace
@@ -101,7 +99,7 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		prefix:            prefix,
 		pattern:           EscapeGlob(prefix) + "*",
 		scanCount:         int64(opts.ScanCount),
-	}
+	}, nil
 }
 
 // Namespace returns the store's namespace.
