@@ -105,7 +105,7 @@ func applied[V any](t *testing.T, n uint64, insts ...*instance[V]) {
 func warmScripts(t *testing.T, client *redis.Client) {
 	t.Helper()
 	ctx := context.Background()
-	st := remote.New(client, remote.Options{Namespace: "tiercache-warm-up"})
+	st := newStore(t, client, "tiercache-warm-up")
 	noop := func([]string) []byte { return nil }
 	if err := st.DeleteAndPublish(ctx, "tiercache-warm-up", noop, "none"); err != nil {
 		t.Fatal(err)
@@ -243,4 +243,15 @@ func await[T any](t *testing.T, ch <-chan asyncResult[T]) (T, error) {
 		t.Fatal("call did not return")
 		panic("unreachable")
 	}
+}
+
+// newStore returns a bare remote.Store on client, for tests that act as
+// another instance (or a dead one) below the Cache.
+func newStore(t testing.TB, client redis.UniversalClient, namespace string) *remote.Store {
+	t.Helper()
+	st, err := remote.New(client, remote.Options{Namespace: namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

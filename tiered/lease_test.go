@@ -97,7 +97,7 @@ func TestLeaseHolderDiesAWaiterTakesOver(t *testing.T) {
 	const leaseTTL = 200 * time.Millisecond
 	b := newInstance(t, s, "b", tiered.Options[string]{LeaseTTL: leaseTTL})
 	// The dead holder: it took the lease and will never write.
-	dead := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
+	dead := newStore(t, s.Client, s.Namespace)
 	claims, err := dead.Acquire(bg, []string{"k"}, remote.NewLeaseToken(), leaseTTL)
 	if err != nil || !claims[0].Acquired {
 		t.Fatalf("Acquire = %+v, %v", claims, err)
@@ -240,7 +240,7 @@ func TestDeadHolderTakenOverWithDefaultLeaseTTL(t *testing.T) {
 	s := redistest.New(t)
 	const loadTimeout = 300 * time.Millisecond
 	b := newInstance(t, s, "b", tiered.Options[string]{LoadTimeout: loadTimeout})
-	dead := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
+	dead := newStore(t, s.Client, s.Namespace)
 	if claims, err := dead.Acquire(bg, []string{"k"}, remote.NewLeaseToken(), loadTimeout); err != nil || !claims[0].Acquired {
 		t.Fatalf("Acquire = %+v, %v", claims, err)
 	}

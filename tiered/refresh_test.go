@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tiercache/tiercache/internal/redistest"
-	"github.com/tiercache/tiercache/internal/remote"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -33,8 +32,8 @@ func refreshInstance(t *testing.T, s *redistest.Server, name string, opts tiered
 }
 
 // refreshLeaseHeld reports whether key's refresh lease is held in Redis.
-func refreshLeaseHeld(s *redistest.Server, key string) bool {
-	st := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
+func refreshLeaseHeld(t testing.TB, s *redistest.Server, key string) bool {
+	st := newStore(t, s.Client, s.Namespace)
 	return s.Client.Exists(bg, st.RefreshKey(key)).Val() == 1
 }
 
@@ -271,7 +270,7 @@ func TestRefreshNeverOverwritesANewerSet(t *testing.T) {
 				applied(t, 1, a)
 			}
 			close(l.release)
-			waitFor(t, 5*time.Second, "the refresh ends", func() bool { return !refreshLeaseHeld(s, "k") })
+			waitFor(t, 5*time.Second, "the refresh ends", func() bool { return !refreshLeaseHeld(t, s, "k") })
 			if got := s.Client.Get(bg, s.Namespace+":k").Val(); got != "set" {
 				t.Fatalf("Redis holds %q after the refresh, want the Set's value", got)
 			}
@@ -307,7 +306,7 @@ func TestFetchOfAKeyInItsWindowRefreshes(t *testing.T) {
 	waitFor(t, 5*time.Second, "the refreshed value in Redis", func() bool {
 		return s.Client.Get(bg, s.Namespace+":k").Val() == "v001"
 	})
-	waitFor(t, 5*time.Second, "the refresh ends", func() bool { return !refreshLeaseHeld(s, "k") })
+	waitFor(t, 5*time.Second, "the refresh ends", func() bool { return !refreshLeaseHeld(t, s, "k") })
 	applied(t, 1, b)
 	for _, in := range []*instance[string]{a, b} {
 		if v, err := in.Get(bg, "k"); err != nil || v != "v001" {
@@ -407,7 +406,7 @@ func TestRefreshLoaderPanicIsContained(t *testing.T) {
 	if st := a.Stats(); st.Refreshes != 1 || st.LoadErrors != 1 || st.Loads != 2 {
 		t.Fatalf("stats %+v: want 1 refresh, 2 loads, 1 load error", st)
 	}
-	waitFor(t, 5*time.Second, "the lease released", func() bool { return !refreshLeaseHeld(s, "k") })
+	waitFor(t, 5*time.Second, "the lease released", func() bool { return !refreshLeaseHeld(t, s, "k") })
 	ev := obs.all()
 	if len(ev) != 1 || ev[0].Err == nil || !strings.Contains(ev[0].Err.Error(), "boom") || ev[0].Keys != 1 {
 		t.Fatalf("refresh load events = %+v; want one, with the panic", ev)
