@@ -53,19 +53,6 @@ func (c *Cache[V]) cached(ctx context.Context, op, key string) (e entry[V], ok b
 	return e, ok, err
 }
 
-// launch starts a detached flight's goroutine, counted so that Close waits
-// for it; it refuses once Close has begun.
-func (c *Cache[V]) launch(run func()) error {
-	if !c.enterFlight() {
-		return ErrClosed
-	}
-	go func() {
-		defer c.leaveFlight()
-		run()
-	}()
-	return nil
-}
-
 // read reads key from Redis and, when the subscription is live and nothing
 // invalidated key meanwhile, stores it in the local tier.
 func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {

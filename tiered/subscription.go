@@ -1,0 +1,68 @@
+package tiered
+
+import (
+	"time"
+
+	"github.com/tiercache/tiercache/internal/invalidate"
+)
+
+// onMessage applies another instance's invalidation. Runs on the subscriber
+// goroutine.
+func (c *Cache[V]) onMessage(m invalidate.Message) {
+	if m.Origin == c.origin {
+		return // our own writes settled the local tier themselves (see settleWrite)
+	}
+	c.stats.invalidations.Add(1)
+	if m.All {
+		c.purgeLocal()
+	} else {
+		c.invalidateLocal(m.Keys...)
+	}
+	if c.obs != nil {
+		e := Event{Kind: EventInvalidation, Keys: len(m.Keys), Duration: -1}
+		if m.All {
+			e.Op = "all"
+		}
+		if !m.Sent.IsZero() {
+			e.Duration = max(time.Since(m.Sent), 0) // below 0 only by clock skew
+		}
+		c.observe(e)
+	}
+}
+
+// onState follows the subscription. Messages may have been lost while it was
+// down, so the local tier is purged both when it breaks and when it is
+// confirmed again; between the two, the local tier is bypassed. The purge
+// bumps every generation, so no read or write that began before it can fill
+// the local tier after it, and overtakes every flight, so no call that begins
+// after it joins one that began before. A message that did not decode may
+// have carried invalidations (a newer release's wire version, say): that gap
+// purges too, and the local tier stays in use.
+func (c *Cache[V]) onState(s invalidate.State, err error) {
+	if c.obs != nil {
+		c.observe(Event{Kind: EventSubscription, State: stateOf(s), Err: err})
+	}
+	switch s {
+	case invalidate.Subscribed:
+		c.purgeLocal()
+		c.state.CompareAndSwap(stateBypass, stateLive)
+	case invalidate.Gap:
+		c.purgeLocal()
+		c.stats.gaps.Add(1)
+		c.log.Warn("tiered: an invalidation message did not decode; local tier purged",
+			"namespace", c.namespace, "err", err)
+	case invalidate.Broken:
+		// StaleIfError: keep what the local tier holds as suspect, before
+		// the switch to bypass, so that no read in between finds neither
+		// (until the switch, a read that Redis fails is answered from the
+		// local tier itself: the proof of freshness is gone already).
+		if c.suspect != nil && c.state.Load() == stateLive {
+			c.keepSuspect()
+		}
+		c.state.CompareAndSwap(stateLive, stateBypass)
+		c.purgeLive()
+		c.stats.breaks.Add(1)
+		c.log.Warn("tiered: invalidation subscription lost; local tier purged and bypassed until it is back",
+			"channel", c.channel, "err", err)
+	}
+}
