@@ -53,6 +53,7 @@ type Cache[V any] struct {
 	notFoundTTL time.Duration
 	ttlJitter   float64
 	leaseTTL    time.Duration // <= 0: no leases
+	localOff    bool          // LocalSize < 0: no local tier; the cache never goes live
 
 	refreshAhead float64    // 0: off
 	refreshes    refreshSet // the keys being refreshed ahead; see refresh.go
@@ -157,10 +158,15 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 	if opts.LeaseTTL == 0 {
 		opts.LeaseTTL = opts.LoadTimeout
 	}
+	localOff := opts.LocalSize < 0
+	if localOff {
+		// Nothing is ever stored in it (the cache never goes live), but
+		// every write still takes a token and invalidates there.
+		opts.LocalSize, opts.LocalShards = 1, 1
+	}
 	lc, err := local.New[string, entry[V]](local.Options{Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock})
 	if err != nil {
-		// LocalSize was checked: local.New can only reject the shards.
-		return nil, fmt.Errorf("tiered: LocalShards: %w", err)
+		return nil, fmt.Errorf("tiered: local tier: %w", err)
 	}
 	store, err := remote.New(h.client, remote.Options{Namespace: opts.Namespace})
 	if err != nil {
@@ -186,6 +192,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		ttlJitter:   opts.TTLJitter,
 		leaseTTL:    opts.LeaseTTL,
 
+		localOff:     localOff,
 		refreshAhead: opts.RefreshAhead,
 		staleIfError: opts.StaleIfError,
 	}
@@ -193,7 +200,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		c.suspect, err = local.New[string, staleEntry[V]](local.Options{Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock})
 		if err != nil {
 			lc.Close()
-			return nil, fmt.Errorf("tiered: LocalShards: %w", err)
+			return nil, fmt.Errorf("tiered: suspect tier: %w", err)
 		}
 	}
 	onPanic := func(key string, p *panicError) {
@@ -216,7 +223,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		return nil, err
 	}
 	if live {
-		c.state.CompareAndSwap(stateBypass, stateLive)
+		c.goLive()
 	}
 	return c, nil
 }
@@ -236,6 +243,14 @@ func (c *Cache[V]) Keys(ctx context.Context) ([]string, error) {
 // Namespace returns the cache's namespace.
 func (c *Cache[V]) Namespace() string { return c.namespace }
 
-// Subscribed reports whether the invalidation subscription is confirmed, that
-// is whether the local tier is in use.
+// Subscribed reports whether the local tier is in use: the invalidation
+// subscription is confirmed (and the local tier is not off).
 func (c *Cache[V]) Subscribed() bool { return c.state.Load() == stateLive }
+
+// goLive puts the local tier in use, unless it is off: the subscription is
+// confirmed.
+func (c *Cache[V]) goLive() {
+	if !c.localOff {
+		c.state.CompareAndSwap(stateBypass, stateLive)
+	}
+}

@@ -22,16 +22,17 @@ const DefaultMaxStaleness = 10 * time.Millisecond
 var ErrHubClosed = errors.New("tiered: hub is closed")
 
 // HubOptions configures a Hub: what is per connection. The zero value of
-// every field is its default.
+// every field is its default; HealthCheck and MaxStaleness turn their
+// feature off when negative.
 type HubOptions struct {
 	// HealthCheck is how long the invalidation subscription may stay silent
 	// before it is pinged; no answer within another HealthCheck counts as a
-	// lost connection. Default: invalidate.DefaultHealthCheck (1s).
-	// Must be >= 0.
+	// lost connection. Default: 1s. Negative: no health check (HEALTHCHECK_OFF).
+	// Must otherwise be at least 1ms.
 	HealthCheck time.Duration
 
 	// MaxBackoff caps the pause between attempts to subscribe again.
-	// Default: invalidate.DefaultMaxBackoff (1s). Must be >= 0.
+	// Default: 1s. Must be >= 0.
 	MaxBackoff time.Duration
 
 	// MaxStaleness bounds how old a local hit may be: a local hit never
@@ -69,17 +70,16 @@ type HubOptions struct {
 }
 
 func (o *HubOptions) validate() error {
-	switch {
-	case o.HealthCheck < 0:
-		return fmt.Errorf("tiered: HealthCheck must be >= 0, got %v", o.HealthCheck)
-	case o.MaxBackoff < 0:
-		return fmt.Errorf("tiered: MaxBackoff must be >= 0, got %v", o.MaxBackoff)
-	case o.MaxStaleness > 0 && o.MaxStaleness < time.Millisecond:
-		return fmt.Errorf("tiered: MaxStaleness must be negative (off), 0 (the default) or at least 1ms, got %v", o.MaxStaleness)
-	case o.WireVersion < 0 || o.WireVersion > 2:
-		return fmt.Errorf("tiered: WireVersion must be 0 (the default, 2), 1 or 2, got %d", o.WireVersion)
+	var wire error
+	if o.WireVersion < 0 || o.WireVersion > 2 {
+		wire = fmt.Errorf("tiered: WireVersion must be 0 (the default, 2), 1 or 2, got %d", o.WireVersion)
 	}
-	return nil
+	return errors.Join(
+		orOff("HealthCheck", o.HealthCheck),
+		nonNegative("MaxBackoff", o.MaxBackoff),
+		orOff("MaxStaleness", o.MaxStaleness),
+		wire,
+	)
 }
 
 // Hub owns what is per connection: one pub/sub connection with one channel

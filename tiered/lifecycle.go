@@ -9,6 +9,9 @@ import (
 // (from then on its local tier is in use), or, when ctx ends first, an error
 // that carries the last connection error.
 func (c *Cache[V]) WaitReady(ctx context.Context) error {
+	if c.localOff {
+		return c.closedErr() // nothing to wait for: no local tier
+	}
 	return c.hub.wait(ctx, fmt.Sprintf("cache of namespace %q", c.namespace), func() bool {
 		return c.state.Load() != stateBypass
 	})

@@ -198,6 +198,9 @@ func (c *Cache[V]) observeLocal(op string, hits, misses int) {
 // because the subscription is not confirmed ("unsubscribed") or the Hub
 // could not prove the local tier fresh ("unproven").
 func (c *Cache[V]) bypassed(reason string, keys int) {
+	if c.localOff {
+		return // no local tier to bypass
+	}
 	if reason == "unproven" {
 		c.stats.unproven.Add(uint64(keys))
 	} else {

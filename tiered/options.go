@@ -1,6 +1,7 @@
 package tiered
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -17,7 +18,8 @@ const (
 	DefaultLoadTimeout = 10 * time.Second
 )
 
-// Options configures a Cache. The zero value of every field is its default.
+// Options configures a Cache. The zero value of every field is its default;
+// LocalSize, LeaseTTL and HealthCheck turn their feature off when negative.
 type Options[V any] struct {
 	// Namespace prefixes every Redis key ("Namespace:key") and names the
 	// invalidation channel. Every instance that must agree on the same keys
@@ -30,12 +32,17 @@ type Options[V any] struct {
 	TTL time.Duration
 
 	// LocalSize is the number of entries the local tier holds.
-	// Default: 10,000. Must be >= 0.
+	// Default: 10,000. Negative: no local tier. Every read then goes to
+	// Redis (still one shared read per key in this process), the cache
+	// never waits for its subscription (WaitReady returns at once and
+	// Subscribed reports false), and its writes still invalidate the local
+	// tiers of the other instances. LocalShards, LocalTTL, StaleIfError and
+	// RefreshAhead need the local tier: they must then be 0.
 	LocalSize int
 
 	// LocalShards splits the local tier into this many independently locked
-	// parts, a power of two. Default: chosen from LocalSize (16 for large
-	// tiers, fewer for small ones).
+	// parts: 0 or a power of two, at most the tier's size. Default: chosen
+	// from LocalSize (16 for large tiers, fewer for small ones).
 	LocalShards int
 
 	// LocalTTL is the longest a value lives in the local tier. A value read
@@ -148,7 +155,7 @@ type Options[V any] struct {
 
 	// HealthCheck is the HubOptions field of the same name for the Hub that
 	// New makes for the cache; a cache made by NewCache uses its Hub's, and
-	// this must then be 0. Must be >= 0.
+	// this must then be 0. Negative: off (see HubOptions.HealthCheck).
 	HealthCheck time.Duration
 
 	// Logger receives reports of lost subscriptions, panics in a Codec or a
@@ -157,43 +164,58 @@ type Options[V any] struct {
 	Logger *slog.Logger
 }
 
+// validate reports the first invalid field of o, by name. It is the only
+// check of a cache's options: the parts it builds the cache from are given
+// only values it accepted.
 func (o *Options[V]) validate() error {
 	if o.Namespace != "" {
 		if err := remote.CheckNamespace(o.Namespace); err != nil {
 			return fmt.Errorf("tiered: Namespace: %w", err)
 		}
 	}
-	switch {
-	case o.TTL < 0:
-		return fmt.Errorf("tiered: TTL must be >= 0, got %v", o.TTL)
-	case o.TTL > 0 && o.TTL < time.Millisecond:
-		return fmt.Errorf("tiered: TTL must be 0 or at least 1ms, got %v", o.TTL)
-	case o.LocalSize < 0:
-		return fmt.Errorf("tiered: LocalSize must be >= 0, got %d", o.LocalSize)
-	case o.LocalShards < 0:
-		return fmt.Errorf("tiered: LocalShards must be >= 0, got %d", o.LocalShards)
-	case o.LocalTTL < 0:
-		return fmt.Errorf("tiered: LocalTTL must be >= 0, got %v", o.LocalTTL)
-	case o.LocalTTL > 0 && o.LocalTTL < time.Millisecond:
-		return fmt.Errorf("tiered: LocalTTL must be 0 or at least 1ms, got %v", o.LocalTTL)
-	case o.LoadTimeout < 0:
-		return fmt.Errorf("tiered: LoadTimeout must be >= 0, got %v", o.LoadTimeout)
-	case o.NotFoundTTL < 0:
-		return fmt.Errorf("tiered: NotFoundTTL must be >= 0, got %v", o.NotFoundTTL)
-	case o.NotFoundTTL > 0 && o.NotFoundTTL < time.Millisecond:
-		return fmt.Errorf("tiered: NotFoundTTL must be 0 or at least 1ms, got %v", o.NotFoundTTL)
-	case !(o.TTLJitter >= 0 && o.TTLJitter < 1): // also refuses NaN
-		return fmt.Errorf("tiered: TTLJitter must be in [0, 1), got %v", o.TTLJitter)
-	case o.LeaseTTL > 0 && o.LeaseTTL < time.Millisecond:
-		return fmt.Errorf("tiered: LeaseTTL must be negative (off), 0 (default) or at least 1ms, got %v", o.LeaseTTL)
-	case !(o.RefreshAhead >= 0 && o.RefreshAhead < 1): // also refuses NaN
-		return fmt.Errorf("tiered: RefreshAhead must be in [0, 1), got %v", o.RefreshAhead)
-	case o.StaleIfError < 0:
-		return fmt.Errorf("tiered: StaleIfError must be >= 0, got %v", o.StaleIfError)
-	case o.StaleIfError > 0 && o.StaleIfError < time.Millisecond:
-		return fmt.Errorf("tiered: StaleIfError must be 0 or at least 1ms, got %v", o.StaleIfError)
-	case o.HealthCheck < 0:
-		return fmt.Errorf("tiered: HealthCheck must be >= 0, got %v", o.HealthCheck)
+	if err := o.validateLocal(); err != nil {
+		return err
 	}
-	return nil
+	return errors.Join(
+		positiveMillis("TTL", o.TTL),
+		positiveMillis("NotFoundTTL", o.NotFoundTTL),
+		positiveMillis("StaleIfError", o.StaleIfError),
+		nonNegative("LoadTimeout", o.LoadTimeout),
+		orOff("LeaseTTL", o.LeaseTTL),
+		orOff("HealthCheck", o.HealthCheck),
+		fraction("TTLJitter", o.TTLJitter),
+		fraction("RefreshAhead", o.RefreshAhead),
+	)
+}
+
+// validateLocal checks the fields of the local tier, and that the options
+// that need one do not come without it.
+func (o *Options[V]) validateLocal() error {
+	if o.LocalSize < 0 {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"LocalShards", o.LocalShards != 0},
+			{"LocalTTL", o.LocalTTL != 0},
+			{"StaleIfError", o.StaleIfError != 0},
+			{"RefreshAhead", o.RefreshAhead != 0},
+		} {
+			if f.set {
+				return fmt.Errorf("tiered: %s needs the local tier, which a negative LocalSize (%d) turns off", f.name, o.LocalSize)
+			}
+		}
+		return nil
+	}
+	size := o.LocalSize
+	if size == 0 {
+		size = DefaultLocalSize
+	}
+	switch n := o.LocalShards; {
+	case n < 0 || n&(n-1) != 0:
+		return fmt.Errorf("tiered: LocalShards must be 0 (the default) or a power of two, got %d", n)
+	case n > size:
+		return fmt.Errorf("tiered: LocalShards must be at most the local tier's size (%d), got %d", size, n)
+	}
+	return positiveMillis("LocalTTL", o.LocalTTL)
 }

@@ -45,7 +45,7 @@ func (c *Cache[V]) onState(s invalidate.State, err error) {
 	switch s {
 	case invalidate.Subscribed:
 		c.purgeLocal()
-		c.state.CompareAndSwap(stateBypass, stateLive)
+		c.goLive()
 	case invalidate.Gap:
 		c.purgeLocal()
 		c.stats.gaps.Add(1)
