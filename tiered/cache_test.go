@@ -546,12 +546,17 @@ func TestOptionsValidation(t *testing.T) {
 		t.Errorf("New(nil client) err = %v, want one naming the client", err)
 	}
 	for field, opts := range map[string]tiered.Options[string]{
-		"TTL":         {TTL: -1},
-		"LocalSize":   {LocalSize: -1},
-		"LocalTTL":    {LocalTTL: -time.Second},
-		"LoadTimeout": {LoadTimeout: -1},
-		"HealthCheck": {HealthCheck: -1},
-		"LocalShards": {LocalShards: 3},
+		"TTL":          {TTL: -1},
+		"LocalTTL":     {LocalTTL: -time.Second},
+		"LoadTimeout":  {LoadTimeout: -1},
+		"HealthCheck":  {HealthCheck: time.Microsecond},
+		"LocalShards":  {LocalShards: 3},
+		"StaleIfError": {StaleIfError: time.Microsecond},
+		"RefreshAhead": {RefreshAhead: 1},
+		"TTLJitter":    {TTLJitter: -0.1},
+		"LeaseTTL":     {LeaseTTL: time.Nanosecond},
+		"NotFoundTTL":  {NotFoundTTL: -1},
+		"Namespace":    {Namespace: "a b"},
 	} {
 		c, err := tiered.New(s.Client, opts)
 		if err == nil {
@@ -562,6 +567,85 @@ func TestOptionsValidation(t *testing.T) {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("New with a bad %s: error %q does not name it", field, err)
 		}
+	}
+	// The local tier's size, not local's: a small LocalSize bounds the
+	// shards, and the error names tiered's fields, not local's.
+	if _, err := tiered.New(s.Client, tiered.Options[string]{LocalSize: 4, LocalShards: 8}); err == nil ||
+		!strings.Contains(err.Error(), "LocalShards") || strings.Contains(err.Error(), "local:") {
+		t.Errorf("New with more shards than LocalSize: %v", err)
+	}
+	// What needs the local tier is refused without it, naming both fields.
+	for field, opts := range map[string]tiered.Options[string]{
+		"LocalShards":  {LocalSize: -1, LocalShards: 4},
+		"LocalTTL":     {LocalSize: -1, LocalTTL: time.Second},
+		"StaleIfError": {LocalSize: -1, StaleIfError: time.Second},
+		"RefreshAhead": {LocalSize: -1, RefreshAhead: 0.5},
+	} {
+		c, err := tiered.New(s.Client, opts)
+		if err == nil {
+			c.Close()
+			t.Errorf("New with %s and no local tier succeeded", field)
+			continue
+		}
+		if !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), "LocalSize") {
+			t.Errorf("New with %s and no local tier: error %q does not name both fields", field, err)
+		}
+	}
+	// Two invalid fields are both reported.
+	_, err := tiered.New(s.Client, tiered.Options[string]{TTL: -1, LoadTimeout: -1})
+	if err == nil || !strings.Contains(err.Error(), "TTL") || !strings.Contains(err.Error(), "LoadTimeout") {
+		t.Errorf("New with two bad fields: %v", err)
+	}
+}
+
+// A negative LocalSize turns the local tier off: every read goes to Redis,
+// so a write of another instance shows at once, without its invalidation;
+// nothing is counted as bypassed, and WaitReady does not wait.
+func TestLocalTierOff(t *testing.T) {
+	s := redistest.New(t)
+	w := newInstance(t, s, "w", tiered.Options[string]{})
+	client := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer client.Close()
+	// The Hub's subscription is cut, so no invalidation could reach r: a
+	// local tier would serve the old value.
+	p := redistest.NewProxy(t, s.Addr)
+	pc := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	defer pc.Close()
+	p.CutPubSub(true)
+	r, err := tiered.New(pc, tiered.Options[string]{Namespace: s.Namespace, LocalSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(bg, time.Second)
+	defer cancel()
+	if err := r.WaitReady(ctx); err != nil {
+		t.Fatalf("WaitReady with no local tier: %v", err)
+	}
+	for i := range 20 {
+		v := strconv.Itoa(i)
+		if err := w.Set(bg, "k", v); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if got, err := r.Get(bg, "k"); err != nil || got != v {
+				t.Fatalf("round %d: Get = %q, %v; want %q", i, got, err, v)
+			}
+		}
+	}
+	if err := r.Set(bg, "k", "mine"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "w applies r's invalidation", func() bool {
+		got, err := w.Get(bg, "k")
+		return err == nil && got == "mine"
+	})
+	st := r.Stats()
+	if st.LocalHits != 0 || st.Bypassed != 0 || st.Unproven != 0 || st.LocalEntries != 0 || r.Subscribed() {
+		t.Errorf("with no local tier: %+v, Subscribed %v", st, r.Subscribed())
+	}
+	if st.RemoteHits != 60 {
+		t.Errorf("RemoteHits = %d, want 60 (every Get)", st.RemoteHits)
 	}
 }
 

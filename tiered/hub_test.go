@@ -211,7 +211,7 @@ func TestNewCacheOptions(t *testing.T) {
 		t.Error("NewCache with a nil hub succeeded")
 	}
 	for field, opts := range map[string]tiered.HubOptions{
-		"HealthCheck":  {HealthCheck: -1},
+		"HealthCheck":  {HealthCheck: time.Microsecond},
 		"MaxBackoff":   {MaxBackoff: -1},
 		"MaxStaleness": {MaxStaleness: time.Microsecond},
 	} {
