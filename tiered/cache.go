@@ -16,8 +16,8 @@ import (
 	"github.com/tiercache/tiercache/internal/remote"
 )
 
-// ErrNotFound is returned for a key that is in neither tier. It is
-// remote.ErrNotFound: errors.Is matches either.
+// ErrNotFound is returned for a key that is in neither tier (errors.Is
+// matches it in every error that carries it).
 var ErrNotFound = remote.ErrNotFound
 
 // ErrClosed is returned by every call made after Close.
@@ -96,8 +96,8 @@ type entry[V any] struct {
 // confirmed, reads and writes go to Redis and the local tier is not used
 // (WaitReady waits for it). New fails for invalid Options, with an error
 // naming the field; for a client whose routing would lose invalidations
-// (see remote.CheckClient: a *redis.Client or a *redis.ClusterClient is
-// required), naming its type; and for a value type the default Codec can
+// (a Ring shards keys without knowing about the channel; a *redis.Client,
+// a failover client or a *redis.ClusterClient is required), naming its type; and for a value type the default Codec can
 // never encode. The Cache never closes client.
 func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error) {
 	if err := opts.validate(); err != nil {
@@ -228,7 +228,10 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 	return c, nil
 }
 
-// Keys lists the keys of the namespace in Redis (with SCAN), sorted.
+// Keys lists the keys of the namespace in Redis (with SCAN), sorted. It
+// lists every key Redis holds in the namespace, also those that hold no
+// value a Get would return: an absence remembered for NotFoundTTL, and a
+// key being loaded by a Fetch on some instance (its lease).
 func (c *Cache[V]) Keys(ctx context.Context) ([]string, error) {
 	if err := c.closedErr(); err != nil {
 		return nil, err

@@ -59,8 +59,8 @@ type bytesCodec struct{}
 func (bytesCodec) Marshal(v []byte) ([]byte, error)      { return v, nil }
 func (bytesCodec) Unmarshal(data []byte) ([]byte, error) { return data, nil }
 
-// encode marshals v for Redis. It refuses bytes that begin with
-// remote.MarkerPrefix: every instance would read them back as one of
+// encode marshals v for Redis. It refuses bytes that begin with the marker
+// prefix (remote.MarkerPrefix): every instance would read them back as one of
 // tiercache's own markers (an absence, a lease), not as a value.
 func (c *Cache[V]) encode(v V) ([]byte, error) {
 	data, err := c.codec.Marshal(v)

@@ -1,7 +1,7 @@
 // Package tiered is the cache tiercache users hold: a per-process expiring
-// LRU (package local) in front of a namespaced Redis store (package remote),
-// kept consistent across every instance that shares the namespace by
-// invalidation messages over Redis pub/sub (package invalidate).
+// LRU in front of a namespaced Redis store, kept consistent across every
+// instance that shares the namespace by invalidation messages over Redis
+// pub/sub. The module's root package has a runnable quick start.
 //
 // Reads look in the local tier first, then in Redis, through one shared
 // read per key per process; Fetch adds a loader for keys Redis does not
@@ -152,8 +152,9 @@
 // With Options.NotFoundTTL, a key that a loader reported absent is
 // remembered as absent for that long, by a marker in Redis that every
 // instance honours and any Set replaces; the marker and the leases are
-// values that begin with remote.MarkerPrefix, which Set refuses for user
-// values. A loader may choose the TTL of what it returns with SetTTL, and
+// values that begin with the bytes "\x00tiercache\x00", which Set refuses
+// for user values (no JSON value begins so; a string or []byte value that
+// does fails to Set with an error). A loader may choose the TTL of what it returns with SetTTL, and
 // Options.TTLJitter spreads every TTL written so that keys written together
 // do not expire together.
 //

@@ -113,8 +113,7 @@ type member interface {
 
 // NewHub returns a Hub over client. It does not wait for Redis (see
 // WaitReady). It fails for invalid options, naming the field, and for a
-// client whose routing would lose invalidations (see remote.CheckClient),
-// naming its type. Close it after the caches on it (or let it close them).
+// client whose routing would lose invalidations (a Ring), naming its type. Close it after the caches on it (or let it close them).
 // The Hub never closes client.
 func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 	if err := remote.CheckClient(client); err != nil {
