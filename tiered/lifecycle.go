@@ -87,3 +87,11 @@ func (c *Cache[V]) launch(run func()) error {
 	}()
 	return nil
 }
+
+// closedErr returns ErrClosed once Close has begun.
+func (c *Cache[V]) closedErr() error {
+	if c.state.Load() == stateClosed {
+		return ErrClosed
+	}
+	return nil
+}

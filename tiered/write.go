@@ -194,11 +194,3 @@ func (c *Cache[V]) purgeLive() {
 	c.loads.overtakeAll()
 	c.wakers.wakeAll()
 }
-
-// closedErr returns ErrClosed once Close has begun.
-func (c *Cache[V]) closedErr() error {
-	if c.state.Load() == stateClosed {
-		return ErrClosed
-	}
-	return nil
-}
