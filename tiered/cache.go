@@ -159,7 +159,10 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		opts.LeaseTTL = opts.LoadTimeout
 	}
 	localOff := opts.LocalSize < 0
-	if localOff {
+	switch {
+	case opts.LocalSize == 0:
+		opts.LocalSize = DefaultLocalSize
+	case localOff:
 		// Nothing is ever stored in it (the cache never goes live), but
 		// every write still takes a token and invalidates there.
 		opts.LocalSize, opts.LocalShards = 1, 1

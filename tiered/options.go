@@ -6,14 +6,13 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/tiercache/tiercache/internal/local"
 	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // Defaults of the Options fields.
 const (
-	DefaultNamespace   = remote.DefaultNamespace // "cache"
-	DefaultLocalSize   = local.DefaultSize       // 10,000 entries
+	DefaultNamespace   = "cache"
+	DefaultLocalSize   = 10_000 // entries
 	DefaultLocalTTL    = time.Minute
 	DefaultLoadTimeout = 10 * time.Second
 )
