@@ -65,9 +65,7 @@ func TestSubscriberAddRemove(t *testing.T) {
 	s := redistest.New(t)
 	chans := channels(s, 3)
 	a, b, c := chans[0], chans[1], chans[2]
-	p := redistest.NewProxy(t, s.Addr)
-	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
-	t.Cleanup(func() { _ = client.Close() })
+	p, client := viaProxy(t, s)
 	r := newRecorder()
 	opts := r.options(a, b)
 	opts.MaxBackoff = 5 * time.Millisecond

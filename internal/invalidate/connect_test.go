@@ -60,9 +60,7 @@ func TestSubscriberLastErrorOnClosedPort(t *testing.T) {
 func TestSubscriberLastErrorClearedOnSubscribed(t *testing.T) {
 	s := redistest.New(t)
 	ch := Channel(s.Namespace)
-	p := redistest.NewProxy(t, s.Addr)
-	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
-	t.Cleanup(func() { _ = client.Close() })
+	p, client := viaProxy(t, s)
 	r := newRecorder()
 	logger, logs := newCapture()
 	opts := r.options(ch)

@@ -1,16 +1,21 @@
-// Package invalidate carries the messages that tell every instance of a
-// two-tier cache to drop keys from its local tier: their encoding, the
-// pub/sub channels they travel on, and a Subscriber that delivers them,
-// reports whether the stream can be trusted, and proves how fresh it is.
+// Package invalidate carries the messages that tell every instance of
+// tiercache to drop keys from its local tier: their encoding, the pub/sub
+// channels they travel on, and a Subscriber that delivers them, reports
+// whether the stream can be trusted, and proves how fresh it is. It is an
+// internal part of the library, built for package tiered, which hard-wires
+// it (one Subscriber per tiered.Hub); its API is what tiered needs, and
+// changes with it.
 //
-// The package knows nothing of the cache. Publishing is the writer's job: it
-// sends the bytes of [Message.Append] to [Channel] (typically inside the same
-// Lua script as the write, so the two are atomic).
+// The package knows nothing of the cache. Publishing is the writer's job:
+// tiered, through the remote tier, sends the bytes of [Message.Append] to
+// [Channel] inside the same Lua script or transaction as the write, so the
+// two are atomic.
 //
 // One Subscriber serves a whole process: it holds one pub/sub connection
-// for a set of channels (one per namespace, say), which [Subscriber.Add]
-// and [Subscriber.Remove] change at run time, and runs two goroutines: the
-// reader, which calls the callbacks, and a watchdog beside it.
+// for a set of channels (one per namespace), which [Subscriber.Add] and
+// [Subscriber.Remove] change at run time, and runs two goroutines: the
+// reader, which calls the callbacks, and a watchdog beside it (see
+// watchdog), which sends the health check's PINGs and the fence's.
 //
 // # Promises
 //
@@ -51,7 +56,11 @@
 //     Subscriber sends PING, and reports Broken if nothing arrives within
 //     another HealthCheck (time spent in callbacks does not count). Until
 //     then, messages may be lost unnoticed; the freshness fence, below,
-//     notices sooner.
+//     notices sooner. A negative HealthCheck turns the health check off:
+//     then only a failing socket (a read error, once TCP keep-alive gives
+//     up on the peer, or an error sending a fence PING) ends such a
+//     connection, if anything does, and only the fence bounds how long its
+//     silence goes unnoticed.
 //   - OnMessage and OnState run on the Subscriber's own goroutine, one call
 //     at a time, in the order events happened. A slow callback delays later
 //     ones (and, if slow for long, lets Redis disconnect the subscriber for
@@ -75,7 +84,7 @@
 //
 // Delivery is prompt but not bounded: a busy process may run the reader
 // late, and a frozen connection delivers nothing until the health check
-// gives up on it. With [Options.MaxStaleness] set, [Subscriber.Fresh]
+// gives up on it (or ever, with the health check off). With [Options.MaxStaleness] set, [Subscriber.Fresh]
 // bounds it: it reports true only if every message published on the
 // channels more than MaxStaleness before the call has been passed to
 // OnMessage (and OnMessage has returned) or reported as a Gap. A reader
@@ -100,7 +109,9 @@
 // while nobody calls. The cost is thus at most 2/MaxStaleness PINGs per
 // second per Subscriber while Fresh is being called, plus one per
 // reconnection ([SubscriberStats.FencePings] counts them), none otherwise;
-// their answers also count as traffic for the health check. A call of
+// their answers also count as traffic for the health check. The fence
+// works the same with the health check off, but it only judges freshness:
+// an unanswered fence PING makes Fresh false and ends no connection. A call of
 // Fresh reads the clock (about 30ns) and one or two atomic values; it takes
 // no lock and does not allocate.
 //
@@ -113,8 +124,8 @@
 // ([Message.Sent], for measuring invalidation lag), only for a message
 // whose Sent is set; otherwise it writes version 1, byte for byte as the
 // releases before it did, which decode version 1 only. During a rolling
-// upgrade from such a release, publishers therefore leave Sent unknown (the
-// tiered package has an option to keep writing version 1) until every
+// upgrade from such a release, publishers therefore leave Sent unknown
+// (tiered's WireVersion option keeps writing version 1) until every
 // instance runs this release or a later one; old and new instances then
 // always understand each other. A later change of format follows the same
 // path: first a release that decodes both versions and can still write the

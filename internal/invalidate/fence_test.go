@@ -143,9 +143,7 @@ func TestFreshGoesFalseWhenFrozen(t *testing.T) {
 	const maxStale = 100 * time.Millisecond
 	s := redistest.New(t)
 	ch := Channel(s.Namespace)
-	p := redistest.NewProxy(t, s.Addr)
-	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
-	t.Cleanup(func() { _ = client.Close() })
+	p, client := viaProxy(t, s)
 	r := newRecorder()
 	opts := r.options(ch)
 	opts.MaxStaleness = maxStale

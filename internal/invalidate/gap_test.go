@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tiercache/tiercache/internal/redistest"
 )
 
@@ -109,9 +107,7 @@ func TestSubscriberReportsGap(t *testing.T) {
 func TestSubscriberGapKeepsSubscribed(t *testing.T) {
 	s := redistest.New(t)
 	ch := Channel(s.Namespace)
-	p := redistest.NewProxy(t, s.Addr)
-	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
-	t.Cleanup(func() { _ = client.Close() })
+	p, client := viaProxy(t, s)
 	r := newRecorder()
 	opts := r.options(ch)
 	opts.MaxBackoff = 5 * time.Millisecond

@@ -92,7 +92,18 @@ type Options struct {
 	// HealthCheck: after this long with nothing received the Subscriber
 	// sends PING, and if nothing arrives within another HealthCheck it
 	// reports Broken and reconnects. Time spent in OnMessage and OnState does
-	// not count. 0 means DefaultHealthCheck (1s); it must not be negative.
+	// not count. 0 means DefaultHealthCheck (1s).
+	//
+	// Negative turns the health check off: no PING is sent to test the
+	// connection. A connection that dies silently (no FIN, no RST: a host
+	// or a network gone) is then noticed only when its socket fails: a read
+	// error (once the operating system's TCP keep-alive gives up on the
+	// peer, where the client's dialer enables it, as go-redis's default
+	// dialer does) or an error sending a fence PING. Until then messages
+	// are lost without Broken being reported. The freshness fence
+	// (MaxStaleness) works as before, and is what still bounds staleness:
+	// Fresh turns false within MaxStaleness of the last answered fence
+	// PING; but an unanswered fence PING ends no connection.
 	HealthCheck time.Duration
 	// MaxBackoff caps the pause between reconnect attempts, which starts at
 	// 10ms and doubles after each failed attempt (each pause is drawn at
@@ -174,8 +185,6 @@ func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) 
 		return nil, errors.New("invalidate: OnMessage must not be nil")
 	case opts.OnState == nil:
 		return nil, errors.New("invalidate: OnState must not be nil")
-	case opts.HealthCheck < 0:
-		return nil, fmt.Errorf("invalidate: HealthCheck must be >= 0, got %v", opts.HealthCheck)
 	case opts.MaxBackoff < 0:
 		return nil, fmt.Errorf("invalidate: MaxBackoff must be >= 0, got %v", opts.MaxBackoff)
 	case opts.MaxStaleness > 0 && opts.MaxStaleness < MinMaxStaleness:

@@ -240,15 +240,23 @@ func TestSubscriberResubscribesAfterKill(t *testing.T) {
 	r.noState(t, 50*time.Millisecond)
 }
 
+// viaProxy returns a proxy to s and a client that reaches s through it,
+// closed when the test ends.
+func viaProxy(t *testing.T, s *redistest.Server) (*redistest.Proxy, *redis.Client) {
+	t.Helper()
+	p := redistest.NewProxy(t, s.Addr)
+	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	t.Cleanup(func() { _ = client.Close() })
+	return p, client
+}
+
 // subscribeViaProxy starts a Subscriber with health check hc whose client
 // reaches the server through a proxy, and waits for Subscribed.
 func subscribeViaProxy(t *testing.T, hc time.Duration) (*redistest.Server, string, *redistest.Proxy, *recorder) {
 	t.Helper()
 	s := redistest.New(t)
 	ch := Channel(s.Namespace)
-	p := redistest.NewProxy(t, s.Addr)
-	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
-	t.Cleanup(func() { _ = client.Close() })
+	p, client := viaProxy(t, s)
 	r := newRecorder()
 	opts := r.options(ch)
 	opts.HealthCheck = hc
@@ -415,7 +423,6 @@ func TestSubscribeValidatesOptions(t *testing.T) {
 		{"Channels[2]", func(o *Options) { o.Channels = []string{"a", "b", "a"} }},
 		{"OnMessage", func(o *Options) { o.OnMessage = nil }},
 		{"OnState", func(o *Options) { o.OnState = nil }},
-		{"HealthCheck", func(o *Options) { o.HealthCheck = -time.Second }},
 		{"MaxBackoff", func(o *Options) { o.MaxBackoff = -1 }},
 		{"MaxStaleness", func(o *Options) { o.MaxStaleness = time.Millisecond - 1 }},
 	} {
@@ -437,10 +444,6 @@ func TestSubscribeValidatesOptions(t *testing.T) {
 	if _, err := Subscribe(client, Options{}); err == nil || err.Error() != "invalidate: OnMessage must not be nil" {
 		t.Errorf("Subscribe(zero Options) = %v", err)
 	}
-	if _, err := Subscribe(client, Options{HealthCheck: -1, OnMessage: r.onMessage, OnState: r.onState}); err == nil ||
-		err.Error() != "invalidate: HealthCheck must be >= 0, got -1ns" {
-		t.Errorf("negative HealthCheck: %v", err)
-	}
 	if _, err := Subscribe(client, Options{Channels: []string{"a", "a"}, OnMessage: r.onMessage, OnState: r.onState}); err == nil ||
 		err.Error() != `invalidate: Channels[1] repeats "a"` {
 		t.Errorf("repeated channel: %v", err)
@@ -449,10 +452,11 @@ func TestSubscribeValidatesOptions(t *testing.T) {
 		err.Error() != "invalidate: MaxStaleness must be <= 0 (no fence) or at least 1ms, got 1µs" {
 		t.Errorf("MaxStaleness of 1µs: %v", err)
 	}
-	// No channel at all, no fence, and a fence of exactly the minimum are
-	// valid.
+	// No channel at all, no fence, a fence of exactly the minimum, and no
+	// health check are valid.
 	for _, opts := range []Options{
 		{OnMessage: r.onMessage, OnState: r.onState},
+		{OnMessage: r.onMessage, OnState: r.onState, HealthCheck: -1},
 		{OnMessage: r.onMessage, OnState: r.onState, MaxStaleness: -time.Second},
 		{OnMessage: r.onMessage, OnState: r.onState, MaxStaleness: MinMaxStaleness},
 	} {

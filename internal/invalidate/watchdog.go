@@ -16,10 +16,12 @@ import (
 // read) if nothing arrives within an interval after a PING; time the reader
 // spends in callbacks is not held against the connection. It also sends the
 // fence PINGs that readers ask for (see pacer); their answers are traffic
-// like any other.
+// like any other. With the health check off (every <= 0) it sends only
+// the fence PINGs, and never judges the connection: only an error sending
+// one ends it.
 type watchdog struct {
 	ps      *redis.PubSub
-	every   time.Duration
+	every   time.Duration // the health check's interval; <= 0: off
 	pacer   *pacer
 	busy    atomic.Bool   // the reader is handling a reply, not reading
 	traffic chan struct{} // capacity 1: the reader received a reply
@@ -71,8 +73,15 @@ func (w *watchdog) stop() {
 func (w *watchdog) run(ctx context.Context) {
 	defer close(w.done)
 	defer w.pacer.stop()
-	t := time.NewTimer(w.every)
-	defer t.Stop()
+	var (
+		t      *time.Timer
+		health <-chan time.Time // t.C; nil with the health check off
+	)
+	if w.every > 0 {
+		t = time.NewTimer(w.every)
+		defer t.Stop()
+		health = t.C
+	}
 	pinged := false // a health check PING is outstanding: nothing received since it was sent
 	// Demand raised while there was no connection is served now.
 	if err := w.pacer.woken(ctx); err != nil {
@@ -87,7 +96,9 @@ func (w *watchdog) run(ctx context.Context) {
 			return
 		case <-w.traffic:
 			pinged = false
-			t.Reset(w.every)
+			if t != nil {
+				t.Reset(w.every)
+			}
 		case <-w.pacer.wake:
 			if err := w.pacer.woken(ctx); err != nil {
 				w.fail(fmt.Errorf("invalidate: fence PING: %w", err))
@@ -98,7 +109,7 @@ func (w *watchdog) run(ctx context.Context) {
 				w.fail(fmt.Errorf("invalidate: fence PING: %w", err))
 				return
 			}
-		case <-t.C:
+		case <-health:
 			select {
 			case <-w.traffic: // a reply came as the timer fired
 				pinged = false

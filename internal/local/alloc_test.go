@@ -26,7 +26,7 @@ func TestGetHitDoesNotAllocate(t *testing.T) {
 	t.Run("int", func(t *testing.T) {
 		c, _ := newManual[int, int](t, Options{Size: 100})
 		for k := range 10 {
-			c.Set(k, k, 0)
+			c.Set(k, k, forever)
 		}
 		i := 0
 		allocs := testing.AllocsPerRun(1000, func() {
@@ -43,7 +43,7 @@ func TestGetHitDoesNotAllocate(t *testing.T) {
 
 func TestTokenAndRefillAllocations(t *testing.T) {
 	c, _ := newManual[string, int](t, Options{})
-	c.Set("k", 0, 0)
+	c.Set("k", 0, forever)
 	if allocs := testing.AllocsPerRun(1000, func() { _ = c.Token("k") }); allocs != 0 {
 		t.Fatalf("Token allocates %v times, want 0", allocs)
 	}

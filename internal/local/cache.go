@@ -98,7 +98,7 @@ type Cache[K comparable, V any] struct {
 // once the entry is published; a new value is a new entry.
 type entry[V any] struct {
 	value    V
-	deadline int64 // on the Cache's clock; the entry is dead once the clock reaches it; 0 = never
+	deadline int64 // on the Cache's clock: the entry is dead once the clock reaches it
 
 	// seq is the shard's seq when the entry was last put at the front of the
 	// LRU order. Written under the shard's mu, read without it.
@@ -222,7 +222,7 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 	s := c.shard(key)
 	if p, ok := s.index.Load(key); ok {
 		e := p.(*entry[V])
-		if e.deadline == 0 || e.deadline > c.clock.read() {
+		if e.deadline > c.clock.read() {
 			if s.seq.Load()-e.seq.Load() > s.window {
 				s.promote(key, e)
 			}
@@ -256,23 +256,21 @@ func (s *shard[K, V]) expire(key K, e *entry[V]) {
 	s.mu.Unlock()
 }
 
-// Set stores value under key, unconditionally, for ttl from now (expiring
-// one Tick early; see the package doc); a ttl <= 0 means no expiry. A ttl
-// of a Tick or less would expire at once, so Set then removes key instead.
-// Set does not change key's generation: use Commit for a write that must
-// settle against concurrent ones, SetIf for a fill.
-func (c *Cache[K, V]) Set(key K, value V, ttl time.Duration) {
+// Set stores value under key, unconditionally, to live for life from now
+// (see the package doc). If life is over at once (life <= 0, or a Tick or
+// less, as entries expire a Tick early), Set stores nothing and removes
+// key: its old value is replaced all the same. Set does not change key's
+// generation, and tiered never calls it: it stores through SetIf (a fill)
+// and Commit (a write that must settle against concurrent ones). Tests and
+// benchmarks use it to fill a Cache.
+func (c *Cache[K, V]) Set(key K, value V, life time.Duration) {
 	s := c.shard(key)
 	s.mu.Lock()
-	if ttl <= 0 {
-		s.add(key, &entry[V]{value: value})
+	now := c.clock.read()
+	if d, ok := deadline(now, life, now); ok {
+		s.add(key, &entry[V]{value: value, deadline: d})
 	} else {
-		now := c.clock.read()
-		if d, ok := deadline(now, ttl, now); ok {
-			s.add(key, &entry[V]{value: value, deadline: d})
-		} else {
-			s.lru.Remove(key)
-		}
+		s.lru.Remove(key)
 	}
 	s.mu.Unlock()
 }
@@ -322,10 +320,10 @@ func (c *Cache[K, V]) Stats() Stats {
 //
 // A closed Cache with its own clock still answers every call (it is just
 // memory), but its clock no longer advances: it is set past every deadline,
-// so from then on entries with a TTL are expired (Get misses and removes
-// them) and a store with a positive TTL stores nothing, while entries
-// without expiry stay. This way no entry outlives its source because time
-// stopped. A Cache on a shared Clock follows that Clock, closed or not.
+// so from then on every entry is expired (Get misses and removes it) and
+// every store stores nothing. This way no entry outlives its source
+// because time stopped. A Cache on a shared Clock follows that Clock,
+// closed or not.
 func (c *Cache[K, V]) Close() {
 	if c.owned {
 		c.clock.close()
@@ -342,19 +340,20 @@ func (s *shard[K, V]) add(key K, e *entry[V]) {
 	s.index.Store(key, e)
 }
 
-// deadline returns the clock time at which an entry living ttl from at
+// deadline returns the clock time at which an entry living life from at
 // expires: one Tick early, because the clock may lag real time by a Tick.
 // ok reports whether that is after now, that is, whether the entry is worth
-// storing. A deadline beyond the clock's range is clamped to its end.
-func deadline(at int64, ttl time.Duration, now int64) (d int64, ok bool) {
-	life := int64(ttl) - int64(Tick)
-	if life <= 0 {
+// storing; never for a life of a Tick or less. A deadline beyond the
+// clock's range is clamped to its end.
+func deadline(at int64, life time.Duration, now int64) (d int64, ok bool) {
+	span := int64(life) - int64(Tick)
+	if span <= 0 {
 		return 0, false
 	}
-	if at > math.MaxInt64-life {
+	if at > math.MaxInt64-span {
 		d = math.MaxInt64
 	} else {
-		d = at + life
+		d = at + span
 	}
 	return d, d > now
 }

@@ -10,8 +10,8 @@ import (
 // Tick is the resolution of a Cache's clock: how often it advances.
 const Tick = time.Millisecond
 
-// ended is the reading of a closed clock: later than every deadline, so an
-// entry with a TTL never outlives a clock that no longer advances.
+// ended is the reading of a closed clock: not before any deadline, so no
+// entry outlives a clock that no longer advances.
 const ended = math.MaxInt64
 
 // clock is a coarse monotonic clock: nanoseconds since base, advanced every

@@ -52,7 +52,7 @@ func TestConcurrentUse(t *testing.T) {
 			for i := range iterations {
 				k := rng.IntN(keys)
 				v := k*1_000_000 + w*10_000 + i%10_000 // a value always names its key
-				ttl := time.Duration(rng.IntN(5)) * time.Millisecond
+				life := time.Duration(rng.IntN(5)) * time.Millisecond
 				switch op := rng.IntN(100); {
 				case op < 50:
 					n++
@@ -60,11 +60,11 @@ func TestConcurrentUse(t *testing.T) {
 						wrong.Add(1)
 					}
 				case op < 65:
-					c.Set(k, v, ttl)
+					c.Set(k, v, life)
 				case op < 80:
 					tok := c.Token(k)
 					runtime.Gosched()
-					c.SetIf(k, v, ttl+time.Second, tok)
+					c.SetIf(k, v, life+time.Second, tok)
 				case op < 90:
 					tok := c.Token(k)
 					runtime.Gosched()
@@ -135,9 +135,9 @@ func TestCloseIsIdempotentAndConcurrent(t *testing.T) {
 	if got := c.clock.read(); got != ended {
 		t.Fatalf("closed clock reads %d, want %d", got, int64(ended))
 	}
-	// Still usable.
-	c.Set(1, 42, 0)
-	mustGet(t, c, 1, 42)
+	// Still usable, but it stores nothing: its clock is past every deadline.
+	c.Set(1, 42, forever)
+	mustMiss(t, c, 1)
 }
 
 // TestDroppedCacheStopsItsClock checks that the clock goroutine does not keep
@@ -148,7 +148,7 @@ func TestDroppedCacheStopsItsClock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Set("k", 1, 0)
+		c.Set("k", 1, forever)
 		return c.clock
 	}()
 	deadline := time.Now().Add(5 * time.Second)

@@ -9,8 +9,7 @@ func TestPerEntryExpiry(t *testing.T) {
 	c, clk := newManual[string, string](t, Options{Size: 100, Shards: 1})
 	c.Set("short", "s", 10*time.Millisecond) // dies at 9ms: one Tick early
 	c.Set("long", "l", 50*time.Millisecond)  // dies at 49ms
-	c.Set("forever", "f", 0)
-	c.Set("negative", "n", -time.Second)
+	c.Set("forever", "f", forever)
 
 	clk.advance(9*time.Millisecond - 1)
 	mustGet(t, c, "short", "s")
@@ -20,8 +19,8 @@ func TestPerEntryExpiry(t *testing.T) {
 	if st := c.Stats(); st.Expirations != 1 {
 		t.Fatalf("Expirations = %d, want 1", st.Expirations)
 	}
-	if n := c.Len(); n != 3 {
-		t.Fatalf("Len = %d, want 3: Get removes the expired entry", n)
+	if n := c.Len(); n != 2 {
+		t.Fatalf("Len = %d, want 2: Get removes the expired entry", n)
 	}
 
 	clk.advance(40*time.Millisecond - 1) // 49ms - 1ns
@@ -29,14 +28,13 @@ func TestPerEntryExpiry(t *testing.T) {
 	clk.advance(1) // 49ms
 	mustMiss(t, c, "long")
 
-	clk.advance(time.Hour)
+	clk.advance(100 * 365 * 24 * time.Hour)
 	mustGet(t, c, "forever", "f")
-	mustGet(t, c, "negative", "n")
 	mustMiss(t, c, "short") // gone, not expired again
 
 	st := c.Stats()
-	if st.Expirations != 2 || st.Misses != 3 || st.Hits != 5 {
-		t.Fatalf("Stats = %+v, want 2 expirations, 3 misses, 5 hits", st)
+	if st.Expirations != 2 || st.Misses != 3 || st.Hits != 4 {
+		t.Fatalf("Stats = %+v, want 2 expirations, 3 misses, 4 hits", st)
 	}
 }
 
@@ -47,29 +45,52 @@ func TestSetRenewsDeadline(t *testing.T) {
 	c.Set("k", 2, 10*time.Millisecond) // now dies at 14ms
 	clk.advance(8 * time.Millisecond)  // 13ms
 	mustGet(t, c, "k", 2)
-	c.Set("k", 3, 0) // no expiry any more
-	clk.advance(time.Hour)
+	c.Set("k", 3, time.Hour) // now dies an hour later
+	clk.advance(59 * time.Minute)
 	mustGet(t, c, "k", 3)
 }
 
-func TestSetTooShortRemoves(t *testing.T) {
-	c, _ := newManual[string, int](t, Options{Size: 10, Shards: 1})
-	c.Set("k", 1, 0)
-	c.Set("k", 2, Tick) // would expire at once
-	mustMiss(t, c, "k")
-	if n := c.Len(); n != 0 {
-		t.Fatalf("Len = %d, want 0", n)
+// A life that is over at once (<= 0, or a Tick or less, as entries expire a
+// Tick early) means the same to every store: nothing is stored. Set and
+// Commit, which replace what the key holds, leave it empty; SetIf leaves it
+// alone. There is no "no expiry": Set used to take a life <= 0 for that.
+func TestNoLifeStoresNothing(t *testing.T) {
+	for _, life := range []time.Duration{0, -1, -time.Hour, Tick} {
+		c, _ := newManual[string, int](t, Options{Size: 10, Shards: 1})
+		c.Set("new", 1, life)
+		mustMiss(t, c, "new")
+
+		c.Set("set", 1, forever)
+		c.Set("set", 2, life)
+		mustMiss(t, c, "set")
+
+		c.Set("setif", 1, forever)
+		if c.SetIf("setif", 2, life, c.Token("setif")) {
+			t.Errorf("SetIf with life %v stored", life)
+		}
+		mustGet(t, c, "setif", 1)
+
+		c.Set("commit", 1, forever)
+		if c.Commit("commit", 2, life, c.Token("commit")) {
+			t.Errorf("Commit with life %v stored", life)
+		}
+		mustMiss(t, c, "commit")
+
+		if n := c.Len(); n != 1 {
+			t.Fatalf("life %v: Len = %d, want 1 (setif's old entry)", life, n)
+		}
 	}
-	c.Set("k", 3, Tick+1)
+	c, _ := newManual[string, int](t, Options{Size: 10, Shards: 1})
+	c.Set("k", 3, Tick+1) // the shortest life that stores
 	mustGet(t, c, "k", 3)
 }
 
 func TestExpiredEntriesFallOutByLRU(t *testing.T) {
 	c, clk := newManual[string, int](t, Options{Size: 2, Shards: 1})
 	c.Set("a", 1, 5*time.Millisecond)
-	c.Set("b", 2, 0)
+	c.Set("b", 2, forever)
 	clk.advance(10 * time.Millisecond)
-	c.Set("c", 3, 0) // a is the least recently used: out it goes
+	c.Set("c", 3, forever) // a is the least recently used: out it goes
 	if n := c.Len(); n != 2 {
 		t.Fatalf("Len = %d, want 2", n)
 	}
@@ -80,36 +101,37 @@ func TestExpiredEntriesFallOutByLRU(t *testing.T) {
 	mustGet(t, c, "c", 3)
 }
 
-func TestClosedCacheExpiresEverythingWithATTL(t *testing.T) {
+// A closed Cache's clock is past every deadline: it holds nothing, and
+// stores nothing, whatever the life.
+func TestClosedCacheExpiresEverything(t *testing.T) {
 	c, clk := newManual[string, int](t, Options{Size: 10, Shards: 1})
-	c.Set("ttl", 1, time.Hour)
-	c.Set("forever", 2, 0)
+	c.Set("hour", 1, time.Hour)
+	c.Set("forever", 2, forever)
 	tok := c.Token("fill")
 	clk.advance(time.Millisecond)
 	c.Close()
 	c.Close()
 
-	mustMiss(t, c, "ttl")
-	mustGet(t, c, "forever", 2)
-	c.Set("new-ttl", 3, time.Hour)
-	mustMiss(t, c, "new-ttl")
-	c.Set("new-forever", 4, 0)
-	mustGet(t, c, "new-forever", 4)
-	if c.SetIf("fill", 5, time.Hour, tok) {
+	mustMiss(t, c, "hour")
+	mustMiss(t, c, "forever")
+	c.Set("new", 3, forever)
+	mustMiss(t, c, "new")
+	if c.SetIf("fill", 5, forever, tok) {
 		t.Fatal("SetIf stored into a closed Cache")
 	}
-	c.Set("x", 1, 0)
-	if c.Commit("x", 6, time.Hour, c.Token("x")) {
+	if c.Commit("x", 6, forever, c.Token("x")) {
 		t.Fatal("Commit stored into a closed Cache")
 	}
-	mustMiss(t, c, "x") // removed rather than left stale
+	if n := c.Len(); n != 0 {
+		t.Fatalf("a closed Cache holds %d entries, want 0", n)
+	}
 }
 
 func TestDeadline(t *testing.T) {
 	const ms = int64(time.Millisecond)
 	for _, tc := range []struct {
 		at     int64
-		ttl    time.Duration
+		life   time.Duration
 		now    int64
 		want   int64
 		wantOK bool
@@ -124,9 +146,9 @@ func TestDeadline(t *testing.T) {
 		{1 << 62, 1<<63 - 1, 1 << 62, ended, true}, // clamped, not wrapped
 		{1 << 62, 1<<63 - 1, ended, ended, false},  // a closed clock
 	} {
-		d, ok := deadline(tc.at, tc.ttl, tc.now)
+		d, ok := deadline(tc.at, tc.life, tc.now)
 		if d != tc.want || ok != tc.wantOK {
-			t.Errorf("deadline(%d, %v, %d) = %d, %v; want %d, %v", tc.at, tc.ttl, tc.now, d, ok, tc.want, tc.wantOK)
+			t.Errorf("deadline(%d, %v, %d) = %d, %v; want %d, %v", tc.at, tc.life, tc.now, d, ok, tc.want, tc.wantOK)
 		}
 	}
 }

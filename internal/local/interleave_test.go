@@ -45,7 +45,7 @@ func TestTwoWritersOfOneKey(t *testing.T) {
 				c, clk := newManual[string, string](t, Options{Size: 10, Shards: 1})
 				source := "old"
 				if filled {
-					c.Set(key, source, 0)
+					c.Set(key, source, forever)
 				}
 				toks := map[byte]Token{}
 				for _, step := range order {

@@ -7,20 +7,20 @@ import (
 
 func TestEvictionOrderOneShard(t *testing.T) {
 	c, _ := newManual[string, int](t, Options{Size: 3, Shards: 1})
-	c.Set("a", 1, 0)
-	c.Set("b", 2, 0)
-	c.Set("c", 3, 0)
+	c.Set("a", 1, forever)
+	c.Set("b", 2, forever)
+	c.Set("c", 3, forever)
 	mustGet(t, c, "a", 1) // recency now, most recent first: a c b
 
-	c.Set("d", 4, 0) // evicts b: d a c
+	c.Set("d", 4, forever) // evicts b: d a c
 	if st := c.Stats(); st.Evictions != 1 {
 		t.Fatalf("Evictions = %d after one eviction, want 1", st.Evictions)
 	}
-	c.Set("e", 5, 0) // evicts c: e d a
+	c.Set("e", 5, forever) // evicts c: e d a
 	if st := c.Stats(); st.Evictions != 2 {
 		t.Fatalf("Evictions = %d after two evictions, want 2", st.Evictions)
 	}
-	c.Set("a", 10, 0) // an update evicts nothing: a e d
+	c.Set("a", 10, forever) // an update evicts nothing: a e d
 	if st := c.Stats(); st.Evictions != 2 {
 		t.Fatalf("Evictions = %d after an update, want 2", st.Evictions)
 	}
@@ -33,7 +33,7 @@ func TestEvictionOrderOneShard(t *testing.T) {
 	mustGet(t, c, "a", 10)
 	mustGet(t, c, "e", 5) // e a d
 
-	c.Set("f", 6, 0) // evicts d
+	c.Set("f", 6, forever) // evicts d
 	mustMiss(t, c, "d")
 	mustGet(t, c, "a", 10)
 	mustGet(t, c, "e", 5)
@@ -62,7 +62,7 @@ func TestTotalCapacityIsSize(t *testing.T) {
 			// Enough distinct keys that every shard overflows.
 			n := 200 * tc.size
 			for i := range n {
-				c.Set(i, i, 0)
+				c.Set(i, i, forever)
 			}
 			if got := c.Len(); got != tc.size {
 				t.Fatalf("Len = %d after %d distinct Sets, want exactly Size %d", got, n, tc.size)
@@ -88,12 +88,12 @@ func TestTotalCapacityIsSize(t *testing.T) {
 func TestHitOutsideRecentQuarterProtectsFromEviction(t *testing.T) {
 	c, _ := newManual[string, int](t, Options{Size: 8, Shards: 1}) // window 2
 	for i := range 8 {
-		c.Set(fmt.Sprint("k", i), i, 0)
+		c.Set(fmt.Sprint("k", i), i, forever)
 	}
 	if _, ok := c.Get("k0"); !ok { // 7 entries went in front of k0: it moves
 		t.Fatal("k0 missing")
 	}
-	c.Set("k8", 8, 0) // evicts the least recent: k1, not k0
+	c.Set("k8", 8, forever) // evicts the least recent: k1, not k0
 	if _, ok := c.Get("k0"); !ok {
 		t.Fatal("k0 was evicted although it was read after falling out of the recent quarter")
 	}

@@ -1,12 +1,18 @@
 package local
 
 import (
+	"math"
 	"testing"
+	"time"
 
 	"github.com/tiercache/tiercache/internal/leakcheck"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// forever is a life that outlasts any test: its deadline is clamped to the
+// end of the clock, so only Close expires it.
+const forever time.Duration = math.MaxInt64
 
 // newManual returns a Cache configured by opts on a manual clock (no
 // goroutine), closed when the test ends, and the clock to advance.

@@ -74,7 +74,7 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Errorf("New(Options{}) has %d shards, want %d", len(c.shards), DefaultShards)
 	}
 	for i := range 3 * DefaultSize {
-		c.Set(i, i, 0)
+		c.Set(i, i, forever)
 	}
 	if n := c.Len(); n != DefaultSize {
 		t.Errorf("New(Options{}) holds %d entries after %d Sets, want %d", n, 3*DefaultSize, DefaultSize)

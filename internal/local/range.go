@@ -12,7 +12,7 @@ func (c *Cache[K, V]) Range(f func(key K, value V) bool) {
 		s.mu.Lock()
 		for _, key := range s.lru.Keys() {
 			e, ok := s.lru.Peek(key)
-			if !ok || (e.deadline != 0 && e.deadline <= now) {
+			if !ok || e.deadline <= now {
 				continue
 			}
 			if !f(key, e.value) {

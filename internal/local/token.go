@@ -21,8 +21,8 @@ type Token struct {
 // Token returns the current generation of key's stripe and the current time.
 // Take it before reading the source of truth (or before writing to it): any
 // Invalidate, Commit or Purge of key after this moment makes it stale, and
-// SetIf and Commit measure a TTL from this moment, the latest at which the
-// value read can be known to be current.
+// SetIf and Commit measure an entry's life from this moment, the latest at
+// which the value read can be known to be current.
 //
 // Token does not lock and does not allocate.
 func (c *Cache[K, V]) Token(key K) Token {
@@ -40,21 +40,20 @@ func (c *Cache[K, V]) Token(key K) Token {
 // the generation, so SetIf refuses it. The same holds for a Commit or Purge
 // in between.
 //
-// The entry lives ttl from when t was taken, not from now (the source's
-// remaining TTL was read after t, so the entry cannot outlive the source),
-// expiring one Tick early. If that is already past, or ttl <= 0, SetIf
-// stores nothing and returns false; unlike Set, ttl <= 0 does not mean "no
-// expiry" here (pass math.MaxInt64 for that), so that a source value with no
-// time left is never kept. SetIf does not change the generation and leaves
-// any existing entry alone when it does not store.
-func (c *Cache[K, V]) SetIf(key K, value V, ttl time.Duration, t Token) bool {
+// The entry lives for life from when t was taken, not from now (the
+// source's remaining TTL was read after t, so the entry cannot outlive the
+// source), expiring one Tick early. If that is already past (life <= 0, or
+// too short to reach now), SetIf stores nothing and returns false, so that
+// a source value with no time left is never kept. SetIf does not change the
+// generation and leaves any existing entry alone when it does not store.
+func (c *Cache[K, V]) SetIf(key K, value V, life time.Duration, t Token) bool {
 	s, gen := c.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gen.Load() != t.gen {
 		return false
 	}
-	d, ok := deadline(t.at, ttl, c.clock.read())
+	d, ok := deadline(t.at, life, c.clock.read())
 	if !ok {
 		return false
 	}
@@ -64,9 +63,9 @@ func (c *Cache[K, V]) SetIf(key K, value V, ttl time.Duration, t Token) bool {
 
 // Commit completes a write by this process: t was taken before value was
 // written to the source, and the write has succeeded. If key's stripe has
-// not changed since t, Commit stores value (for ttl from t, as SetIf does;
-// if that is already past, it removes key instead); otherwise it removes
-// key. Either way it then advances the generation. It reports whether it
+// not changed since t, Commit stores value (to live for life from t, as
+// SetIf does; if that is already past, it removes key instead); otherwise it
+// removes key. Either way it then advances the generation. It reports whether it
 // stored.
 //
 // Why: two writes of one key by this process may reach the source in one
@@ -77,13 +76,13 @@ func (c *Cache[K, V]) SetIf(key K, value V, ttl time.Duration, t Token) bool {
 // the source holds, or nothing. Advancing the generation also stops a fill
 // whose token predates the write (it may have read the old value) from
 // landing after it.
-func (c *Cache[K, V]) Commit(key K, value V, ttl time.Duration, t Token) bool {
+func (c *Cache[K, V]) Commit(key K, value V, life time.Duration, t Token) bool {
 	s, gen := c.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stored := false
 	if gen.Load() == t.gen {
-		if d, ok := deadline(t.at, ttl, c.clock.read()); ok {
+		if d, ok := deadline(t.at, life, c.clock.read()); ok {
 			s.add(key, &entry[V]{value: value, deadline: d})
 			stored = true
 		}

@@ -36,25 +36,25 @@ func neighbours(t *testing.T, c *Cache[string, int], key string) (same, other st
 }
 
 func TestSetIf(t *testing.T) {
-	const ttl = time.Minute
+	const life = time.Minute
 	for _, tc := range []struct {
 		name   string
 		meddle func(c *Cache[string, int], same, other string)
 		stores bool
 	}{
 		{"nothing", func(c *Cache[string, int], same, other string) {}, true},
-		{"Set", func(c *Cache[string, int], same, other string) { c.Set("k", 9, 0) }, true},
+		{"Set", func(c *Cache[string, int], same, other string) { c.Set("k", 9, forever) }, true},
 		{"Delete", func(c *Cache[string, int], same, other string) { c.Delete("k") }, true},
-		{"SetIf", func(c *Cache[string, int], same, other string) { c.SetIf("k", 9, ttl, c.Token("k")) }, true},
+		{"SetIf", func(c *Cache[string, int], same, other string) { c.SetIf("k", 9, life, c.Token("k")) }, true},
 		{"Get", func(c *Cache[string, int], same, other string) { c.Get("k") }, true},
 		{"Invalidate other stripe", func(c *Cache[string, int], same, other string) { c.Invalidate(other) }, true},
-		{"Commit other stripe", func(c *Cache[string, int], same, other string) { c.Commit(other, 9, ttl, c.Token(other)) }, true},
+		{"Commit other stripe", func(c *Cache[string, int], same, other string) { c.Commit(other, 9, life, c.Token(other)) }, true},
 		{"Invalidate", func(c *Cache[string, int], same, other string) { c.Invalidate("k") }, false},
 		{"Invalidate several", func(c *Cache[string, int], same, other string) { c.Invalidate(other, "k") }, false},
 		{"Invalidate same stripe", func(c *Cache[string, int], same, other string) { c.Invalidate(same) }, false},
-		{"Commit", func(c *Cache[string, int], same, other string) { c.Commit("k", 9, ttl, c.Token("k")) }, false},
-		{"stale Commit", func(c *Cache[string, int], same, other string) { c.Commit("k", 9, ttl, Token{}) }, false},
-		{"Commit same stripe", func(c *Cache[string, int], same, other string) { c.Commit(same, 9, ttl, c.Token(same)) }, false},
+		{"Commit", func(c *Cache[string, int], same, other string) { c.Commit("k", 9, life, c.Token("k")) }, false},
+		{"stale Commit", func(c *Cache[string, int], same, other string) { c.Commit("k", 9, life, Token{}) }, false},
+		{"Commit same stripe", func(c *Cache[string, int], same, other string) { c.Commit(same, 9, life, c.Token(same)) }, false},
 		{"Purge", func(c *Cache[string, int], same, other string) { c.Purge() }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,7 +62,7 @@ func TestSetIf(t *testing.T) {
 			same, other := neighbours(t, c, "k")
 			tok := c.Token("k")
 			tc.meddle(c, same, other)
-			stored := c.SetIf("k", 1, ttl, tok)
+			stored := c.SetIf("k", 1, life, tok)
 			if stored != tc.stores {
 				t.Fatalf("SetIf after %s = %v, want %v", tc.name, stored, tc.stores)
 			}
@@ -72,7 +72,7 @@ func TestSetIf(t *testing.T) {
 				t.Fatalf("SetIf returned false but stored")
 			}
 			// A fresh token works again.
-			if !c.SetIf("k", 2, ttl, c.Token("k")) {
+			if !c.SetIf("k", 2, life, c.Token("k")) {
 				t.Fatal("SetIf with a fresh token failed")
 			}
 			mustGet(t, c, "k", 2)
@@ -85,7 +85,7 @@ func TestZeroTokenIsNeverCurrent(t *testing.T) {
 	if c.SetIf("k", 1, time.Minute, Token{}) {
 		t.Fatal("SetIf with the zero Token stored")
 	}
-	c.Set("k", 1, 0)
+	c.Set("k", 1, forever)
 	if c.Commit("k", 2, time.Minute, Token{}) {
 		t.Fatal("Commit with the zero Token stored")
 	}
@@ -107,21 +107,21 @@ func TestSetIfTTLCountsFromToken(t *testing.T) {
 
 	// A lifetime that has already run out by the store stores nothing and
 	// leaves what is there alone.
-	c.Set("k", 7, 0)
+	c.Set("k", 7, forever)
 	tok = c.Token("k") // at 149ms
 	clk.advance(30 * time.Millisecond)
 	if c.SetIf("k", 2, 31*time.Millisecond, tok) { // would die at 179ms: now
 		t.Fatal("SetIf stored an entry already expired")
 	}
 	mustGet(t, c, "k", 7)
-	for _, ttl := range []time.Duration{0, -1, Tick} {
-		if c.SetIf("k", 3, ttl, c.Token("k")) {
-			t.Fatalf("SetIf with ttl %v stored", ttl)
+	for _, life := range []time.Duration{0, -1, Tick} {
+		if c.SetIf("k", 3, life, c.Token("k")) {
+			t.Fatalf("SetIf with life %v stored", life)
 		}
 	}
 	mustGet(t, c, "k", 7)
 	if !c.SetIf("k", 4, 1<<63-1, c.Token("k")) {
-		t.Fatal("SetIf with the longest ttl failed")
+		t.Fatal("SetIf with the longest life failed")
 	}
 	clk.advance(100 * 365 * 24 * time.Hour)
 	mustGet(t, c, "k", 4)
@@ -160,7 +160,7 @@ func TestCommit(t *testing.T) {
 	mustMiss(t, c, "k")
 
 	// The TTL counts from the token; one already over removes the key.
-	c.Set("k", 7, 0)
+	c.Set("k", 7, forever)
 	tok = c.Token("k") // at 0
 	clk.advance(20 * time.Millisecond)
 	if !c.Commit("k", 8, 30*time.Millisecond, tok) { // dies at 29ms
@@ -170,7 +170,7 @@ func TestCommit(t *testing.T) {
 	mustGet(t, c, "k", 8)
 	clk.advance(1)
 	mustMiss(t, c, "k")
-	c.Set("k", 9, 0)
+	c.Set("k", 9, forever)
 	tok = c.Token("k")
 	clk.advance(20 * time.Millisecond)
 	if c.Commit("k", 10, 20*time.Millisecond, tok) {
@@ -185,7 +185,7 @@ func TestCommit(t *testing.T) {
 func TestInvalidateAndPurgeRemove(t *testing.T) {
 	c, _ := newManual[int, int](t, Options{Size: 1000, Shards: 8})
 	for i := range 100 {
-		c.Set(i, i, 0)
+		c.Set(i, i, forever)
 	}
 	c.Invalidate(1, 2, 3, 1000) // 1000 is absent: fine
 	for i := 1; i <= 3; i++ {

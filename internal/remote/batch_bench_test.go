@@ -34,7 +34,7 @@ type benchBatch struct {
 func newBenchBatch(b *testing.B) *benchBatch {
 	s := redistest.New(b)
 	bb := &benchBatch{
-		st:  remote.New(s.Client, remote.Options{Namespace: s.Namespace}),
+		st:  mustNew(b, s.Client, remote.Options{Namespace: s.Namespace}),
 		srv: s,
 		val: []byte(strings.Repeat("v", benchValueSize)),
 		ch:  "ch:" + s.Namespace,

@@ -28,9 +28,7 @@ func TestGetMany(t *testing.T) {
 		{"marker", string(remote.AbsentMarker()), time.Minute},
 		{"short", "gone soon", 100 * time.Millisecond},
 	} {
-		if err := st.Set(ctx, kv.key, []byte(kv.value), kv.ttl); err != nil {
-			t.Fatal(err)
-		}
+		put(t, st, kv.key, []byte(kv.value), kv.ttl)
 	}
 	s.Advance(150 * time.Millisecond)                               // "short" expires
 	if _, err := st.GetMany(ctx, []string{"warm-up"}); err != nil { // connections
@@ -124,9 +122,7 @@ func TestGetManyKeyGoneBeforeItsTTL(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
 	for _, k := range []string{"stays", "goes"} {
-		if err := st.Set(ctx, k, []byte("v"), time.Minute); err != nil {
-			t.Fatal(err)
-		}
+		put(t, st, k, []byte("v"), time.Minute)
 	}
 	s.Client.AddHook(deleteBetween{key: st.RedisKey("goes")})
 	items, err := st.GetMany(ctx, []string{"goes", "stays"})
@@ -143,11 +139,9 @@ func TestGetManyKeyGoneBeforeItsTTL(t *testing.T) {
 // failover does).
 func TestGetManyAnswersDuringWritePause(t *testing.T) {
 	srv := redistest.NewReal(t)
-	st := remote.New(srv.Client, remote.Options{Namespace: srv.Namespace})
+	st := mustNew(t, srv.Client, remote.Options{Namespace: srv.Namespace})
 	bg := context.Background()
-	if err := st.Set(bg, "k", []byte("v"), time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	put(t, st, "k", []byte("v"), time.Minute)
 	if _, err := st.GetMany(bg, []string{"k"}); err != nil { // warm up the connection
 		t.Fatal(err)
 	}
@@ -217,7 +211,7 @@ func TestGetManyOnCluster(t *testing.T) {
 	ctx := context.Background()
 	cl := redistest.NewCluster(t)
 	client := cl.NewClient()
-	st := remote.New(client, remote.Options{Namespace: cl.Namespace})
+	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace})
 	var keys []string
 	for i := range 300 {
 		k := fmt.Sprintf("k:%03d", i)
@@ -225,9 +219,7 @@ func TestGetManyOnCluster(t *testing.T) {
 		if i%3 == 0 {
 			continue // missing
 		}
-		if err := st.Set(ctx, k, []byte("v-"+k), time.Duration(i)*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		put(t, st, k, []byte("v-"+k), time.Duration(i)*time.Second)
 	}
 	keys = append(keys, "k:001", "k:003") // duplicates
 	if cl.Real {
@@ -313,7 +305,7 @@ func TestBatchesReturnAtTheirDeadline(t *testing.T) {
 				p := redistest.NewProxy(t, s.Addr)
 				client := redis.NewClient(&redis.Options{Addr: p.Addr(), ContextTimeoutEnabled: enforces, PoolSize: 1})
 				t.Cleanup(func() { _ = client.Close() })
-				st := remote.New(client, remote.Options{Namespace: s.Namespace})
+				st := mustNew(t, client, remote.Options{Namespace: s.Namespace})
 				if _, err := op.call(st, context.Background()); err != nil {
 					t.Fatal(err)
 				}
@@ -347,15 +339,13 @@ func TestBatchesWithAClusterNodeDown(t *testing.T) {
 	// retrying the dead node (dials, commands, redirects) before it gives up.
 	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs, MaxRetries: -1, MaxRedirects: -1, DialerRetries: 1})
 	t.Cleanup(func() { _ = client.Close() })
-	st := remote.New(client, remote.Options{Namespace: cl.Namespace})
+	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace})
 	var keys []string
 	down := make(map[string]bool) // keys on the master that goes down
 	for i := range 60 {
 		k := fmt.Sprintf("k:%02d", i)
 		keys = append(keys, k)
-		if err := st.Set(ctx, k, []byte("v"), time.Minute); err != nil {
-			t.Fatal(err)
-		}
+		put(t, st, k, []byte("v"), time.Minute)
 		m, err := client.MasterForKey(ctx, st.RedisKey(k))
 		if err != nil {
 			t.Fatal(err)

@@ -9,17 +9,19 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// EnforcesDeadlines reports whether the Store's client bounds each command
-// by its ctx's deadline itself: a *redis.Client or *redis.ClusterClient
-// whose Options().ContextTimeoutEnabled is true. Any other client (by
-// default go-redis replaces a command's ctx with context.Background) has
-// its deadlines and cancellations enforced by the Store instead.
+// clientEnforcesDeadlines reports whether go-redis applies a ctx's deadline
+// to c's socket reads and writes itself (see baseClient.context in
+// go-redis): c is a *redis.Client or *redis.ClusterClient whose
+// Options().ContextTimeoutEnabled is true. Any other client (by default
+// go-redis replaces a command's ctx with context.Background) has its
+// deadlines and cancellations enforced by the Store instead (see call).
 //
 // Either way a Store call returns when its ctx ends. What differs is what
 // is left behind when it returns a ctx error:
 //
-//   - true, and the ctx had a deadline: the call ran on the caller's
-//     goroutine and go-redis gave up on the command when it returned.
+//   - the client enforces deadlines, and the ctx had one: the call ran on
+//     the caller's goroutine and go-redis gave up on the command when it
+//     returned.
 //   - otherwise: the call ran its Redis work on a goroutine of its own,
 //     which the Store abandoned. That work goes on in the background, up to
 //     the client's own timeouts (DialTimeout, WriteTimeout, ReadTimeout,
@@ -32,13 +34,9 @@ import (
 // such a key as unknown, not as holding either value.
 //
 // A ctx that is cancelled before its deadline is honoured at once except on
-// the inline path (true, with a deadline), where go-redis notices the
-// cancellation only while it waits for a connection or between retries, and
-// otherwise at the deadline.
-func (s *Store) EnforcesDeadlines() bool { return s.enforcesDeadlines }
-
-// clientEnforcesDeadlines reports whether go-redis applies a ctx's deadline
-// to c's socket reads and writes (see baseClient.context in go-redis).
+// the inline path (the client enforces deadlines, and the ctx has one),
+// where go-redis notices the cancellation only while it waits for a
+// connection or between retries, and otherwise at the deadline.
 func clientEnforcesDeadlines(c redis.UniversalClient) bool {
 	switch c := c.(type) {
 	case *redis.Client:

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"unicode/utf8"
@@ -8,15 +9,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// MaxNamespaceLen is the longest namespace CheckNamespace accepts, in bytes.
-const MaxNamespaceLen = 128
+// maxNamespaceLen is the longest namespace CheckNamespace accepts, in bytes.
+const maxNamespaceLen = 128
 
 // reservedNamespace is the prefix of the library's own keys and channels
 // ("tiercache:invalidate:<namespace>").
 const reservedNamespace = "tiercache"
 
 // CheckNamespace reports why ns cannot be a namespace, or nil if it can. A
-// namespace is 1 to MaxNamespaceLen bytes of ASCII letters, digits, '-', '_'
+// namespace is 1 to 128 bytes of ASCII letters, digits, '-', '_'
 // and '.', and is not "tiercache", which the library's own keys and channels
 // use. So the keys of two namespaces never alias (no ':'), never need
 // escaping in a SCAN pattern (no glob characters), and never set a Cluster
@@ -29,8 +30,8 @@ func CheckNamespace(ns string) error {
 	switch {
 	case ns == "":
 		return fmt.Errorf("namespace %q is empty", ns)
-	case len(ns) > MaxNamespaceLen:
-		return fmt.Errorf("namespace %q is %d bytes long, more than %d", ns, len(ns), MaxNamespaceLen)
+	case len(ns) > maxNamespaceLen:
+		return fmt.Errorf("namespace %q is %d bytes long, more than %d", ns, len(ns), maxNamespaceLen)
 	}
 	for i := 0; i < len(ns); i++ {
 		c := ns[i]
@@ -69,17 +70,11 @@ func CheckNamespace(ns string) error {
 //     per-hash-slot split of multi-key commands by the client's type, so a
 //     wrapped *redis.ClusterClient would silently lose it.
 //
-// New does not call CheckClient, and accepts any non-nil client; the tiered
-// package calls it and refuses what it reports.
+// New refuses only what checkNotNil does, and accepts any other client; the
+// tiered package calls CheckClient and refuses what it reports.
 func CheckClient(c redis.UniversalClient) error {
-	if c == nil {
-		return fmt.Errorf("client is nil")
-	}
-	switch v := reflect.ValueOf(c); v.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		if v.IsNil() {
-			return fmt.Errorf("client is a nil %T", c)
-		}
+	if err := checkNotNil(c); err != nil {
+		return err
 	}
 	switch c.(type) {
 	case *redis.Client, *redis.ClusterClient:
@@ -91,4 +86,20 @@ func CheckClient(c redis.UniversalClient) error {
 	return fmt.Errorf("client is a %T; only *redis.Client and *redis.ClusterClient are supported "+
 		"(the store splits multi-key commands by hash slot when, and only when, the client is a *redis.ClusterClient, "+
 		"so a wrapped cluster client would silently lose that)", c)
+}
+
+// checkNotNil reports a nil client: untyped, or a nil pointer (or other nil
+// value) in the interface, which would crash at the first command. The
+// error has no package prefix.
+func checkNotNil(c redis.UniversalClient) error {
+	if c == nil {
+		return errors.New("client is nil")
+	}
+	switch v := reflect.ValueOf(c); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		if v.IsNil() {
+			return fmt.Errorf("client is a nil %T", c)
+		}
+	}
+	return nil
 }

@@ -13,18 +13,18 @@ import (
 func TestCheckNamespace(t *testing.T) {
 	for _, ns := range []string{
 		"a", "cache", "users-v2", "a_b", "a.b", "A.Z-0_9", ".", "tiercache-warm-up", "TIERCACHE",
-		strings.Repeat("n", remote.MaxNamespaceLen),
+		strings.Repeat("n", 128),
 	} {
 		if err := remote.CheckNamespace(ns); err != nil {
 			t.Errorf("CheckNamespace(%q) = %v, want nil", ns, err)
 		}
-		if err := (remote.Options{Namespace: ns}).Validate(); err != nil {
-			t.Errorf("Validate(Namespace: %q) = %v, want nil", ns, err)
+		if err := newError(t, remote.Options{Namespace: ns}); err != nil {
+			t.Errorf("New(Namespace: %q) = %v, want nil", ns, err)
 		}
 	}
 	for _, tc := range []struct{ ns, why string }{
 		{"", "is empty"},
-		{strings.Repeat("n", remote.MaxNamespaceLen+1), "129 bytes long, more than 128"},
+		{strings.Repeat("n", 129), "129 bytes long, more than 128"},
 		{"a:b", `contains ':' (keys of namespace "a" could alias it)`},
 		{":x", `contains ':' (the separator of namespace and key)`},
 		{"a:b:c", `contains ':' (keys of namespace "a" could alias it)`},
@@ -55,12 +55,12 @@ func TestCheckNamespace(t *testing.T) {
 		if tc.ns == "" {
 			continue // Options treat "" as DefaultNamespace
 		}
-		if err := (remote.Options{Namespace: tc.ns}).Validate(); err == nil || err.Error() != "remote: Namespace: "+msg {
-			t.Errorf("Validate(Namespace: %q) = %v, want %q", tc.ns, err, "remote: Namespace: "+msg)
+		if err := newError(t, remote.Options{Namespace: tc.ns}); err == nil || err.Error() != "remote: Namespace: "+msg {
+			t.Errorf("New(Namespace: %q) = %v, want %q", tc.ns, err, "remote: Namespace: "+msg)
 		}
 	}
-	if err := (remote.Options{}).Validate(); err != nil {
-		t.Errorf("Validate with the default namespace: %v", err)
+	if err := newError(t, remote.Options{}); err != nil {
+		t.Errorf("New with the default namespace: %v", err)
 	}
 }
 
@@ -110,7 +110,7 @@ func TestCheckClient(t *testing.T) {
 			t.Errorf("CheckClient(%T) = %q: no package prefix wanted", tc.client, err)
 		}
 	}
-	// New keeps accepting what it accepted.
-	remote.New(ring, remote.Options{})
-	remote.New(wrappedClient{single}, remote.Options{})
+	// New accepts them all the same: refusing is the tiered package's call.
+	mustNew(t, ring, remote.Options{})
+	mustNew(t, wrappedClient{single}, remote.Options{})
 }

@@ -22,15 +22,13 @@ func TestOnCluster(t *testing.T) {
 	ctx := context.Background()
 	cl := redistest.NewCluster(t)
 	client := cl.NewClient()
-	st := remote.New(client, remote.Options{Namespace: cl.Namespace, ScanCount: 10})
+	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace, ScanCount: 10})
 
 	const n = 300
 	want := make([]string, n)
 	for i := range n {
 		want[i] = fmt.Sprintf("k:%03d", i)
-		if err := st.Set(ctx, want[i], []byte("v"), time.Minute); err != nil {
-			t.Fatal(err)
-		}
+		put(t, st, want[i], []byte("v"), time.Minute)
 	}
 	keys, err := st.Keys(ctx)
 	if err != nil || !slices.Equal(keys, want) {
@@ -55,11 +53,7 @@ func TestOnCluster(t *testing.T) {
 	}
 
 	ch := "ch:" + cl.Namespace
-	sub := client.Subscribe(ctx, ch)
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sub := listen(t, client, ch)
 	if err := st.SetAndPublish(ctx, "k:000", []byte("w"), 0, ch, []byte("one")); err != nil {
 		t.Fatal(err)
 	}

@@ -29,12 +29,16 @@ func TestDeadlineUnderPauseAll(t *testing.T) {
 			srv := redistest.NewReal(t)
 			client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: tc.enforces})
 			t.Cleanup(func() { _ = client.Close() })
-			st := remote.New(client, remote.Options{Namespace: "deadline"})
+			st := mustNew(t, client, remote.Options{Namespace: "deadline"})
 			if st.EnforcesDeadlines() != tc.enforces {
 				t.Fatalf("EnforcesDeadlines() = %v, want %v", st.EnforcesDeadlines(), tc.enforces)
 			}
 			bg := context.Background()
-			if err := st.Set(bg, "k", []byte("old"), 0); err != nil {
+			// This also loads the script of SetAndPublish: the abandoned call
+			// below is then one EVALSHA, which the server runs once the pause
+			// ends (after a NOSCRIPT, go-redis would send EVAL on the ctx,
+			// which has ended by then).
+			if err := st.SetAndPublish(bg, "k", []byte("old"), 0, "deadline-ch", nil); err != nil {
 				t.Fatal(err)
 			}
 			const (
@@ -49,8 +53,12 @@ func TestDeadlineUnderPauseAll(t *testing.T) {
 				call func(context.Context) error
 			}{
 				{"GetWithTTL", func(ctx context.Context) error { _, _, err := st.GetWithTTL(ctx, "k"); return err }},
-				{"Set", func(ctx context.Context) error { return st.Set(ctx, "k", []byte("new"), 0) }},
-				{"Delete", func(ctx context.Context) error { return st.Delete(ctx, "other") }},
+				{"SetAndPublish", func(ctx context.Context) error {
+					return st.SetAndPublish(ctx, "k", []byte("new"), 0, "deadline-ch", nil)
+				}},
+				{"DeleteAndPublish", func(ctx context.Context) error {
+					return st.DeleteAndPublish(ctx, "deadline-ch", nil, "other")
+				}},
 			}
 			for _, op := range ops {
 				ctx, cancel := context.WithTimeout(bg, deadline)
@@ -72,15 +80,16 @@ func TestDeadlineUnderPauseAll(t *testing.T) {
 			if tc.enforces {
 				return
 			}
-			// The abandoned Set was not cancelled: it lands once the pause
-			// ends, as the doc of EnforcesDeadlines says a write may.
+			// The abandoned SetAndPublish was not cancelled: it lands once
+			// the pause ends, as the doc of clientEnforcesDeadlines says a
+			// write may.
 			for end := time.Now().Add(3 * time.Second); ; {
-				v, err := st.Get(bg, "k")
+				v, err := get(bg, st, "k")
 				if err == nil && string(v) == "new" {
 					break
 				}
 				if time.Now().After(end) {
-					t.Fatalf("the abandoned Set never landed: Get = %q, %v", v, err)
+					t.Fatalf("the abandoned SetAndPublish never landed: GetWithTTL = %q, %v", v, err)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -150,16 +159,13 @@ func TestCallsRunInlineWhenTheyCan(t *testing.T) {
 		{"ContextTimeoutEnabled, deadline", enforcing, withDeadline, true},
 		{"ContextTimeoutEnabled, cancel only", enforcing, cancellable, false},
 	} {
-		st := remote.New(tc.client, remote.Options{Namespace: s.Namespace})
+		st := mustNew(t, tc.client, remote.Options{Namespace: s.Namespace})
 		hook := goroutineHook{last: make(chan uint64, 1)}
 		tc.client.AddHook(hook)
 		ops := map[string]func() error{
-			"Get":         func() error { _, err := st.Get(tc.ctx, "k"); return err },
-			"GetWithTTL":  func() error { _, _, err := st.GetWithTTL(tc.ctx, "k"); return err },
-			"Set":         func() error { return st.Set(tc.ctx, "k", []byte("v"), 0) },
-			"SetIfAbsent": func() error { _, err := st.SetIfAbsent(tc.ctx, "k", []byte("v"), 0); return err },
-			"Delete":      func() error { return st.Delete(tc.ctx, "k") },
-			"Keys":        func() error { _, err := st.Keys(tc.ctx); return err },
+			"GetWithTTL": func() error { _, _, err := st.GetWithTTL(tc.ctx, "k"); return err },
+			"GetMany":    func() error { _, err := st.GetMany(tc.ctx, []string{"k"}); return err },
+			"Keys":       func() error { _, err := st.Keys(tc.ctx); return err },
 			"SetAndPublish": func() error {
 				return st.SetAndPublish(tc.ctx, "k", []byte("v"), 0, "ch:"+s.Namespace, nil)
 			},
@@ -179,53 +185,66 @@ func TestCallsRunInlineWhenTheyCan(t *testing.T) {
 	}
 }
 
-// The inline path adds no allocation to go-redis's own.
-func TestInlineGetAllocatesNothingExtra(t *testing.T) {
-	s := redistest.New(t)
-	st := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
-	ctx := context.Background()
-	if err := st.Set(ctx, "k", []byte("value"), 0); err != nil {
-		t.Fatal(err)
+// rawGetWithTTL is what GetWithTTL sends for key of namespace ns, through
+// go-redis alone.
+func rawGetWithTTL(ctx context.Context, c redis.UniversalClient, ns, key string) error {
+	k := ns + ":" + key
+	tx := c.TxPipeline()
+	get := tx.Get(ctx, k)
+	tx.PTTL(ctx, k)
+	if _, err := tx.Exec(ctx); err != nil {
+		return err
 	}
+	return get.Err()
+}
+
+// The inline path adds no allocation to go-redis's own.
+func TestInlineGetWithTTLAllocatesNothingExtra(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts of go-redis vary under the race detector")
+	}
+	s := redistest.New(t)
+	st := mustNew(t, s.Client, remote.Options{Namespace: s.Namespace})
+	ctx := context.Background()
+	put(t, st, "k", []byte("value"), 0)
 	raw := testing.AllocsPerRun(200, func() {
-		if _, err := s.Client.Get(ctx, st.RedisKey("k")).Bytes(); err != nil {
+		if err := rawGetWithTTL(ctx, s.Client, s.Namespace, "k"); err != nil {
 			t.Fatal(err)
 		}
 	})
 	store := testing.AllocsPerRun(200, func() {
-		if _, err := st.Get(ctx, "k"); err != nil {
+		if _, _, err := st.GetWithTTL(ctx, "k"); err != nil {
 			t.Fatal(err)
 		}
 	})
-	t.Logf("allocations per Get: go-redis %v, Store.Get %v", raw, store)
+	t.Logf("allocations per read: go-redis %v, Store.GetWithTTL %v", raw, store)
 	if store > raw {
-		t.Fatalf("Store.Get allocates %v times per call, go-redis alone %v", store, raw)
+		t.Fatalf("Store.GetWithTTL allocates %v times per call, go-redis alone %v", store, raw)
 	}
 }
 
-// BenchmarkGetPaths compares a plain go-redis GET with Store.Get on each
-// path: inline (Background; a deadline the client enforces) and on a
-// goroutine (a deadline a default client would ignore).
+// BenchmarkGetPaths compares the read of GetWithTTL sent by go-redis alone
+// with Store.GetWithTTL on each path: inline (Background; a deadline the
+// client enforces) and on a goroutine (a deadline a default client would
+// ignore).
 func BenchmarkGetPaths(b *testing.B) {
 	s := redistest.New(b)
 	enforcing := redis.NewClient(&redis.Options{Addr: s.Addr, ContextTimeoutEnabled: true})
 	b.Cleanup(func() { _ = enforcing.Close() })
-	st := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
-	stEnforcing := remote.New(enforcing, remote.Options{Namespace: s.Namespace})
+	st := mustNew(b, s.Client, remote.Options{Namespace: s.Namespace})
+	stEnforcing := mustNew(b, enforcing, remote.Options{Namespace: s.Namespace})
 	bg := context.Background()
-	if err := st.Set(bg, "k", []byte("value"), 0); err != nil {
-		b.Fatal(err)
-	}
+	put(b, st, "k", []byte("value"), 0)
 	withDeadline, cancel := context.WithTimeout(bg, time.Hour)
 	defer cancel()
 	for _, bc := range []struct {
 		name string
 		get  func() error
 	}{
-		{"go-redis", func() error { _, err := s.Client.Get(bg, st.RedisKey("k")).Bytes(); return err }},
-		{"Store/inline/Background", func() error { _, err := st.Get(bg, "k"); return err }},
-		{"Store/inline/enforced-deadline", func() error { _, err := stEnforcing.Get(withDeadline, "k"); return err }},
-		{"Store/goroutine/deadline", func() error { _, err := st.Get(withDeadline, "k"); return err }},
+		{"go-redis", func() error { return rawGetWithTTL(bg, s.Client, s.Namespace, "k") }},
+		{"Store/inline/Background", func() error { _, _, err := st.GetWithTTL(bg, "k"); return err }},
+		{"Store/inline/enforced-deadline", func() error { _, _, err := stEnforcing.GetWithTTL(withDeadline, "k"); return err }},
+		{"Store/goroutine/deadline", func() error { _, _, err := st.GetWithTTL(withDeadline, "k"); return err }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

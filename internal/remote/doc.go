@@ -1,27 +1,32 @@
-// Package remote is a namespaced key-value store on Redis: the shared tier of
-// tiercache, usable on its own.
+// Package remote is the shared tier of tiercache: a namespaced key-value
+// store on Redis. It is an internal part of the library, built for package
+// tiered, which hard-wires it; its API is what tiered needs and nothing
+// more, and changes with it.
 //
-// A key k in namespace ns lives at the Redis key "ns:k" and holds exactly the
-// bytes given, so other programs can read it. The default namespace is
+// A key k in namespace ns lives at the Redis key "ns:k" and holds exactly
+// the bytes given, so other programs can read it. The default namespace is
 // "cache". Keys may contain ':' themselves; namespaces may not, so that no
 // two namespaces share a Redis key (namespace "a" with key "b:x" and
-// namespace "a:b" with key "x" would). A namespace is 1 to 128 bytes of ASCII
-// letters, digits, '-', '_' and '.', and not "tiercache", the prefix of the
-// library's own keys and channels: see CheckNamespace, which
-// Options.Validate and New apply.
+// namespace "a:b" with key "x" would). A namespace is 1 to 128 bytes of
+// ASCII letters, digits, '-', '_' and '.', and not "tiercache", the prefix
+// of the library's own keys and channels: see CheckNamespace, which New
+// applies.
 //
-// Besides its users' values, a key may hold a marker, which tiercache
-// writes itself: AbsentMarker, a cached absence (the source of truth has no
-// value for the key), or LeaseMarker, a lease (an instance is loading the
-// key's value; see Store.Acquire). Every marker begins with MarkerPrefix,
-// "\x00tiercache\x00", and the tiered package refuses to store a value that
-// does; IsMarker, IsAbsentMarker and IsLeaseMarker tell them apart. The
-// Store's methods read and write markers as any other bytes.
+// Besides users' values, a key may hold a marker, which tiered writes
+// itself: AbsentMarker, a cached absence (the source of truth has no value
+// for the key), LeaseMarker, a lease (an instance is loading the key's
+// value; see Store.Acquire), or DoneMarker, left in place of a lease by a
+// load that stored no value. Every marker begins with MarkerPrefix,
+// "\x00tiercache\x00", and tiered refuses to store a value that does;
+// IsMarker, IsAbsentMarker and IsLeaseMarker tell them apart. The Store
+// reads and writes markers as any other bytes.
 //
-// TTLs are written in milliseconds (SET … PX): a TTL of 0 means no expiry, a
-// positive TTL is sent in whole milliseconds (a fraction of a millisecond is
-// dropped, so a key never lives longer than asked), and a negative TTL or a
-// positive one under a millisecond is an error. Nothing is ever rounded up.
+// TTLs are Redis TTLs, written in milliseconds (SET … PX): a TTL of 0 means
+// no expiry, a positive TTL is sent in whole milliseconds (a fraction of a
+// millisecond is dropped, so a key never lives longer than asked), and a
+// negative TTL or a positive one under a millisecond is an error. Nothing
+// is ever rounded up. Leases (Acquire, AcquireRefresh) must expire: their
+// TTL must be at least a millisecond.
 //
 // Keys lists a namespace with SCAN and a MATCH pattern, never with KEYS; on a
 // Cluster it scans every master.
@@ -29,17 +34,20 @@
 // Every method returns within its ctx: when the ctx's deadline passes or it
 // is cancelled, the call returns an error wrapping ctx.Err(), whatever the
 // client's options (go-redis ignores a ctx's deadline unless the client sets
-// ContextTimeoutEnabled). A write whose call returned a ctx error may still
-// be applied; see Store.EnforcesDeadlines for what is left behind.
+// ContextTimeoutEnabled; see call). A write whose call returned a ctx error
+// may still be applied; see clientEnforcesDeadlines for what is left
+// behind.
 //
 // GetWithTTL and GetMany only read, and answer while the server holds
 // writes back (CLIENT PAUSE WRITE, as during a failover).
 //
-// GetMany, WriteMany and Acquire work on many keys in one round trip per
-// node, and answer for each key on its own: on a Cluster a node that is
-// down fails the keys it holds, and the others are served. WriteMany
-// applies each write only if its condition (Cond) holds, and publishes the
-// invalidation of each group of writes with them, atomically.
+// SetAndPublish and DeleteAndPublish write and publish the invalidation in
+// one Lua script. GetMany, WriteMany and Acquire work on many keys in one
+// round trip per node, and answer for each key on its own: on a Cluster a
+// node that is down fails the keys it holds, and the others are served.
+// WriteMany applies each write only if its condition (Cond) holds, and
+// publishes the invalidation of each group of writes with them,
+// atomically.
 //
 // Every error of a Store method is an *Error naming the operation, the
 // namespace and the keys: `remote: get "1" in namespace "cache": not found`.
@@ -51,7 +59,7 @@
 // by hash slot: each slot's part is atomic on its own, not the whole call.
 // The Store recognises a Cluster by its type, *redis.ClusterClient, and a
 // *redis.Ring would lose invalidations: CheckClient refuses both a Ring and
-// any wrapper type, and the tiered package calls it.
+// any wrapper type, and tiered calls it (New does not).
 //
 // A Store holds no state besides its client, its options and whether it has
 // sent its scripts yet, and is safe for concurrent use. It never closes the

@@ -19,22 +19,20 @@ var ErrNotFound = errors.New("not found")
 // A package that wraps a Store can take it apart with errors.As and
 // re-label it with its own prefix.
 type Error struct {
-	// Op is the operation: "get", "set", "set-if-absent", "replace",
-	// "delete", "keys", "get-many", "write-many", "acquire",
-	// "acquire-refresh" or "release-refresh".
-	// SetAndPublish is a "set", DeleteAndPublish a "delete".
+	// Op is the operation: "get" (GetWithTTL), "set" (SetAndPublish),
+	// "delete" (DeleteAndPublish), "keys", "get-many", "write-many",
+	// "acquire", "acquire-refresh" or "release-refresh".
 	Op string
 	// Namespace is the Store's namespace.
 	Namespace string
 	// Keys are the keys the call was given, without the namespace prefix;
-	// none for "keys". A Delete or DeleteAndPublish split into groups (see
-	// DeleteAndPublish) stops at the first group that fails, and the groups
-	// before it were applied. The error of one key of GetMany or Acquire
+	// none for "keys". A DeleteAndPublish split into groups stops at the
+	// first group that fails, and the groups before it were applied. The error of one key of GetMany or Acquire
 	// (in an Item or a Claim) names that key; that of a WriteMany group (in
 	// a Result), the group's keys.
 	Keys []string
 	// Err is the cause: ErrNotFound for a missing key, an error wrapping
-	// ctx.Err() when the call's ctx ended, a TTL that Set refused, or what
+	// ctx.Err() when the call's ctx ended, a TTL that was refused, or what
 	// go-redis returned.
 	Err error
 }

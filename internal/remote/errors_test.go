@@ -34,27 +34,21 @@ func TestErrorShape(t *testing.T) {
 		cause error
 		text  string
 	}{
-		{"Get missing", func() error { _, err := st.Get(bg, "1"); return err }(),
-			"get", []string{"1"}, remote.ErrNotFound, fmt.Sprintf(`remote: get "1" in namespace %q: not found`, ns)},
 		{"GetWithTTL missing", func() error { _, _, err := st.GetWithTTL(bg, "1"); return err }(),
 			"get", []string{"1"}, remote.ErrNotFound, fmt.Sprintf(`remote: get "1" in namespace %q: not found`, ns)},
-		{"Get cancelled", func() error { _, err := st.Get(cancelled, "k"); return err }(),
+		{"GetWithTTL cancelled", func() error { _, _, err := st.GetWithTTL(cancelled, "k"); return err }(),
 			"get", []string{"k"}, context.Canceled, fmt.Sprintf(`remote: get "k" in namespace %q: context canceled`, ns)},
-		{"Set bad ttl", st.Set(bg, "k", nil, -time.Second),
+		{"SetAndPublish bad ttl", st.SetAndPublish(bg, "k", nil, -time.Second, "ch", nil),
 			"set", []string{"k"}, nil, fmt.Sprintf(`remote: set "k" in namespace %q: ttl must be >= 0, got -1s`, ns)},
-		{"Set cancelled", st.Set(cancelled, "k", nil, 0),
-			"set", []string{"k"}, context.Canceled, ""},
-		{"SetIfAbsent bad ttl", func() error { _, err := st.SetIfAbsent(bg, "k", nil, time.Microsecond); return err }(),
-			"set-if-absent", []string{"k"}, nil, fmt.Sprintf(`remote: set-if-absent "k" in namespace %q: ttl must be 0 or at least 1ms, got 1µs`, ns)},
-		{"SetIfAbsent cancelled", func() error { _, err := st.SetIfAbsent(cancelled, "k", nil, 0); return err }(),
-			"set-if-absent", []string{"k"}, context.Canceled, ""},
+		{"SetAndPublish ttl under 1ms", st.SetAndPublish(bg, "k", nil, time.Microsecond, "ch", nil),
+			"set", []string{"k"}, nil, fmt.Sprintf(`remote: set "k" in namespace %q: ttl must be 0 or at least 1ms, got 1µs`, ns)},
 		{"SetAndPublish cancelled", st.SetAndPublish(cancelled, "k", nil, 0, "ch", nil),
 			"set", []string{"k"}, context.Canceled, ""},
-		{"Delete cancelled", st.Delete(cancelled, "a", "b", "c", "d", "e"),
-			"delete", []string{"a", "b", "c", "d", "e"}, context.Canceled,
-			fmt.Sprintf(`remote: delete "a", "b", "c" … and 2 more in namespace %q: context canceled`, ns)},
 		{"DeleteAndPublish cancelled", st.DeleteAndPublish(cancelled, "ch", noop, "a", "b"),
 			"delete", []string{"a", "b"}, context.Canceled, fmt.Sprintf(`remote: delete "a", "b" in namespace %q: context canceled`, ns)},
+		{"DeleteAndPublish of many cancelled", st.DeleteAndPublish(cancelled, "ch", noop, "a", "b", "c", "d", "e"),
+			"delete", []string{"a", "b", "c", "d", "e"}, context.Canceled,
+			fmt.Sprintf(`remote: delete "a", "b", "c" … and 2 more in namespace %q: context canceled`, ns)},
 		{"Keys cancelled", func() error { _, err := st.Keys(cancelled); return err }(),
 			"keys", nil, context.Canceled, fmt.Sprintf(`remote: keys in namespace %q: context canceled`, ns)},
 	} {
@@ -84,7 +78,7 @@ func TestErrorKeysAreCopied(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	keys := []string{"a", "b"}
-	err := st.Delete(ctx, keys...)
+	err := st.DeleteAndPublish(ctx, "ch", nil, keys...)
 	keys[0] = "changed"
 	var re *remote.Error
 	if !errors.As(err, &re) || re.Keys[0] != "a" {

@@ -28,9 +28,7 @@ func TestAcquire(t *testing.T) {
 		{"absent", remote.AbsentMarker(), 10 * time.Second},
 		{"leased", other, 10 * time.Second},
 	} {
-		if err := st.Set(ctx, kv.key, kv.value, kv.ttl); err != nil {
-			t.Fatal(err)
-		}
+		put(t, st, kv.key, kv.value, kv.ttl)
 	}
 	tok := remote.NewLeaseToken()
 	if _, err := st.Acquire(ctx, []string{"warm-up"}, tok, time.Second); err != nil {
@@ -75,7 +73,7 @@ func TestAcquire(t *testing.T) {
 			t.Fatalf("%s holds %q, %v, %v; want the lease marker for ~5s", k, v, ttl, err)
 		}
 	}
-	if got, _ := st.Get(ctx, "value"); string(got) != "v" {
+	if got, _ := get(ctx, st, "value"); string(got) != "v" {
 		t.Fatalf("Acquire changed a held key: %q", got)
 	}
 	if claims, err := st.Acquire(ctx, nil, tok, time.Second); err != nil || len(claims) != 0 {
@@ -100,7 +98,7 @@ func TestLeaseRelease(t *testing.T) {
 	if err != nil || !res[0].Applied || res[1].Applied || !res[2].Applied {
 		t.Fatalf("releases = %+v, %v; want applied, not, applied", res, err)
 	}
-	if got, _ := st.Get(ctx, "k"); string(got) != "loaded" {
+	if got, _ := get(ctx, st, "k"); string(got) != "loaded" {
 		t.Fatalf("k = %q after its holder stored it", got)
 	}
 	if c, err := st.Acquire(ctx, []string{"j"}, remote.NewLeaseToken(), time.Minute); err != nil || !c[0].Acquired {
@@ -119,7 +117,7 @@ func TestLeaseExpires(t *testing.T) {
 		t.Fatalf("Acquire of a leased key = %+v, %v", c, err)
 	}
 	s.Advance(150 * time.Millisecond)
-	if _, err := st.Get(ctx, "k"); !errors.Is(err, remote.ErrNotFound) {
+	if _, err := get(ctx, st, "k"); !errors.Is(err, remote.ErrNotFound) {
 		t.Fatalf("the lease outlived its ttl: err = %v", err)
 	}
 	if c, err := st.Acquire(ctx, []string{"k"}, remote.NewLeaseToken(), time.Second); err != nil || !c[0].Acquired {
@@ -142,7 +140,7 @@ func TestAcquireRace(t *testing.T) {
 	var wg sync.WaitGroup
 	for r := range racers {
 		tokens[r] = remote.NewLeaseToken()
-		st := remote.New(s.NewClient(""), remote.Options{Namespace: s.Namespace})
+		st := mustNew(t, s.NewClient(""), remote.Options{Namespace: s.Namespace})
 		wg.Go(func() {
 			<-start
 			ks := slices.Clone(keys)
@@ -225,14 +223,12 @@ func TestAcquireWrongType(t *testing.T) {
 func TestAcquireOnCluster(t *testing.T) {
 	ctx := context.Background()
 	cl := redistest.NewCluster(t)
-	st := remote.New(cl.NewClient(), remote.Options{Namespace: cl.Namespace})
+	st := mustNew(t, cl.NewClient(), remote.Options{Namespace: cl.Namespace})
 	var keys []string
 	for i := range 200 {
 		keys = append(keys, fmt.Sprintf("k:%03d", i))
 		if i%2 == 1 {
-			if err := st.Set(ctx, keys[i], []byte("held"), time.Minute); err != nil {
-				t.Fatal(err)
-			}
+			put(t, st, keys[i], []byte("held"), time.Minute)
 		}
 	}
 	tok := remote.NewLeaseToken()
@@ -267,9 +263,7 @@ func TestAcquireOverADoneMarker(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
 	old := remote.NewLeaseToken()
-	if err := st.Set(ctx, "k", remote.DoneMarker(old, false), time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	put(t, st, "k", remote.DoneMarker(old, false), time.Minute)
 	tok := remote.NewLeaseToken()
 	claims, err := st.Acquire(ctx, []string{"k"}, tok, 5*time.Second)
 	if err != nil || !claims[0].Acquired {

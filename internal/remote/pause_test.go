@@ -16,11 +16,9 @@ import (
 // does): GetWithTTL answers at once, writes wait.
 func TestGetWithTTLAnswersDuringWritePause(t *testing.T) {
 	srv := redistest.NewReal(t)
-	st := remote.New(srv.Client, remote.Options{Namespace: "pause"})
+	st := mustNew(t, srv.Client, remote.Options{Namespace: "pause"})
 	bg := context.Background()
-	if err := st.Set(bg, "k", []byte("v"), time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	put(t, st, "k", []byte("v"), time.Minute)
 	if _, _, err := st.GetWithTTL(bg, "k"); err != nil { // warm up: connection, any script
 		t.Fatal(err)
 	}
@@ -45,8 +43,8 @@ func TestGetWithTTLAnswersDuringWritePause(t *testing.T) {
 	// The pause is real: a write waits for it.
 	wctx, wcancel := context.WithTimeout(bg, 100*time.Millisecond)
 	defer wcancel()
-	if err := st.Set(wctx, "k", []byte("w"), 0); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Set during a write pause: err = %v, want DeadlineExceeded", err)
+	if err := st.SetAndPublish(wctx, "k", []byte("w"), 0, "pause-ch", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SetAndPublish during a write pause: err = %v, want DeadlineExceeded", err)
 	}
 	if time.Since(paused) >= 2*time.Second {
 		t.Fatal("the pause ended before the checks did: the test proves nothing")
@@ -75,11 +73,9 @@ return {v, redis.call('PTTL', KEYS[1])}`)
 
 func BenchmarkGetWithTTLDesigns(b *testing.B) {
 	s := redistest.New(b)
-	st := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
+	st := mustNew(b, s.Client, remote.Options{Namespace: s.Namespace})
 	ctx := context.Background()
-	if err := st.Set(ctx, "k", []byte("a value of some thirty bytes.."), time.Hour); err != nil {
-		b.Fatal(err)
-	}
+	put(b, st, "k", []byte("a value of some thirty bytes.."), time.Hour)
 	key := st.RedisKey("k")
 	for _, bc := range []struct {
 		name string

@@ -91,8 +91,8 @@ func TestRefreshLeaseExpires(t *testing.T) {
 func TestRefreshKeysNeverCollide(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
 	defer client.Close()
-	a := remote.New(client, remote.Options{Namespace: "a"})
-	ab := remote.New(client, remote.Options{Namespace: "a.b"})
+	a := mustNew(t, client, remote.Options{Namespace: "a"})
+	ab := mustNew(t, client, remote.Options{Namespace: "a.b"})
 	if err := remote.CheckNamespace("tiercache"); err == nil {
 		t.Fatal(`namespace "tiercache" is allowed: its keys could be refresh leases`)
 	}
@@ -124,7 +124,7 @@ func TestRefreshLeaseRace(t *testing.T) {
 	won := make([]bool, racers)
 	stores := make([]*remote.Store, racers)
 	for r := range stores {
-		stores[r] = remote.New(s.NewClient(""), remote.Options{Namespace: s.Namespace})
+		stores[r] = mustNew(t, s.NewClient(""), remote.Options{Namespace: s.Namespace})
 	}
 	dropRefreshLeases(t, s.Client, stores[0], "k")
 	start := make(chan struct{})
@@ -183,7 +183,7 @@ func TestRefreshLeaseOnCluster(t *testing.T) {
 	ctx := context.Background()
 	cl := redistest.NewCluster(t)
 	client := cl.NewClient()
-	st := remote.New(client, remote.Options{Namespace: cl.Namespace})
+	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace})
 	tok := remote.NewLeaseToken()
 	var keys []string
 	for i := range 20 {

@@ -34,23 +34,10 @@ func crc16(s string) uint16 {
 	return crc
 }
 
-// groupBySlot splits keys (without prefix) into groups whose prefixed Redis
-// keys share a hash slot, keeping the keys' order inside each group and the
-// groups in order of first appearance.
-func groupBySlot(prefix string, keys []string) [][]string {
-	var groups [][]string
-	for _, g := range slotGroups(prefix, len(keys), func(i int) string { return keys[i] }) {
-		ks := make([]string, len(g))
-		for j, i := range g {
-			ks[j] = keys[i]
-		}
-		groups = append(groups, ks)
-	}
-	return groups
-}
-
-// slotGroups is groupBySlot for n keys given by position (key(i), without
-// prefix): it returns the positions of each group.
+// slotGroups splits the positions 0..n-1 of n keys, the i-th being key(i)
+// without prefix, into groups whose prefixed Redis keys share a hash slot,
+// keeping the positions' order inside each group and the groups in order of
+// first appearance.
 func slotGroups(prefix string, n int, key func(int) string) [][]int {
 	index := make(map[uint16]int)
 	var groups [][]int

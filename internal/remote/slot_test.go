@@ -26,18 +26,19 @@ func TestSlot(t *testing.T) {
 	}
 }
 
-func TestGroupBySlot(t *testing.T) {
-	groups := groupBySlot("ns:", []string{"{a}1", "b", "{a}2", "c", "{a}3"})
-	var flat []string
+func TestSlotGroups(t *testing.T) {
+	keys := []string{"{a}1", "b", "{a}2", "c", "{a}3"}
+	groups := slotGroups("ns:", len(keys), func(i int) string { return keys[i] })
+	var flat []int
 	for _, g := range groups {
-		for _, k := range g {
-			if slot("ns:"+k) != slot("ns:"+g[0]) {
-				t.Fatalf("group %q mixes slots", g)
+		for _, i := range g {
+			if slot("ns:"+keys[i]) != slot("ns:"+keys[g[0]]) {
+				t.Fatalf("group %v mixes slots", g)
 			}
 		}
 		flat = append(flat, g...)
 	}
-	if len(flat) != 5 || !slices.Equal(groups[0], []string{"{a}1", "{a}2", "{a}3"}) {
-		t.Fatalf("groups = %q", groups)
+	if len(flat) != 5 || !slices.Equal(groups[0], []int{0, 2, 4}) {
+		t.Fatalf("groups = %v", groups)
 	}
 }

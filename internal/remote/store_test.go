@@ -21,26 +21,64 @@ func TestMain(m *testing.M) { leakcheck.Main(m) }
 func newStore(t *testing.T) (*remote.Store, *redistest.Server) {
 	t.Helper()
 	s := redistest.New(t)
-	return remote.New(s.Client, remote.Options{Namespace: s.Namespace}), s
+	return mustNew(t, s.Client, remote.Options{Namespace: s.Namespace}), s
+}
+
+func mustNew(t testing.TB, client redis.UniversalClient, opts remote.Options) *remote.Store {
+	t.Helper()
+	st, err := remote.New(client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// newError returns the error of New with opts, over a client that is never
+// used.
+func newError(t *testing.T, opts remote.Options) error {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = client.Close() })
+	_, err := remote.New(client, opts)
+	return err
+}
+
+// put writes value at key for ttl (0: no expiry), publishing nothing: a
+// test's setup, through WriteMany.
+func put(t testing.TB, st *remote.Store, key string, value []byte, ttl time.Duration) {
+	t.Helper()
+	res, err := st.WriteMany(context.Background(), []remote.Write{{Key: key, Value: value, TTL: ttl}}, "", nil)
+	if err == nil {
+		err = res[0].Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// get returns the value at key: GetWithTTL without the TTL.
+func get(ctx context.Context, st *remote.Store, key string) ([]byte, error) {
+	v, _, err := st.GetWithTTL(ctx, key)
+	return v, err
 }
 
 // The seed's first test: put, get, delete; a missing key is ErrNotFound.
 func TestPutGetDelete(t *testing.T) {
 	ctx := context.Background()
-	st, _ := newStore(t)
-	if err := st.Set(ctx, "key", []byte("value"), 0); err != nil {
+	st, s := newStore(t)
+	if err := st.SetAndPublish(ctx, "key", []byte("value"), 0, "ch:"+s.Namespace, nil); err != nil {
 		t.Fatal(err)
 	}
-	got, err := st.Get(ctx, "key")
+	got, err := get(ctx, st, "key")
 	if err != nil || string(got) != "value" {
-		t.Fatalf("Get = %q, %v; want value", got, err)
+		t.Fatalf("GetWithTTL = %q, %v; want value", got, err)
 	}
-	if err := st.Delete(ctx, "key"); err != nil {
+	if err := st.DeleteAndPublish(ctx, "ch:"+s.Namespace, nil, "key"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = st.Get(ctx, "key")
+	_, err = get(ctx, st, "key")
 	if !errors.Is(err, remote.ErrNotFound) {
-		t.Fatalf("Get after Delete: err = %v, want ErrNotFound", err)
+		t.Fatalf("GetWithTTL after DeleteAndPublish: err = %v, want ErrNotFound", err)
 	}
 	if errors.Is(err, redis.Nil) {
 		t.Fatal("redis.Nil leaked to the caller")
@@ -55,15 +93,11 @@ func TestKeysListsExactlyTheNamespace(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
 	for _, k := range []string{"key1", "key2"} {
-		if err := st.Set(ctx, k, []byte("v"), 0); err != nil {
-			t.Fatal(err)
-		}
+		put(t, st, k, []byte("v"), 0)
 	}
 	// A neighbour whose namespace starts with ours must not be listed.
-	other := remote.New(s.Client, remote.Options{Namespace: s.Namespace + "x"})
-	if err := other.Set(ctx, "key3", []byte("v"), 0); err != nil {
-		t.Fatal(err)
-	}
+	other := mustNew(t, s.Client, remote.Options{Namespace: s.Namespace + "x"})
+	put(t, other, "key3", []byte("v"), 0)
 	keys, err := st.Keys(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -77,15 +111,13 @@ func TestKeysListsExactlyTheNamespace(t *testing.T) {
 func TestAutoPurge(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
-	if err := st.Set(ctx, "key", []byte("value"), 100*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	put(t, st, "key", []byte("value"), 100*time.Millisecond)
 	s.Advance(50 * time.Millisecond)
-	if got, err := st.Get(ctx, "key"); err != nil || string(got) != "value" {
+	if got, err := get(ctx, st, "key"); err != nil || string(got) != "value" {
 		t.Fatalf("at 50ms: Get = %q, %v; want value", got, err)
 	}
 	s.Advance(100 * time.Millisecond)
-	if _, err := st.Get(ctx, "key"); !errors.Is(err, remote.ErrNotFound) {
+	if _, err := get(ctx, st, "key"); !errors.Is(err, remote.ErrNotFound) {
 		t.Fatalf("at 150ms: err = %v, want ErrNotFound", err)
 	}
 }
@@ -93,14 +125,12 @@ func TestAutoPurge(t *testing.T) {
 func TestDefaultNamespaceAndLayout(t *testing.T) {
 	ctx := context.Background()
 	s := redistest.New(t)
-	if got := remote.New(s.Client, remote.Options{}).Namespace(); got != "cache" {
+	if got := mustNew(t, s.Client, remote.Options{}).Namespace(); got != "cache" {
 		t.Fatalf("default namespace = %q, want cache", got)
 	}
-	st := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
+	st := mustNew(t, s.Client, remote.Options{Namespace: s.Namespace})
 	raw := []byte{0, 1, 2, 0xff, 'x'}
-	if err := st.Set(ctx, "a:b:c", raw, 0); err != nil {
-		t.Fatal(err)
-	}
+	put(t, st, "a:b:c", raw, 0)
 	// Another program reading ns:key sees the raw bytes.
 	got, err := s.Client.Get(ctx, s.Namespace+":a:b:c").Bytes()
 	if err != nil || string(got) != string(raw) {
@@ -125,11 +155,9 @@ func TestNeighbourNamespaces(t *testing.T) {
 	names := []string{"a", "ab", "a.b", "a-b", "a_b", "a.", "a..", "A"}
 	stores := map[string]*remote.Store{}
 	for _, n := range names {
-		st := remote.New(s.Client, remote.Options{Namespace: base + n})
+		st := mustNew(t, s.Client, remote.Options{Namespace: base + n})
 		stores[n] = st
-		if err := st.Set(ctx, "k-"+n, []byte("v"), 0); err != nil {
-			t.Fatal(err)
-		}
+		put(t, st, "k-"+n, []byte("v"), 0)
 	}
 	for _, n := range names {
 		keys, err := stores[n].Keys(ctx)
@@ -141,7 +169,7 @@ func TestNeighbourNamespaces(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"a*", "a?", "a[b]", `a\`, "a:b"} {
-		if err := (remote.Options{Namespace: base + n}).Validate(); err == nil {
+		if err := newError(t, remote.Options{Namespace: base + n}); err == nil {
 			t.Errorf("namespace %q accepted", base+n)
 		}
 	}
@@ -150,7 +178,7 @@ func TestNeighbourNamespaces(t *testing.T) {
 func TestKeysAcrossManyScanPages(t *testing.T) {
 	ctx := context.Background()
 	s := redistest.New(t)
-	st := remote.New(s.Client, remote.Options{Namespace: s.Namespace, ScanCount: 10})
+	st := mustNew(t, s.Client, remote.Options{Namespace: s.Namespace, ScanCount: 10})
 	const n = 2500
 	pipe := s.Client.Pipeline()
 	want := make([]string, n)
@@ -175,43 +203,43 @@ func TestKeysAcrossManyScanPages(t *testing.T) {
 	}
 }
 
+// The package doc's TTL rules, on SetAndPublish (WriteMany's are in
+// TestWriteManyConds and TestWriteManyRejectsInvalidWrites): 0 is no
+// expiry, a positive TTL is sent in whole milliseconds, and a negative one
+// or one under a millisecond is refused and writes nothing.
 func TestTTLs(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
-	if err := st.Set(ctx, "forever", []byte("v"), 0); err != nil {
+	set := func(key string, ttl time.Duration) error {
+		return st.SetAndPublish(ctx, key, []byte("v"), ttl, "ch:"+s.Namespace, nil)
+	}
+	if err := set("forever", 0); err != nil {
 		t.Fatal(err)
 	}
 	if ttl := s.Client.PTTL(ctx, st.RedisKey("forever")).Val(); ttl >= 0 {
 		t.Fatalf("TTL 0 set an expiry: PTTL = %v", ttl)
 	}
-	if err := st.Set(ctx, "short", []byte("v"), 1500*time.Millisecond); err != nil {
+	if err := set("short", 1500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	if ttl := s.Client.PTTL(ctx, st.RedisKey("short")).Val(); ttl <= time.Second || ttl > 1500*time.Millisecond {
 		t.Fatalf("TTL 1.5s gave PTTL %v", ttl)
 	}
 	for _, bad := range []time.Duration{-time.Millisecond, 500 * time.Microsecond} {
-		if err := st.Set(ctx, "bad", []byte("v"), bad); err == nil || !strings.Contains(err.Error(), "ttl") {
-			t.Errorf("Set with ttl %v: err = %v, want a ttl error", bad, err)
-		}
-		if err := st.SetAndPublish(ctx, "bad", []byte("v"), bad, "ch", nil); err == nil {
-			t.Errorf("SetAndPublish with ttl %v: no error", bad)
+		if err := set("bad", bad); err == nil || !strings.Contains(err.Error(), "ttl") {
+			t.Errorf("SetAndPublish with ttl %v: err = %v, want a ttl error", bad, err)
 		}
 	}
 	if n := s.Client.Exists(ctx, st.RedisKey("bad")).Val(); n != 0 {
-		t.Fatal("a rejected Set wrote its key")
+		t.Fatal("a rejected SetAndPublish wrote its key")
 	}
 }
 
 func TestGetWithTTL(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
-	if err := st.Set(ctx, "k", []byte("v"), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Set(ctx, "forever", []byte("w"), 0); err != nil {
-		t.Fatal(err)
-	}
+	put(t, st, "k", []byte("v"), 10*time.Second)
+	put(t, st, "forever", []byte("w"), 0)
 	calls := &redistest.RoundTrips{}
 	s.Client.AddHook(calls)
 	if _, _, err := st.GetWithTTL(ctx, "k"); err != nil { // loads the script on first use
@@ -238,11 +266,7 @@ func TestSetAndPublish(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
 	ch := "ch:" + s.Namespace
-	sub := s.Client.Subscribe(ctx, ch)
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
-		t.Fatal(err)
-	}
+	sub := listen(t, s.Client, ch)
 	calls := &redistest.RoundTrips{}
 	s.Client.AddHook(calls)
 	for i, ttl := range []time.Duration{0, 5 * time.Second} {
@@ -258,7 +282,7 @@ func TestSetAndPublish(t *testing.T) {
 		if msg.Payload != payload {
 			t.Fatalf("published %q, want %q", msg.Payload, payload)
 		}
-		if got, _ := st.Get(ctx, "k"); string(got) != payload {
+		if got, _ := get(ctx, st, "k"); string(got) != payload {
 			t.Fatalf("value = %q, want %q", got, payload)
 		}
 		pttl := s.Client.PTTL(ctx, st.RedisKey("k")).Val()
@@ -285,11 +309,7 @@ func TestDeleteAndPublish(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
 	ch := "ch:" + s.Namespace
-	sub := s.Client.Subscribe(ctx, ch)
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sub := listen(t, s.Client, ch)
 	keys := make([]string, 2500)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("k%d", i)
@@ -325,138 +345,98 @@ func TestDeleteAndPublish(t *testing.T) {
 	}
 }
 
-func TestDeleteMany(t *testing.T) {
-	ctx := context.Background()
-	st, _ := newStore(t)
-	for _, k := range []string{"a", "b", "c"} {
-		if err := st.Set(ctx, k, []byte("v"), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := st.Delete(ctx, "a", "c", "missing"); err != nil {
-		t.Fatal(err)
-	}
-	if keys, _ := st.Keys(ctx); !slices.Equal(keys, []string{"b"}) {
-		t.Fatalf("Keys = %q, want [b]", keys)
-	}
-	if err := st.Delete(ctx); err != nil {
-		t.Fatalf("Delete with no keys: %v", err)
-	}
-}
-
-func TestSetIfAbsent(t *testing.T) {
-	ctx := context.Background()
+// A call whose ctx has ended sends nothing and returns ctx's error.
+func TestCancelledContext(t *testing.T) {
 	st, s := newStore(t)
-	if err := s.Client.Ping(ctx).Err(); err != nil { // open the connection first
-		t.Fatal(err)
-	}
 	calls := &redistest.RoundTrips{}
 	s.Client.AddHook(calls)
-	stored, err := st.SetIfAbsent(ctx, "k", []byte("loaded"), 5*time.Second)
-	if err != nil || !stored {
-		t.Fatalf("SetIfAbsent on an absent key = %v, %v; want true, nil", stored, err)
-	}
-	if calls.Count() != 1 {
-		t.Fatalf("SetIfAbsent took %d round trips, want 1", calls.Count())
-	}
-	if got, _ := st.Get(ctx, "k"); string(got) != "loaded" {
-		t.Fatalf("value = %q, want loaded", got)
-	}
-	if pttl := s.Client.PTTL(ctx, st.RedisKey("k")).Val(); pttl <= 4*time.Second || pttl > 5*time.Second {
-		t.Fatalf("ttl 5s gave PTTL %v", pttl)
-	}
-
-	// A newer write is there: the loaded value does not replace it, nor its TTL.
-	if err := st.Set(ctx, "k", []byte("newer"), 0); err != nil {
-		t.Fatal(err)
-	}
-	stored, err = st.SetIfAbsent(ctx, "k", []byte("stale"), time.Second)
-	if err != nil || stored {
-		t.Fatalf("SetIfAbsent on a present key = %v, %v; want false, nil", stored, err)
-	}
-	if got, _ := st.Get(ctx, "k"); string(got) != "newer" {
-		t.Fatalf("SetIfAbsent overwrote the value: %q", got)
-	}
-	if pttl := s.Client.PTTL(ctx, st.RedisKey("k")).Val(); pttl >= 0 {
-		t.Fatalf("SetIfAbsent changed the TTL: PTTL %v", pttl)
-	}
-
-	// TTL 0: no expiry. Nothing is published.
-	sub := s.Client.Subscribe(ctx, "ch:"+s.Namespace)
-	defer sub.Close()
-	if _, err := sub.Receive(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if stored, err := st.SetIfAbsent(ctx, "forever", []byte("v"), 0); err != nil || !stored {
-		t.Fatalf("SetIfAbsent(ttl 0) = %v, %v", stored, err)
-	}
-	if pttl := s.Client.PTTL(ctx, st.RedisKey("forever")).Val(); pttl >= 0 {
-		t.Fatalf("ttl 0 set an expiry: PTTL %v", pttl)
-	}
-	for _, bad := range []time.Duration{-time.Millisecond, 500 * time.Microsecond} {
-		if stored, err := st.SetIfAbsent(ctx, "bad", []byte("v"), bad); err == nil || stored || !strings.Contains(err.Error(), "ttl") {
-			t.Errorf("SetIfAbsent with ttl %v = %v, %v; want a ttl error", bad, stored, err)
-		}
-	}
-	if n := s.Client.Exists(ctx, st.RedisKey("bad")).Val(); n != 0 {
-		t.Fatal("a rejected SetIfAbsent wrote its key")
-	}
-}
-
-func TestCancelledContext(t *testing.T) {
-	st, _ := newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	noop := func([]string) []byte { return nil }
 	checks := map[string]error{
-		"Get":    func() error { _, err := st.Get(ctx, "k"); return err }(),
-		"Set":    st.Set(ctx, "k", []byte("v"), 0),
-		"Delete": st.Delete(ctx, "k"),
-		"Keys":   func() error { _, err := st.Keys(ctx); return err }(),
-
 		"GetWithTTL":       func() error { _, _, err := st.GetWithTTL(ctx, "k"); return err }(),
-		"SetIfAbsent":      func() error { _, err := st.SetIfAbsent(ctx, "k", []byte("v"), 0); return err }(),
 		"SetAndPublish":    st.SetAndPublish(ctx, "k", []byte("v"), 0, "ch", nil),
-		"DeleteAndPublish": st.DeleteAndPublish(ctx, "ch", func([]string) []byte { return nil }, "k"),
+		"DeleteAndPublish": st.DeleteAndPublish(ctx, "ch", noop, "k"),
+		"Keys":             func() error { _, err := st.Keys(ctx); return err }(),
+		"GetMany":          func() error { _, err := st.GetMany(ctx, []string{"k"}); return err }(),
+		"WriteMany": func() error {
+			_, err := st.WriteMany(ctx, []remote.Write{{Key: "k", Value: []byte("v")}}, "ch", noop)
+			return err
+		}(),
+		"Acquire":        func() error { _, err := st.Acquire(ctx, []string{"k"}, "token", time.Second); return err }(),
+		"AcquireRefresh": func() error { _, err := st.AcquireRefresh(ctx, "k", "token", time.Second); return err }(),
+		"ReleaseRefresh": func() error { _, err := st.ReleaseRefresh(ctx, "k", "token"); return err }(),
 	}
 	for op, err := range checks {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with a cancelled context: err = %v, want context.Canceled", op, err)
 		}
 	}
+	if n := calls.Count(); n != 0 {
+		t.Errorf("calls with a cancelled context made %d round trips, want 0", n)
+	}
 }
 
 func TestUnreachableRedis(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // nothing listens there
 	defer client.Close()
-	st := remote.New(client, remote.Options{})
+	st := mustNew(t, client, remote.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := st.Get(ctx, "k")
+	_, _, err := st.GetWithTTL(ctx, "k")
 	if err == nil || errors.Is(err, remote.ErrNotFound) {
-		t.Fatalf("Get on an unreachable server: err = %v, want a connection error", err)
+		t.Fatalf("GetWithTTL on an unreachable server: err = %v, want a connection error", err)
 	}
 	if !strings.Contains(err.Error(), `remote: get "k"`) {
 		t.Fatalf("error %q does not name the operation and key", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("Get took %v on an unreachable server with a 300ms deadline", d)
+		t.Fatalf("GetWithTTL took %v on an unreachable server with a 300ms deadline", d)
 	}
 }
 
-func TestOptions(t *testing.T) {
-	if err := (remote.Options{ScanCount: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "ScanCount") {
-		t.Fatalf("Validate(ScanCount: -1) = %v, want an error naming ScanCount", err)
+// New fails, and does not panic, for a nil client or an invalid option,
+// naming what is wrong.
+func TestNewRejectsBadArguments(t *testing.T) {
+	offline := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never used: New sends nothing
+	t.Cleanup(func() { _ = offline.Close() })
+	var nilClient *redis.Client
+	for _, tc := range []struct {
+		name   string
+		client redis.UniversalClient
+		opts   remote.Options
+		want   string
+	}{
+		{"nil client", nil, remote.Options{}, "client is nil"},
+		{"typed nil client", nilClient, remote.Options{}, "client is a nil *redis.Client"},
+		{"bad Namespace", offline, remote.Options{Namespace: "a:b"}, "Namespace"},
+		{"negative ScanCount", offline, remote.Options{ScanCount: -1}, "ScanCount"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				st  *remote.Store
+				err error
+			)
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("New panicked: %v", r)
+					}
+				}()
+				st, err = remote.New(tc.client, tc.opts)
+			}()
+			if err == nil || st != nil {
+				t.Fatalf("New = %v, %v; want nil and an error", st, err)
+			}
+			if !strings.HasPrefix(err.Error(), "remote: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New: err = %q, want one prefixed remote: that names %q", err, tc.want)
+			}
+		})
 	}
-	if err := (remote.Options{}).Validate(); err != nil {
-		t.Fatalf("zero Options invalid: %v", err)
+	if _, err := remote.New(offline, remote.Options{}); err != nil {
+		t.Fatalf("New with the zero Options: %v", err)
 	}
-	defer func() {
-		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "nil client") {
-			t.Fatalf("New(nil) recovered %v, want a panic naming the nil client", r)
-		}
-	}()
-	remote.New(nil, remote.Options{})
 }
 
 func TestEscapeGlob(t *testing.T) {
@@ -467,6 +447,18 @@ func TestEscapeGlob(t *testing.T) {
 			t.Errorf("EscapeGlob(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// listen subscribes a connection of client to ch, closed when the test
+// ends, and returns once the server has confirmed it.
+func listen(t *testing.T, client redis.UniversalClient, ch string) *redis.PubSub {
+	t.Helper()
+	sub := client.Subscribe(context.Background(), ch)
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := sub.Receive(context.Background()); err != nil { // the confirmation
+		t.Fatal(err)
+	}
+	return sub
 }
 
 func receive(t *testing.T, sub *redis.PubSub) *redis.Message {

@@ -71,7 +71,7 @@ type Result struct {
 // Results are nil: a write is invalid (an unknown Cond, or a TTL that the
 // package doc forbids: the *Error names its key, and nothing is sent), or
 // ctx ended (some groups may have been applied, or be applied later; see
-// Store.EnforcesDeadlines). A group that fails (a Cluster node down) sets
+// clientEnforcesDeadlines). A group that fails (a Cluster node down) sets
 // the Err of its writes.
 func (s *Store) WriteMany(ctx context.Context, writes []Write, channel string, payload func(keys []string) []byte) ([]Result, error) {
 	if len(writes) == 0 {

@@ -57,9 +57,7 @@ func TestWriteManyConds(t *testing.T) {
 		"held": []byte("held"), "eq": []byte("old"), "neq": []byte("other"),
 		"leased": lease, "leased-by-other": remote.LeaseMarker("other"), "gone": []byte("x"),
 	} {
-		if err := st.Set(ctx, k, v, time.Minute); err != nil {
-			t.Fatal(err)
-		}
+		put(t, st, k, v, time.Minute)
 	}
 	writes := []remote.Write{
 		{Key: "a", Value: []byte("A"), TTL: 5 * time.Second},
@@ -99,12 +97,12 @@ func TestWriteManyConds(t *testing.T) {
 		"a": "A", "forever": "F", "new": "N", "held": "held", "eq": "E", "neq": "other",
 		"leased-by-other": string(remote.LeaseMarker("other")),
 	} {
-		if got, err := st.Get(ctx, k); err != nil || string(got) != v {
+		if got, err := get(ctx, st, k); err != nil || string(got) != v {
 			t.Errorf("%s holds %q, %v; want %q", k, got, err, v)
 		}
 	}
 	for _, k := range []string{"missing", "leased", "gone", "nothing"} {
-		if _, err := st.Get(ctx, k); !errors.Is(err, remote.ErrNotFound) {
+		if _, err := get(ctx, st, k); !errors.Is(err, remote.ErrNotFound) {
 			t.Errorf("%s: err = %v, want ErrNotFound", k, err)
 		}
 	}
@@ -170,9 +168,7 @@ func TestWriteManyAlwaysIsTransactions(t *testing.T) {
 		writes[i] = remote.Write{Key: fmt.Sprintf("k%04d", i), Value: []byte("v"), TTL: time.Duration(i+1) * time.Second}
 	}
 	writes[7] = remote.Write{Key: writes[7].Key, Delete: true}
-	if err := st.Set(ctx, writes[7].Key, []byte("deleted"), 0); err != nil {
-		t.Fatal(err)
-	}
+	put(t, st, writes[7].Key, []byte("deleted"), 0)
 	calls := &redistest.RoundTrips{}
 	s.Client.AddHook(calls)
 	multis := pipelineCommands{name: "multi", args: make(chan []any, 10)}
@@ -201,7 +197,7 @@ func TestWriteManyAlwaysIsTransactions(t *testing.T) {
 	if len(named) != len(writes) || named[0] != "k0000" || named[2499] != "k2499" {
 		t.Fatalf("the messages named %d keys, want the 2500 in order", len(named))
 	}
-	if _, err := st.Get(ctx, writes[7].Key); !errors.Is(err, remote.ErrNotFound) {
+	if _, err := get(ctx, st, writes[7].Key); !errors.Is(err, remote.ErrNotFound) {
 		t.Fatalf("the Delete in a transaction: err = %v", err)
 	}
 	if v, ttl, err := st.GetWithTTL(ctx, "k2000"); err != nil || string(v) != "v" || ttl <= 2000*time.Second || ttl > 2001*time.Second {
@@ -251,7 +247,7 @@ func TestWriteManyPublishesPerAppliedGroup(t *testing.T) {
 func TestWriteManyAfterScriptFlush(t *testing.T) {
 	ctx := context.Background()
 	s := redistest.NewOwn(t)
-	st := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
+	st := mustNew(t, s.Client, remote.Options{Namespace: s.Namespace})
 	evals := pipelineCommands{name: "eval", args: make(chan []any, 10)}
 	evalshas := pipelineCommands{name: "evalsha", args: make(chan []any, 10)}
 	s.Client.AddHook(evals)
@@ -342,7 +338,7 @@ func TestWriteManyOnCluster(t *testing.T) {
 	ctx := context.Background()
 	cl := redistest.NewCluster(t)
 	client := cl.NewClient()
-	st := remote.New(client, remote.Options{Namespace: cl.Namespace})
+	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace})
 	ch := "ch:" + cl.Namespace
 	sub := subscribe(t, client, ch)
 	var writes []remote.Write
@@ -352,9 +348,7 @@ func TestWriteManyOnCluster(t *testing.T) {
 		w := remote.Write{Key: k, Value: []byte("v-" + k), TTL: time.Minute}
 		if i%2 == 1 {
 			w.Cond = remote.IfAbsent
-			if err := st.Set(ctx, k, []byte("held"), 0); err != nil {
-				t.Fatal(err)
-			}
+			put(t, st, k, []byte("held"), 0)
 		} else {
 			slots[keySlot(st.RedisKey(k))] = true
 		}
@@ -383,7 +377,7 @@ func TestWriteManyOnCluster(t *testing.T) {
 	}
 	noMessage(t, sub, "one message per slot that applied something")
 	for _, w := range writes {
-		v, err := st.Get(ctx, w.Key)
+		v, err := get(ctx, st, w.Key)
 		if w.Cond == remote.Always && (err != nil || string(v) != "v-"+w.Key) {
 			t.Fatalf("%s = %q, %v", w.Key, v, err)
 		}
@@ -401,7 +395,7 @@ func TestWriteManyOnCluster(t *testing.T) {
 func TestWriteManyGroupRefused(t *testing.T) {
 	ctx := context.Background()
 	s := redistest.NewReal(t)
-	st := remote.New(s.Client, remote.Options{Namespace: s.Namespace})
+	st := mustNew(t, s.Client, remote.Options{Namespace: s.Namespace})
 	ch := "ch:" + s.Namespace
 	sub := subscribe(t, s.Client, ch)
 	s.ConfigSet("maxmemory", "1")
