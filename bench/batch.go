@@ -20,13 +20,13 @@ const (
 	batchGroups = 10  // groups of batchSize keys used in turn
 )
 
-// BatchKeys returns batchGroups groups of batchSize keys named prefix0 …,
+// batchKeys returns batchGroups groups of batchSize keys named prefix0 …,
 // each with value(i) for its place i in the whole list, and stores them in
 // Redis (plain SETs) when store is set.
-func BatchKeys(ctx context.Context, e *Env, prefix string, store bool) ([][]string, error) {
+func batchKeys(ctx context.Context, e *env, prefix string, store bool) ([][]string, error) {
 	ks := keys(prefix, batchSize*batchGroups)
 	if store {
-		if err := e.Populate(ctx, len(ks), func(i int) string { return ks[i] }, value); err != nil {
+		if err := e.populate(ctx, ks, value); err != nil {
 			return nil, err
 		}
 	}
@@ -37,28 +37,9 @@ func BatchKeys(ctx context.Context, e *Env, prefix string, store bool) ([][]stri
 	return groups, nil
 }
 
-// eachGroup returns a Job's New whose Op calls op on groups 0 … n-1 in
-// turn.
-func eachGroup(n int, op func(g int) error) func(w int) Op {
-	return func(w int) Op {
-		g := w % n
-		return func(k int) error {
-			for range k {
-				if err := op(g); err != nil {
-					return err
-				}
-				if g++; g == n {
-					g = 0
-				}
-			}
-			return nil
-		}
-	}
-}
-
-// GetManyOp reads group g with one GetMany and checks that every key was
+// getManyOp reads group g with one GetMany and checks that every key was
 // found. With a LocalSize of 1, in holds none of a group when it reads it.
-func GetManyOp(ctx context.Context, in *Instance[string], groups [][]string) func(g int) error {
+func getManyOp(ctx context.Context, in *instance[string], groups [][]string) func(g int) error {
 	return func(g int) error {
 		m, err := in.GetMany(ctx, groups[g])
 		if err == nil && len(m) != len(groups[g]) {
@@ -68,8 +49,8 @@ func GetManyOp(ctx context.Context, in *Instance[string], groups [][]string) fun
 	}
 }
 
-// GetsOp reads group g with one Get per key, in turn.
-func GetsOp(ctx context.Context, in *Instance[string], groups [][]string) func(g int) error {
+// getsOp reads group g with one Get per key, in turn.
+func getsOp(ctx context.Context, in *instance[string], groups [][]string) func(g int) error {
 	return func(g int) error {
 		for _, k := range groups[g] {
 			if _, err := in.Get(ctx, k); err != nil {
@@ -80,8 +61,8 @@ func GetsOp(ctx context.Context, in *Instance[string], groups [][]string) func(g
 	}
 }
 
-// MGetOp reads group g's Redis keys with one plain MGET.
-func MGetOp(ctx context.Context, e *Env, c *redis.Client, groups [][]string) func(g int) error {
+// mGetOp reads group g's Redis keys with one plain MGET.
+func mGetOp(ctx context.Context, e *env, c *redis.Client, groups [][]string) func(g int) error {
 	rks := redisKeys(e, groups)
 	return func(g int) error {
 		vs, err := c.MGet(ctx, rks[g]...).Result()
@@ -92,8 +73,8 @@ func MGetOp(ctx context.Context, e *Env, c *redis.Client, groups [][]string) fun
 	}
 }
 
-// SetManyOp writes group g with one SetMany.
-func SetManyOp(ctx context.Context, in *Instance[string], groups [][]string) func(g int) error {
+// setManyOp writes group g with one SetMany.
+func setManyOp(ctx context.Context, in *instance[string], groups [][]string) func(g int) error {
 	items := make([]map[string]string, len(groups))
 	for g, ks := range groups {
 		items[g] = make(map[string]string, len(ks))
@@ -104,12 +85,12 @@ func SetManyOp(ctx context.Context, in *Instance[string], groups [][]string) fun
 	return func(g int) error { return in.SetMany(ctx, items[g]) }
 }
 
-// PipelineSetOp writes group g with one go-redis pipeline of SET key value
+// pipelineSetOp writes group g with one go-redis pipeline of SET key value
 // PX keyTTL per key and one PUBLISH of a message the size of SetMany's (the
 // group's keys) to a channel of the run's namespace that no one reads.
-func PipelineSetOp(ctx context.Context, e *Env, c *redis.Client, groups [][]string) func(g int) error {
+func pipelineSetOp(ctx context.Context, e *env, c *redis.Client, groups [][]string) func(g int) error {
 	rks := redisKeys(e, groups)
-	channel := e.Key("bench-throwaway")
+	channel := e.key("bench-throwaway")
 	origin := invalidate.NewOrigin()
 	payloads := make([][]byte, len(groups))
 	for g, ks := range groups {
@@ -128,20 +109,20 @@ func PipelineSetOp(ctx context.Context, e *Env, c *redis.Client, groups [][]stri
 	}
 }
 
-func redisKeys(e *Env, groups [][]string) [][]string {
+func redisKeys(e *env, groups [][]string) [][]string {
 	out := make([][]string, len(groups))
 	for g, ks := range groups {
 		out[g] = make([]string, len(ks))
 		for j, k := range ks {
-			out[g][j] = e.Key(k)
+			out[g][j] = e.key(k)
 		}
 	}
 	return out
 }
 
-// FetchManyRound is one FetchMany of batchSize fresh keys, half of them in
+// fetchManyRound is one FetchMany of batchSize fresh keys, half of them in
 // Redis.
-type FetchManyRound struct {
+type fetchManyRound struct {
 	Trips    uint64        `json:"round_trips"`
 	Commands string        `json:"commands"`
 	Loads    uint64        `json:"loader_calls"`
@@ -151,21 +132,24 @@ type FetchManyRound struct {
 	Elapsed  time.Duration `json:"elapsed_ns"`
 }
 
-// RunFetchMany stores the even keys of batchSize fresh keys named prefix…
+// runFetchMany stores the even keys of batchSize fresh keys named prefix…
 // in Redis, then FetchManys all of them on in (whose local tier has never
 // seen them) with a loader that returns a value for every key it is given,
 // and counts in's round trips and the loader's calls.
-func RunFetchMany(ctx context.Context, e *Env, in *Instance[string], prefix string) (FetchManyRound, error) {
-	var f FetchManyRound
+func runFetchMany(ctx context.Context, e *env, in *instance[string], prefix string) (fetchManyRound, error) {
+	var f fetchManyRound
 	ks := keys(prefix, batchSize)
-	stored := func(i int) string { return ks[2*i] }
-	if err := e.Populate(ctx, batchSize/2, stored, func(i int) string { return value(2 * i) }); err != nil {
+	even := make([]string, 0, batchSize/2)
+	for i := 0; i < batchSize; i += 2 {
+		even = append(even, ks[i])
+	}
+	if err := e.populate(ctx, even, func(i int) string { return value(2 * i) }); err != nil {
 		return f, err
 	}
 	loaded := func(k string) string { return "loaded " + k }
 	var loads atomic.Uint64
 	var asked atomic.Int64
-	c0 := in.Calls.Snapshot()
+	c0 := in.calls.snapshot()
 	t0 := time.Now()
 	got, err := in.FetchMany(ctx, ks, func(_ context.Context, missing []string) (map[string]string, error) {
 		loads.Add(1)
@@ -177,8 +161,8 @@ func RunFetchMany(ctx context.Context, e *Env, in *Instance[string], prefix stri
 		return out, nil
 	})
 	f.Elapsed = time.Since(t0)
-	calls := in.Calls.Snapshot().Sub(c0)
-	f.Trips, f.Commands, f.Loads, f.Asked = calls.Trips, calls.String(), loads.Load(), int(asked.Load())
+	calls := in.calls.snapshot().sub(c0)
+	f.Trips, f.Commands, f.Loads, f.Asked = calls.Trips, calls.text(), loads.Load(), int(asked.Load())
 	if err != nil {
 		return f, fmt.Errorf("FetchMany: %w", err)
 	}
@@ -187,7 +171,7 @@ func RunFetchMany(ctx context.Context, e *Env, in *Instance[string], prefix stri
 		want := value(i)
 		if i%2 == 1 {
 			want = loaded(k)
-			rks = append(rks, e.Key(k))
+			rks = append(rks, e.key(k))
 		}
 		if v, ok := got[k]; !ok || v != want {
 			f.Wrong++
@@ -205,9 +189,9 @@ func RunFetchMany(ctx context.Context, e *Env, in *Instance[string], prefix stri
 	return f, nil
 }
 
-// BatchResult compares the batch calls with their plain go-redis
+// batchResult compares the batch calls with their plain go-redis
 // equivalents, and counts FetchMany's round trips and loads.
-type BatchResult struct {
+type batchResult struct {
 	GetManyNs     float64          `json:"getmany_ns_per_call"`
 	GetsNs        float64          `json:"sequential_gets_ns_per_100"`
 	MGetNs        float64          `json:"mget_ns_per_call"`
@@ -224,86 +208,87 @@ type BatchResult struct {
 	SetRatio      float64          `json:"setmany_pipeline_ratio"`
 	TripsPerSet   float64          `json:"round_trips_per_setmany"`
 	SetCommands   string           `json:"setmany_commands"`
-	Fetch         []FetchManyRound `json:"fetchmany_rounds"`
-	Series        []Series         `json:"series"`
+	Fetch         []fetchManyRound `json:"fetchmany_rounds"`
+	Series        []series         `json:"series"`
 }
 
-// Batch times GetMany of 100 cold keys against 100 sequential Gets and one
+// batch times GetMany of 100 cold keys against 100 sequential Gets and one
 // plain MGET, and SetMany of 100 keys against a pipeline of 100 SETs and a
-// PUBLISH; then runs cfg.Rounds FetchManys of 100 fresh keys, 50 of them in
+// PUBLISH; then runs cfg.rounds FetchManys of 100 fresh keys, 50 of them in
 // Redis.
-func Batch(ctx context.Context, e *Env, cfg Config) (*BatchResult, error) {
-	cfg.Progress.Update("batch: storing %d keys in Redis", batchSize*batchGroups)
-	groups, err := BatchKeys(ctx, e, "batch:cold:", true)
+func batch(ctx context.Context, e *env, cfg config) (*batchResult, error) {
+	cfg.progress.update("batch: storing %d keys in Redis", batchSize*batchGroups)
+	groups, err := batchKeys(ctx, e, "batch:cold:", true)
 	if err != nil {
 		return nil, err
 	}
 	// LocalSize 1: a group never finds one of its keys in the local tier.
-	many, err := NewInstance(ctx, e, tiered.Options[string]{LocalSize: 1})
+	many, err := newCacheInstance(ctx, e, tiered.Options[string]{LocalSize: 1})
 	if err != nil {
 		return nil, err
 	}
-	each, err := NewInstance(ctx, e, tiered.Options[string]{LocalSize: 1})
+	each, err := newCacheInstance(ctx, e, tiered.Options[string]{LocalSize: 1})
 	if err != nil {
 		return nil, err
 	}
-	writer, err := NewInstance(ctx, e, tiered.Options[string]{})
+	writer, err := newCacheInstance(ctx, e, tiered.Options[string]{})
 	if err != nil {
 		return nil, err
 	}
-	wgroups, err := BatchKeys(ctx, e, "batch:w:", false)
+	wgroups, err := batchKeys(ctx, e, "batch:w:", false)
 	if err != nil {
 		return nil, err
 	}
-	plain := e.NewClient(nil)
+	plain := e.newClient(nil)
 	var gm, gs, sm uint64
-	getMany, gets, setMany := GetManyOp(ctx, many, groups), GetsOp(ctx, each, groups), SetManyOp(ctx, writer, wgroups)
+	getMany, gets, setMany := getManyOp(ctx, many, groups), getsOp(ctx, each, groups), setManyOp(ctx, writer, wgroups)
 	count := func(n *uint64, op func(int) error) func(int) error {
 		return func(g int) error { *n++; return op(g) }
 	}
-	sm0, cm0, se0, cw0 := many.Stats(), many.Calls.Snapshot(), each.Stats(), writer.Calls.Snapshot()
-	series, err := Compare(ctx, cfg.Duration, cfg.Rounds, cfg.Progress, "batch",
-		Job{Name: "tiered GetMany of 100 cold keys", Workers: 1, Batch: 1, New: eachGroup(len(groups), count(&gm, getMany))},
-		Job{Name: "100 sequential tiered Gets", Workers: 1, Batch: 1, New: eachGroup(len(groups), count(&gs, gets))},
-		Job{Name: "plain MGET of 100", Workers: 1, Batch: 1, New: eachGroup(len(groups), MGetOp(ctx, e, plain, groups))},
-		Job{Name: "tiered SetMany of 100", Workers: 1, Batch: 1, New: eachGroup(len(wgroups), count(&sm, setMany))},
-		Job{Name: "pipelined 100 SET PX + PUBLISH", Workers: 1, Batch: 1, New: eachGroup(len(wgroups), PipelineSetOp(ctx, e, plain, wgroups))},
+	sm0, cm0, se0, cw0 := many.Stats(), many.calls.snapshot(), each.Stats(), writer.calls.snapshot()
+	ids := indexes(batchGroups) // the groups, in turn
+	series, err := compare(ctx, cfg.duration, cfg.rounds, cfg.progress, "batch",
+		job{name: "tiered GetMany of 100 cold keys", workers: 1, batch: 1, newOp: cycle(ids, count(&gm, getMany))},
+		job{name: "100 sequential tiered Gets", workers: 1, batch: 1, newOp: cycle(ids, count(&gs, gets))},
+		job{name: "plain MGET of 100", workers: 1, batch: 1, newOp: cycle(ids, mGetOp(ctx, e, plain, groups))},
+		job{name: "tiered SetMany of 100", workers: 1, batch: 1, newOp: cycle(ids, count(&sm, setMany))},
+		job{name: "pipelined 100 SET PX + PUBLISH", workers: 1, batch: 1, newOp: cycle(ids, pipelineSetOp(ctx, e, plain, wgroups))},
 	)
 	if err != nil {
 		return nil, err
 	}
-	sm1, cm1, se1, cw1 := many.Stats(), many.Calls.Snapshot(), each.Stats(), writer.Calls.Snapshot()
-	r := &BatchResult{Series: series}
-	r.GetManyNs, r.GetsNs, r.MGetNs = series[0].MedianNsPerOp(), series[1].MedianNsPerOp(), series[2].MedianNsPerOp()
+	sm1, cm1, se1, cw1 := many.Stats(), many.calls.snapshot(), each.Stats(), writer.calls.snapshot()
+	r := &batchResult{Series: series}
+	r.GetManyNs, r.GetsNs, r.MGetNs = series[0].medianNsPerOp(), series[1].medianNsPerOp(), series[2].medianNsPerOp()
 	r.SpeedUp, r.MGetRatio = r.GetsNs/r.GetManyNs, r.GetManyNs/r.MGetNs
-	r.GetManyAllocs, r.MGetAllocs = series[0].AllocsPerOp(), series[2].AllocsPerOp()
+	r.GetManyAllocs, r.MGetAllocs = series[0].allocsPerOp(), series[2].allocsPerOp()
 	r.RemoteShare = float64(sm1.RemoteHits-sm0.RemoteHits) / float64(gm*batchSize)
 	r.GetsShare = float64(se1.RemoteHits-se0.RemoteHits) / float64(gs*batchSize)
-	getCalls := cm1.Sub(cm0)
-	r.TripsPerMany, r.GetCommands = float64(getCalls.Trips)/float64(gm), getCalls.String()
-	r.SetManyNs, r.PipelineNs = series[3].MedianNsPerOp(), series[4].MedianNsPerOp()
+	getCalls := cm1.sub(cm0)
+	r.TripsPerMany, r.GetCommands = float64(getCalls.Trips)/float64(gm), getCalls.text()
+	r.SetManyNs, r.PipelineNs = series[3].medianNsPerOp(), series[4].medianNsPerOp()
 	r.SetRatio = r.SetManyNs / r.PipelineNs
-	setCalls := cw1.Sub(cw0)
-	r.TripsPerSet, r.SetCommands = float64(setCalls.Trips)/float64(sm), setCalls.String()
+	setCalls := cw1.sub(cw0)
+	r.TripsPerSet, r.SetCommands = float64(setCalls.Trips)/float64(sm), setCalls.text()
 
-	fetcher, err := NewInstance(ctx, e, tiered.Options[string]{})
+	fetcher, err := newCacheInstance(ctx, e, tiered.Options[string]{})
 	if err != nil {
 		return nil, err
 	}
-	for i := range cfg.Rounds {
-		cfg.Progress.Update("batch: FetchMany, round %d/%d", i+1, cfg.Rounds)
-		f, err := RunFetchMany(ctx, e, fetcher, "batch:fetch:"+strconv.Itoa(i)+":")
+	for i := range cfg.rounds {
+		cfg.progress.update("batch: FetchMany, round %d/%d", i+1, cfg.rounds)
+		f, err := runFetchMany(ctx, e, fetcher, "batch:fetch:"+strconv.Itoa(i)+":")
 		if err != nil {
 			return nil, err
 		}
 		r.Fetch = append(r.Fetch, f)
 	}
-	cfg.Progress.Done()
+	cfg.progress.done()
 	return r, nil
 }
 
-func (r *BatchResult) Name() string { return "batch" }
-func (r *BatchResult) Title() string {
+func (r *batchResult) name() string { return "batch" }
+func (r *batchResult) title() string {
 	return fmt.Sprintf("batch: GetMany, SetMany and FetchMany of %d keys vs plain go-redis MGET and pipeline", batchSize)
 }
 
@@ -317,7 +302,7 @@ func spread(v []float64, format func(float64) string) string {
 	return fmt.Sprintf("%s (%s–%s)", format(m), format(lo), format(hi))
 }
 
-func (r *BatchResult) Rows() []Row {
+func (r *batchResult) rows() []row {
 	num := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	var trips, loads, asked, elapsed []float64
 	wrong, stored, want := 0, 0, 0
@@ -328,32 +313,34 @@ func (r *BatchResult) Rows() []Row {
 	}
 	rounds := len(r.Fetch)
 	us := func(v float64) string { return dur(time.Duration(v)) }
-	return []Row{
-		Section(fmt.Sprintf("GetMany of %d cold keys (LocalSize 1, %d groups in turn):", batchSize, batchGroups)),
+	return []row{
+		section(fmt.Sprintf("GetMany of %d cold keys (LocalSize 1, %d groups in turn):", batchSize, batchGroups)),
 		{Measure: "  time vs 100 sequential Gets", Tiered: us(r.GetManyNs), Baseline: us(r.GetsNs),
-			Ratio: ratio(r.GetManyNs / r.GetsNs)},
+			Ratio: ratio(r.GetManyNs / r.GetsNs), serverWork: true},
 		{Measure: "  throughput vs 100 sequential Gets", Tiered: ratio(r.SpeedUp),
-			Target: ">= 20x", OK: r.SpeedUp >= 20, RedisBound: true},
+			Target: ">= 20x", OK: r.SpeedUp >= 20, RedisBound: true, serverWork: true},
 		{Measure: "  time vs one plain MGET", Tiered: us(r.GetManyNs), Baseline: us(r.MGetNs),
-			Ratio: ratio(r.MGetRatio), Target: "<= 1.5x", OK: r.MGetRatio <= 1.5, RedisBound: true},
+			Ratio: ratio(r.MGetRatio), Target: "<= 1.5x", OK: r.MGetRatio <= 1.5, RedisBound: true,
+			serverWork: true},
 		{Measure: "  keys answered by Redis (vs the Gets)", Tiered: pct(r.RemoteShare), Baseline: pct(r.GetsShare)},
 		{Measure: "  round trips per call (vs MGET)", Tiered: fmt.Sprintf("%.3f", r.TripsPerMany), Baseline: "1"},
-		{Measure: "  allocs per call (vs MGET)", Tiered: allocs(r.GetManyAllocs), Baseline: allocs(r.MGetAllocs)},
-		Section(fmt.Sprintf("SetMany of %d keys (TTL %v) vs a pipeline of %d SET … PX and a PUBLISH:", batchSize, keyTTL, batchSize)),
+		{Measure: "  allocs per call (vs MGET)", Tiered: allocs(r.GetManyAllocs), Baseline: allocs(r.MGetAllocs),
+			serverWork: true},
+		section(fmt.Sprintf("SetMany of %d keys (TTL %v) vs a pipeline of %d SET … PX and a PUBLISH:", batchSize, keyTTL, batchSize)),
 		{Measure: "  time per call", Tiered: us(r.SetManyNs), Baseline: us(r.PipelineNs),
-			Ratio: ratio(r.SetRatio), Target: "<= 1.5x", OK: r.SetRatio <= 1.5, RedisBound: true},
+			Ratio: ratio(r.SetRatio), Target: "<= 1.5x", OK: r.SetRatio <= 1.5, RedisBound: true, serverWork: true},
 		{Measure: "  round trips per call", Tiered: fmt.Sprintf("%.3f", r.TripsPerSet), Baseline: "1"},
-		Section(fmt.Sprintf("FetchMany of %d fresh keys, %d in Redis and %d loaded, %d rounds:", batchSize, batchSize/2, batchSize/2, rounds)),
+		section(fmt.Sprintf("FetchMany of %d fresh keys, %d in Redis and %d loaded, %d rounds:", batchSize, batchSize/2, batchSize/2, rounds)),
 		{Measure: "  Redis round trips (median, range)", Tiered: spread(trips, num), Target: "<= 3", OK: slices.Max(trips) <= 3},
 		{Measure: "  loader calls (median, range)", Tiered: spread(loads, num),
 			Target: "1", OK: slices.Min(loads) == 1 && slices.Max(loads) == 1},
 		{Measure: "  keys given to the loader", Tiered: spread(asked, num), Baseline: strconv.Itoa(batchSize / 2)},
 		{Measure: "  values wrong or missing", Tiered: fmt.Sprintf("%d of %d", wrong, rounds*batchSize), Target: "0", OK: wrong == 0},
 		{Measure: "  loaded values stored in Redis", Tiered: fmt.Sprintf("%d of %d", stored, want)},
-		{Measure: "  time per call (median)", Tiered: us(median(elapsed))},
+		{Measure: "  time per call (median)", Tiered: us(median(elapsed)), serverWork: true},
 	}
 }
-func (r *BatchResult) Notes() []string {
+func (r *batchResult) notes() []string {
 	notes := []string{
 		fmt.Sprintf("medians of %d rounds; throughput is 100 sequential Gets' time over GetMany's; "+
 			"FetchMany's targets hold in every round", len(r.Series[0].Samples)),

@@ -26,7 +26,7 @@ var lagBounds = []time.Duration{
 	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
 }
 
-// lagObserver is a tiered.Observer that keeps the lag of every
+// lagObserver, through its observe (an observerFunc), keeps the lag of every
 // invalidation message its Hub applies, and counts those without a send
 // time. Every other event returns at once: the Observer is called on the
 // local-hit path too.
@@ -36,7 +36,7 @@ type lagObserver struct {
 	unknown int             // guarded by mu: messages without a send time
 }
 
-func (o *lagObserver) Observe(ev tiered.Event) {
+func (o *lagObserver) observe(ev tiered.Event) {
 	if ev.Kind != tiered.EventInvalidation {
 		return
 	}
@@ -58,9 +58,9 @@ func (o *lagObserver) take() ([]time.Duration, int) {
 	return lags, unknown
 }
 
-// LagRun is one run of the lag scenario: every instance writes and reads
+// wireRun is one run of the lag scenario: every instance writes and reads
 // the same keys; each keeps the lag of the messages it applies.
-type LagRun struct {
+type wireRun struct {
 	WireVersion int           `json:"wire_version"`
 	Instances   int           `json:"instances"`
 	Elapsed     time.Duration `json:"elapsed_ns"`
@@ -77,53 +77,53 @@ type LagRun struct {
 	Max         time.Duration `json:"max_ns"`
 }
 
-// LagResult is the lag scenario: invalidation lag with the default wire
+// lagResult is the lag scenario: invalidation lag with the default wire
 // version, and with version 1 publishers as the control.
-type LagResult struct {
-	Embedded bool   `json:"embedded"`
-	Keys     int    `json:"keys"`
-	Rate     int    `json:"writes_per_second"`
-	Readers  int    `json:"readers_per_instance"`
-	Main     LagRun `json:"wire_v2"`
-	Control  LagRun `json:"wire_v1_control"`
+type lagResult struct {
+	Embedded bool    `json:"embedded"`
+	Keys     int     `json:"keys"`
+	Rate     int     `json:"writes_per_second"`
+	Readers  int     `json:"readers_per_instance"`
+	Main     wireRun `json:"wire_v2"`
+	Control  wireRun `json:"wire_v1_control"`
 }
 
-// Lag measures the lag of invalidation messages, from the publisher
+// lag measures the lag of invalidation messages, from the publisher
 // building one to another instance applying it, as the instances' Hubs
-// observe it (tiered.EventInvalidation), while cfg.Instances instances
-// write cfg.LagWriteRate Sets a second between them and read the same keys
-// (cfg.LagReaders goroutines each, mostly local hits) for cfg.Duration;
-// then the same for cfg.LagControl with WireVersion 1, whose messages carry
+// observe it (tiered.EventInvalidation), while cfg.instances instances
+// write cfg.lagWriteRate Sets a second between them and read the same keys
+// (cfg.lagReaders goroutines each, mostly local hits) for cfg.duration;
+// then the same for cfg.lagControl with WireVersion 1, whose messages carry
 // no send time.
-func Lag(ctx context.Context, e *Env, cfg Config) (*LagResult, error) {
-	ks := keys("lag:", cfg.WarmKeys)
-	if err := e.Populate(ctx, len(ks), func(i int) string { return ks[i] }, value); err != nil {
+func lag(ctx context.Context, e *env, cfg config) (*lagResult, error) {
+	ks := keys("lag:", cfg.warmKeys)
+	if err := e.populate(ctx, ks, value); err != nil {
 		return nil, err
 	}
-	r := &LagResult{Embedded: e.Embedded, Keys: len(ks), Rate: cfg.LagWriteRate, Readers: cfg.LagReaders}
+	r := &lagResult{Embedded: e.embedded, Keys: len(ks), Rate: cfg.lagWriteRate, Readers: cfg.lagReaders}
 	var err error
-	if r.Main, err = lagRun(ctx, e, cfg, ks, 2, cfg.Duration); err != nil {
+	if r.Main, err = lagRun(ctx, e, cfg, ks, 2, cfg.duration); err != nil {
 		return nil, err
 	}
-	if err := e.CloseCaches(); err != nil {
+	if err := e.closeCaches(); err != nil {
 		return nil, err
 	}
-	if r.Control, err = lagRun(ctx, e, cfg, ks, 1, cfg.LagControl); err != nil {
+	if r.Control, err = lagRun(ctx, e, cfg, ks, 1, cfg.lagControl); err != nil {
 		return nil, err
 	}
-	cfg.Progress.Done()
+	cfg.progress.done()
 	return r, nil
 }
 
 // lagRun runs the instances with wire version wire for d.
-func lagRun(ctx context.Context, e *Env, cfg Config, ks []string, wire int, d time.Duration) (LagRun, error) {
-	n := cfg.Instances
-	run := LagRun{WireVersion: wire, Instances: n}
+func lagRun(ctx context.Context, e *env, cfg config, ks []string, wire int, d time.Duration) (wireRun, error) {
+	n := cfg.instances
+	run := wireRun{WireVersion: wire, Instances: n}
 	obs := make([]*lagObserver, n)
-	ins := make([]*Instance[string], n)
+	ins := make([]*instance[string], n)
 	for i := range ins {
 		obs[i] = &lagObserver{}
-		in, err := NewHubInstance(ctx, e, tiered.HubOptions{Observer: obs[i], WireVersion: wire}, nil,
+		in, err := newHubInstance(ctx, e, tiered.HubOptions{Observer: observerFunc(obs[i].observe), WireVersion: wire}, nil,
 			tiered.Options[string]{LocalSize: max(tiered.DefaultLocalSize, len(ks))})
 		if err != nil {
 			return run, err
@@ -139,67 +139,55 @@ func lagRun(ctx context.Context, e *Env, cfg Config, ks []string, wire int, d ti
 	}
 
 	var (
-		h             halt
+		c             crew
 		writes, reads atomic.Uint64
-		wg            sync.WaitGroup
 	)
-	// Each instance writes rate/n Sets a second, on a schedule (catching up
-	// after a late wake-up), on keys drawn at random.
-	every := time.Duration(float64(time.Second) * float64(n) / float64(max(cfg.LagWriteRate, 1)))
+	// Each instance writes rate/n Sets a second, on a schedule, on keys
+	// drawn at random.
+	every := time.Duration(float64(time.Second) * float64(n) / float64(max(cfg.lagWriteRate, 1)))
 	start := time.Now()
 	for w, in := range ins {
-		wg.Go(func() {
+		c.run(func() error {
 			rng := rand.New(rand.NewPCG(uint64(w), 1))
-			next := start.Add(time.Duration(w) * every / time.Duration(n))
-			for i := 0; !h.done(); i++ {
-				if wait := time.Until(next); wait > 0 {
-					time.Sleep(wait)
-				}
-				next = next.Add(every)
+			return c.paced(start.Add(time.Duration(w)*every/time.Duration(n)), every, func(i int) error {
 				k := rng.IntN(len(ks))
 				v := "lag " + strconv.Itoa(w) + "." + strconv.Itoa(i) + " " + value(k)
 				if err := in.Set(ctx, ks[k], v); err != nil {
-					h.fail(fmt.Errorf("lag: Set: %w", err))
-					return
+					return fmt.Errorf("lag: Set: %w", err)
 				}
 				writes.Add(1)
-			}
+				return nil
+			})
 		})
 		// Readers: bursts of Gets a millisecond apart, mostly local hits,
 		// so that the process is busy but leaves the CPUs room.
-		for r := range cfg.LagReaders {
-			wg.Go(func() {
+		for r := range cfg.lagReaders {
+			c.run(func() error {
 				rng := rand.New(rand.NewPCG(uint64(w), uint64(r)+2))
 				var n uint64
 				defer func() { reads.Add(n) }()
-				for !h.done() {
+				for !c.done() {
 					for range 64 {
 						if _, err := in.Get(ctx, ks[rng.IntN(len(ks))]); err != nil {
-							h.fail(fmt.Errorf("lag: Get: %w", err))
-							return
+							return fmt.Errorf("lag: Get: %w", err)
 						}
 						n++
 					}
 					time.Sleep(time.Millisecond)
 				}
+				return nil
 			})
 		}
 	}
-	stopTicker := cfg.Progress.Ticker(func() {
-		cfg.Progress.Update("lag: WireVersion %d, %v of %v, %d Sets", wire,
+	stopTicker := cfg.progress.ticker(func() {
+		cfg.progress.update("lag: WireVersion %d, %v of %v, %d Sets", wire,
 			time.Since(start).Round(100*time.Millisecond), d, writes.Load())
 	})
-	timer := time.NewTimer(d)
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-	}
-	timer.Stop()
-	h.stop()
-	wg.Wait()
+	c.sleep(ctx, d)
+	err := c.finish()
 	run.Elapsed = time.Since(start)
 	stopTicker()
-	if err := h.err(); err != nil {
+	if err != nil {
 		return run, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -230,15 +218,13 @@ func lagRun(ctx context.Context, e *Env, cfg Config, ks []string, wire int, d ti
 	for _, l := range all {
 		run.Buckets[lagBucket(l)]++
 	}
-	if len(all) > 0 {
-		run.P50, run.P90, run.P99 = percentile(all, 50), percentile(all, 90), percentile(all, 99)
-		run.P999, run.Max = percentile(all, 99.9), all[len(all)-1]
-	}
+	run.P50, run.P90, run.P99 = percentile(all, 50), percentile(all, 90), percentile(all, 99)
+	run.P999, run.Max = percentile(all, 99.9), percentile(all, 100)
 	return run, nil
 }
 
-func (r *LagResult) Name() string { return "lag" }
-func (r *LagResult) Title() string {
+func (r *lagResult) name() string { return "lag" }
+func (r *lagResult) title() string {
 	return fmt.Sprintf("lag: invalidation lag, publisher's send time → applied by another instance, "+
 		"%d instances, %d Sets/s in all", r.Main.Instances, r.Rate)
 }
@@ -271,10 +257,10 @@ func shortDur(d time.Duration) string {
 // lagBarWidth is the longest bar of the histogram.
 const lagBarWidth = 20
 
-func (r *LagResult) Rows() []Row {
+func (r *lagResult) rows() []row {
 	m, c := r.Main, r.Control
-	sent := func(run LagRun) uint64 { return run.Writes * uint64(max(run.Instances-1, 0)) }
-	rows := []Row{Section(fmt.Sprintf("WireVersion 2 (default): %d Sets in %v, %d readers per instance "+
+	sent := func(run wireRun) uint64 { return run.Writes * uint64(max(run.Instances-1, 0)) }
+	rows := []row{section(fmt.Sprintf("WireVersion 2 (default): %d Sets in %v, %d readers per instance "+
 		"(%d reads, %.1f%% local hits); lag of each message applied:",
 		m.Writes, m.Elapsed.Round(10*time.Millisecond), r.Readers, m.Reads, 100*safeDiv(m.LocalHits, m.Reads)))}
 	timed := m.Applied - m.Unknown
@@ -287,25 +273,25 @@ func (r *LagResult) Rows() []Row {
 			cell = fmt.Sprintf("%s %d (%s)", strings.Repeat("#", (n*lagBarWidth+most-1)/most), n,
 				pct(safeDiv(uint64(n), uint64(max(timed, 1)))))
 		}
-		rows = append(rows, Row{Measure: "  " + lagBucketLabel(i), Tiered: cell})
+		rows = append(rows, row{Measure: "  " + lagBucketLabel(i), Tiered: cell})
 	}
 	rows = append(rows,
-		Row{Measure: "  messages applied", Tiered: fmt.Sprintf("%d of %d sent to others", m.Applied, sent(m))},
-		Row{Measure: "  without a send time", Tiered: strconv.Itoa(m.Unknown), Target: "0", OK: m.Unknown == 0 && m.Applied > 0},
-		Row{Measure: "  lag p50", Tiered: dur(m.P50)},
-		Row{Measure: "  lag p90", Tiered: dur(m.P90)},
-		Row{Measure: "  lag p99", Tiered: dur(m.P99), Target: "<= " + dur(lagTarget), OK: timed > 0 && m.P99 <= lagTarget, RedisBound: true},
-		Row{Measure: "  lag p99.9", Tiered: dur(m.P999)},
-		Row{Measure: "  lag max", Tiered: dur(m.Max)},
-		Section(fmt.Sprintf("WireVersion 1 publishers (control): %d Sets in %v:", c.Writes, c.Elapsed.Round(10*time.Millisecond))),
-		Row{Measure: "  messages applied", Tiered: fmt.Sprintf("%d of %d sent to others", c.Applied, sent(c))},
-		Row{Measure: "  without a send time", Tiered: fmt.Sprintf("%d of %d", c.Unknown, c.Applied),
+		row{Measure: "  messages applied", Tiered: fmt.Sprintf("%d of %d sent to others", m.Applied, sent(m))},
+		row{Measure: "  without a send time", Tiered: strconv.Itoa(m.Unknown), Target: "0", OK: m.Unknown == 0 && m.Applied > 0},
+		row{Measure: "  lag p50", Tiered: dur(m.P50)},
+		row{Measure: "  lag p90", Tiered: dur(m.P90)},
+		row{Measure: "  lag p99", Tiered: dur(m.P99), Target: "<= " + dur(lagTarget), OK: timed > 0 && m.P99 <= lagTarget, RedisBound: true},
+		row{Measure: "  lag p99.9", Tiered: dur(m.P999)},
+		row{Measure: "  lag max", Tiered: dur(m.Max)},
+		section(fmt.Sprintf("WireVersion 1 publishers (control): %d Sets in %v:", c.Writes, c.Elapsed.Round(10*time.Millisecond))),
+		row{Measure: "  messages applied", Tiered: fmt.Sprintf("%d of %d sent to others", c.Applied, sent(c))},
+		row{Measure: "  without a send time", Tiered: fmt.Sprintf("%d of %d", c.Unknown, c.Applied),
 			Target: "all", OK: c.Applied > 0 && c.Unknown == c.Applied},
 	)
 	return rows
 }
 
-func (r *LagResult) Notes() []string {
+func (r *lagResult) notes() []string {
 	notes := []string{
 		"lag is each receiving Hub's tiered.EventInvalidation Duration: from the publisher's time.Now() as it " +
 			"built the message (before its Set's round trip) to this instance dropping the keys, by the wall " +

@@ -18,20 +18,20 @@ import (
 // may take to call its loader.
 const takeoverSlack = 10 * time.Millisecond
 
-// LeaseResult is what happens when a lease holder dies mid-load, and when
+// leaseResult is what happens when a lease holder dies mid-load, and when
 // one outlives its lease.
-type LeaseResult struct {
+type leaseResult struct {
 	LeaseTTL  time.Duration   `json:"dead_lease_ttl_ns"`
 	Takeovers []time.Duration `json:"takeover_ns"` // per trial, from the lease taken to the waiter's loader call
 	Median    time.Duration   `json:"takeover_median_ns"`
 	Worst     time.Duration   `json:"takeover_max_ns"`
 
 	ExpiredTTL time.Duration `json:"expired_lease_ttl_ns"`
-	Expired    ExpiredHolder `json:"expired_holder"`
+	Expired    expiredCounts `json:"expired_holder"`
 }
 
-// ExpiredHolder counts the outcomes of the expired-holder trials.
-type ExpiredHolder struct {
+// expiredCounts counts the outcomes of the expired-holder trials.
+type expiredCounts struct {
 	Trials       int `json:"trials"`
 	Gone         int `json:"leases_gone_before_b_wrote"`
 	StaleInRedis int `json:"stale_in_redis"`
@@ -43,42 +43,42 @@ type ExpiredHolder struct {
 // advance moves the server's clock on by d, so that leases expire: real
 // time does it on a real server; the embedded one's clock moves only when
 // told.
-func (e *Env) advance(d time.Duration) {
+func (e *env) advance(d time.Duration) {
 	if e.mini != nil {
 		e.mini.FastForward(d)
 	}
 }
 
-// Lease runs the dead-holder trials, then the expired-holder ones.
-func Lease(ctx context.Context, e *Env, cfg Config) (*LeaseResult, error) {
-	r := &LeaseResult{LeaseTTL: cfg.LeaseTTL, ExpiredTTL: cfg.ExpiredLeaseTTL}
+// lease runs the dead-holder trials, then the expired-holder ones.
+func lease(ctx context.Context, e *env, cfg config) (*leaseResult, error) {
+	r := &leaseResult{LeaseTTL: cfg.leaseTTL, ExpiredTTL: cfg.expiredLeaseTTL}
 	if err := deadHolder(ctx, e, cfg, r); err != nil {
 		return nil, err
 	}
 	if err := expiredHolder(ctx, e, cfg, r); err != nil {
 		return nil, err
 	}
-	cfg.Progress.Done()
+	cfg.progress.done()
 	return r, nil
 }
 
 // deadHolder takes a key's lease directly (as an instance would before its
 // loader) and never writes, as if the holder died; then times how long an
-// instance with LeaseTTL cfg.LeaseTTL, Fetching the key, takes to call its
+// instance with LeaseTTL cfg.leaseTTL, Fetching the key, takes to call its
 // loader.
-func deadHolder(ctx context.Context, e *Env, cfg Config, r *LeaseResult) error {
-	in, err := NewInstance(ctx, e, tiered.Options[string]{LeaseTTL: cfg.LeaseTTL})
+func deadHolder(ctx context.Context, e *env, cfg config, r *leaseResult) error {
+	in, err := newCacheInstance(ctx, e, tiered.Options[string]{LeaseTTL: cfg.leaseTTL})
 	if err != nil {
 		return err
 	}
-	dead, err := remote.New(e.NewClient(nil), remote.Options{Namespace: e.Namespace})
+	dead, err := remote.New(e.newClient(nil), remote.Options{Namespace: e.namespace})
 	if err != nil {
 		return err
 	}
-	for i := range cfg.LeaseTrials {
-		cfg.Progress.Update("lease: dead holder, trial %d/%d", i+1, cfg.LeaseTrials)
+	for i := range cfg.leaseTrials {
+		cfg.progress.update("lease: dead holder, trial %d/%d", i+1, cfg.leaseTrials)
 		key := "lease:dead:" + strconv.Itoa(i)
-		claims, err := dead.Acquire(ctx, []string{key}, remote.NewLeaseToken(), cfg.LeaseTTL)
+		claims, err := dead.Acquire(ctx, []string{key}, remote.NewLeaseToken(), cfg.leaseTTL)
 		if err != nil {
 			return fmt.Errorf("lease: take the dead holder's lease: %w", err)
 		}
@@ -86,7 +86,7 @@ func deadHolder(ctx context.Context, e *Env, cfg Config, r *LeaseResult) error {
 			return fmt.Errorf("lease: the dead holder's lease on a fresh key was not acquired: %+v", claims)
 		}
 		taken := time.Now()
-		clock := time.AfterFunc(cfg.LeaseTTL, func() { e.advance(cfg.LeaseTTL) })
+		clock := time.AfterFunc(cfg.leaseTTL, func() { e.advance(cfg.leaseTTL) })
 		var called atomic.Int64
 		v, err := in.Fetch(ctx, key, func(context.Context) (string, error) {
 			called.CompareAndSwap(0, time.Now().UnixNano())
@@ -107,22 +107,22 @@ func deadHolder(ctx context.Context, e *Env, cfg Config, r *LeaseResult) error {
 	return nil
 }
 
-// expiredHolder runs cfg.ExpiredTrials trials at once, each on a key of its
-// own: A (LeaseTTL cfg.ExpiredLeaseTTL) Fetches the key with a loader that
+// expiredHolder runs cfg.expiredTrials trials at once, each on a key of its
+// own: A (LeaseTTL cfg.expiredLeaseTTL) Fetches the key with a loader that
 // blocks; once every loader is blocked and every lease has expired, B Sets
 // a newer value; then the loaders return A's (stale) values. It counts the
 // keys whose Redis value is A's afterwards, and A's Gets that return it.
-func expiredHolder(ctx context.Context, e *Env, cfg Config, r *LeaseResult) error {
-	a, err := NewInstance(ctx, e, tiered.Options[string]{LeaseTTL: cfg.ExpiredLeaseTTL})
+func expiredHolder(ctx context.Context, e *env, cfg config, r *leaseResult) error {
+	a, err := newCacheInstance(ctx, e, tiered.Options[string]{LeaseTTL: cfg.expiredLeaseTTL})
 	if err != nil {
 		return err
 	}
-	b, err := NewInstance(ctx, e, tiered.Options[string]{})
+	b, err := newCacheInstance(ctx, e, tiered.Options[string]{})
 	if err != nil {
 		return err
 	}
-	n := cfg.ExpiredTrials
-	cfg.Progress.Update("lease: expired holder, %d trials at once", n)
+	n := cfg.expiredTrials
+	cfg.progress.update("lease: expired holder, %d trials at once", n)
 	ks := keys("lease:expired:", n)
 	stale := func(i int) string { return "stale from A " + strconv.Itoa(i) }
 	newer := func(i int) string { return "newer from B " + strconv.Itoa(i) }
@@ -166,14 +166,14 @@ func expiredHolder(ctx context.Context, e *Env, cfg Config, r *LeaseResult) erro
 		}
 	}
 	// Every lease was taken before its loader was called: all have expired
-	// ExpiredLeaseTTL (and a margin) later.
-	past := cfg.ExpiredLeaseTTL + 5*time.Millisecond
+	// cfg.expiredLeaseTTL (and a margin) later.
+	past := cfg.expiredLeaseTTL + 5*time.Millisecond
 	time.Sleep(past)
 	e.advance(past)
-	plain := e.NewClient(nil)
+	plain := e.newClient(nil)
 	rks := make([]string, n)
 	for i, k := range ks {
-		rks[i] = e.Key(k)
+		rks[i] = e.key(k)
 	}
 	held, err := plain.MGet(ctx, rks...).Result()
 	if err != nil {
@@ -220,20 +220,20 @@ func expiredHolder(ctx context.Context, e *Env, cfg Config, r *LeaseResult) erro
 	return nil
 }
 
-func (r *LeaseResult) Name() string { return "lease" }
-func (r *LeaseResult) Title() string {
+func (r *leaseResult) name() string { return "lease" }
+func (r *leaseResult) title() string {
 	return "lease: a lease holder that dies mid-load, and one whose loader outlives its lease"
 }
-func (r *LeaseResult) Rows() []Row {
+func (r *leaseResult) rows() []row {
 	limit := r.LeaseTTL + takeoverSlack
 	x := r.Expired
 	of := func(k int) string { return fmt.Sprintf("%d of %d", k, x.Trials) }
-	return []Row{
-		Section(fmt.Sprintf("dead holder (lease taken directly, never written), waiter's LeaseTTL %v:", r.LeaseTTL)),
+	return []row{
+		section(fmt.Sprintf("dead holder (lease taken directly, never written), waiter's LeaseTTL %v:", r.LeaseTTL)),
 		{Measure: fmt.Sprintf("  lease taken → loader called, median of %d", len(r.Takeovers)), Tiered: dur(r.Median)},
 		{Measure: "  lease taken → loader called, worst", Tiered: dur(r.Worst),
 			Target: "<= " + dur(limit), OK: r.Worst <= limit, RedisBound: true},
-		Section(fmt.Sprintf("expired holder: A's loader outlives its LeaseTTL %v, B Sets meanwhile:", r.ExpiredTTL)),
+		section(fmt.Sprintf("expired holder: A's loader outlives its LeaseTTL %v, B Sets meanwhile:", r.ExpiredTTL)),
 		{Measure: "  A's lease expired when B wrote", Tiered: of(x.Gone), Baseline: of(x.Trials)},
 		{Measure: "  Redis holds A's stale value after", Tiered: of(x.StaleInRedis), Target: "0", OK: x.StaleInRedis == 0},
 		{Measure: "  Redis holds neither A's nor B's", Tiered: of(x.OtherInRedis), Target: "0", OK: x.OtherInRedis == 0},
@@ -241,7 +241,7 @@ func (r *LeaseResult) Rows() []Row {
 		{Measure: "  A's Fetch returned A's value", Tiered: of(x.ReturnedOwn)},
 	}
 }
-func (r *LeaseResult) Notes() []string {
+func (r *leaseResult) notes() []string {
 	return []string{
 		"dead holder: the time runs from the moment the lease was taken (just before the Fetch), so it includes " +
 			"the Fetch's reads; on the embedded server, whose clock moves only when told, the bench moves it on by " +

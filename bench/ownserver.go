@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -13,45 +12,43 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 )
 
-// OwnServer is a Redis server that a scenario starts for itself, so that
+// ownServer is a Redis server that a scenario starts for itself, so that
 // it may stop it: never the run's server, which others may share.
-type OwnServer interface {
-	// Addr is host:port, the same across Stop and Start.
-	Addr() string
-	// Describe says what the server is, for the report.
-	Describe() string
-	// KeepsData reports whether the data survives Stop and Start.
-	KeepsData() bool
-	// Stop stops the server: every connection is dropped and new ones are
-	// refused until Start.
-	Stop() error
-	// Start starts a stopped server on the same address and returns once it
+type ownServer interface {
+	// addr is host:port, the same across stop and start.
+	addr() string
+	// describe says what the server is, for the report.
+	describe() string
+	// keepsData reports whether the data survives stop and start.
+	keepsData() bool
+	// stop stops the server: every connection is dropped and new ones are
+	// refused until start.
+	stop() error
+	// start starts a stopped server on the same address and returns once it
 	// answers PING.
-	Start(ctx context.Context) error
-	// Close stops the server for good and removes what it left on disk. It
+	start(ctx context.Context) error
+	// close stops the server for good and removes what it left on disk. It
 	// is idempotent.
-	Close() error
+	close() error
 }
 
 // errNoRedisServer is why a scenario that must stop a real server is
 // skipped: no redis-server binary to start one of its own.
 var errNoRedisServer = errors.New("no redis-server binary on PATH")
 
-// NewOwnServer starts a server of the scenario's own: a miniredis when the
+// newOwnServer starts a server of the scenario's own: a miniredis when the
 // run's server is the embedded one, else a redis-server process on a free
 // loopback port (with no persistence), as like the run's server as can be.
 // Without a redis-server binary it returns an error wrapping
 // errNoRedisServer.
-func NewOwnServer(ctx context.Context, e *Env) (OwnServer, error) {
-	if e.Embedded {
+func newOwnServer(ctx context.Context, e *env) (ownServer, error) {
+	if e.embedded {
 		m := miniredis.NewMiniRedis()
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("bench: start an embedded Redis of its own: %w", err)
@@ -71,8 +68,8 @@ func NewOwnServer(ctx context.Context, e *Env) (OwnServer, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := p.Start(ctx); err != nil {
-		_ = p.Close()
+	if err := p.start(ctx); err != nil {
+		_ = p.close()
 		return nil, err
 	}
 	p.version = redisServerVersion(bin)
@@ -85,12 +82,12 @@ type miniServer struct {
 	m *miniredis.Miniredis
 }
 
-func (s *miniServer) Addr() string     { return s.m.Addr() }
-func (s *miniServer) Describe() string { return "an embedded miniredis of its own at " + s.m.Addr() }
-func (s *miniServer) KeepsData() bool  { return true }
-func (s *miniServer) Stop() error      { s.m.Close(); return nil }
-func (s *miniServer) Close() error     { s.m.Close(); return nil }
-func (s *miniServer) Start(ctx context.Context) error {
+func (s *miniServer) addr() string     { return s.m.Addr() }
+func (s *miniServer) describe() string { return "an embedded miniredis of its own at " + s.m.Addr() }
+func (s *miniServer) keepsData() bool  { return true }
+func (s *miniServer) stop() error      { s.m.Close(); return nil }
+func (s *miniServer) close() error     { s.m.Close(); return nil }
+func (s *miniServer) start(ctx context.Context) error {
 	if err := s.m.Restart(); err != nil {
 		return fmt.Errorf("bench: restart the embedded Redis: %w", err)
 	}
@@ -98,7 +95,7 @@ func (s *miniServer) Start(ctx context.Context) error {
 }
 
 // procServer is a redis-server process on a loopback port, with no
-// persistence: it comes back empty after Stop and Start.
+// persistence: it comes back empty after stop and start.
 type procServer struct {
 	bin, dir, version string
 	port              int
@@ -108,17 +105,17 @@ type procServer struct {
 	closed bool      // guarded by mu
 }
 
-func (p *procServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
-func (p *procServer) Describe() string {
+func (p *procServer) addr() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
+func (p *procServer) describe() string {
 	v := ""
 	if p.version != "" {
 		v = " " + p.version
 	}
-	return "a redis-server" + v + " of its own at " + p.Addr() + " (no persistence)"
+	return "a redis-server" + v + " of its own at " + p.addr() + " (no persistence)"
 }
-func (p *procServer) KeepsData() bool { return false }
+func (p *procServer) keepsData() bool { return false }
 
-func (p *procServer) Start(ctx context.Context) error {
+func (p *procServer) start(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -138,14 +135,14 @@ func (p *procServer) Start(ctx context.Context) error {
 	}
 	p.cmd = cmd
 	p.mu.Unlock()
-	if err := waitPONG(ctx, p.Addr(), 10*time.Second); err != nil {
+	if err := waitPONG(ctx, p.addr(), 10*time.Second); err != nil {
 		return fmt.Errorf("bench: redis-server on port %s (log in %s): %w", port, p.dir, err)
 	}
 	return nil
 }
 
-// Stop sends SIGTERM and waits for the process to exit (SIGKILL after 5s).
-func (p *procServer) Stop() error {
+// stop sends SIGTERM and waits for the process to exit (SIGKILL after 5s).
+func (p *procServer) stop() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd == nil {
@@ -165,8 +162,8 @@ func (p *procServer) Stop() error {
 	return nil
 }
 
-func (p *procServer) Close() error {
-	err := p.Stop()
+func (p *procServer) close() error {
+	err := p.stop()
 	p.mu.Lock()
 	first := !p.closed
 	p.closed = true
@@ -244,27 +241,3 @@ func redisServerVersion(bin string) string {
 	}
 	return ""
 }
-
-// goRedisLog is go-redis's logger in the bench (main installs it): go-redis
-// logs every failed dial, which a scenario that stops its own server on
-// purpose would print by the thousand. While quiet is above 0 those lines
-// are dropped (and counted); every other line goes to stderr as go-redis
-// would print it.
-var goRedisLog = &quietDialLog{out: log.New(os.Stderr, "redis: ", log.LstdFlags)}
-
-type quietDialLog struct {
-	out     *log.Logger
-	quiet   atomic.Int32
-	dropped atomic.Int64
-}
-
-func (l *quietDialLog) Printf(_ context.Context, format string, v ...any) {
-	if l.quiet.Load() > 0 && strings.Contains(format, "failed to dial") {
-		l.dropped.Add(1)
-		return
-	}
-	l.out.Printf(format, v...)
-}
-
-// installGoRedisLog makes goRedisLog go-redis's logger.
-func installGoRedisLog() { redis.SetLogger(goRedisLog) }

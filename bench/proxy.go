@@ -9,13 +9,13 @@ import (
 	"sync/atomic"
 )
 
-// Proxy forwards TCP connections to the Redis server and can freeze the
+// proxy forwards TCP connections to the Redis server and can freeze the
 // pub/sub ones: a frozen connection stays open but passes nothing either
 // way, like a peer behind a dead NAT entry. A connection is pub/sub once the
 // client has sent SUBSCRIBE on it. (internal/redistest has a fuller proxy,
 // for tests only.) Plain-text connections only: through TLS it cannot see
 // SUBSCRIBE.
-type Proxy struct {
+type proxy struct {
 	ln       net.Listener
 	network  string
 	upstream string
@@ -33,9 +33,9 @@ type link struct {
 	closeOnce sync.Once
 }
 
-// NewProxy listens on a free loopback port and forwards each connection to
+// newProxy listens on a free loopback port and forwards each connection to
 // upstream (dialled with network, "tcp" if empty) until Close.
-func NewProxy(network, upstream string) (*Proxy, error) {
+func newProxy(network, upstream string) (*proxy, error) {
 	if network == "" {
 		network = "tcp"
 	}
@@ -43,18 +43,18 @@ func NewProxy(network, upstream string) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: proxy: %w", err)
 	}
-	p := &Proxy{ln: ln, network: network, upstream: upstream, links: map[*link]struct{}{}}
+	p := &proxy{ln: ln, network: network, upstream: upstream, links: map[*link]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
 }
 
-// Addr is the address clients dial.
-func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+// addr is the address clients dial.
+func (p *proxy) addr() string { return p.ln.Addr().String() }
 
-// FreezePubSub freezes every open pub/sub connection and returns how many it
+// freezePubSub freezes every open pub/sub connection and returns how many it
 // froze. Other connections, and later ones, keep working.
-func (p *Proxy) FreezePubSub() int {
+func (p *proxy) freezePubSub() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
@@ -66,7 +66,7 @@ func (p *Proxy) FreezePubSub() int {
 	return n
 }
 
-func (p *Proxy) accept() {
+func (p *proxy) accept() {
 	defer p.wg.Done()
 	for {
 		down, err := p.ln.Accept()
@@ -98,10 +98,15 @@ var (
 	subscribeUpper = []byte("SUBSCRIBE")
 )
 
+// sentSubscribe reports whether b, written by a client, holds a SUBSCRIBE.
+func sentSubscribe(b []byte) bool {
+	return bytes.Contains(b, subscribeLower) || bytes.Contains(b, subscribeUpper)
+}
+
 // pipe copies src to dst, dropping what it reads while the link is frozen;
 // in the client-to-server direction it watches for SUBSCRIBE. The first
 // side to end closes both, and the link is forgotten.
-func (p *Proxy) pipe(l *link, dst, src net.Conn, fromClient bool) {
+func (p *proxy) pipe(l *link, dst, src net.Conn, fromClient bool) {
 	defer p.wg.Done()
 	defer func() {
 		l.close()
@@ -119,8 +124,7 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, fromClient bool) {
 			continue
 		}
 		chunk := buf[:n]
-		if fromClient && !l.pubsub.Load() &&
-			(bytes.Contains(chunk, subscribeLower) || bytes.Contains(chunk, subscribeUpper)) {
+		if fromClient && !l.pubsub.Load() && sentSubscribe(chunk) {
 			l.pubsub.Store(true)
 		}
 		if _, err := dst.Write(chunk); err != nil {
@@ -136,9 +140,9 @@ func (l *link) close() {
 	})
 }
 
-// Close stops listening, closes every connection and waits for the copiers.
+// close stops listening, closes every connection and waits for the copiers.
 // It is idempotent.
-func (p *Proxy) Close() error {
+func (p *proxy) close() error {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

@@ -8,11 +8,10 @@ import (
 	"runtime"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
-// Report is a whole run, as printed and as written by -json.
-type Report struct {
+// report is a whole run, as printed and as written by -json.
+type report struct {
 	Server     string           `json:"server"`
 	Embedded   bool             `json:"embedded"`
 	Namespace  string           `json:"namespace"`
@@ -27,58 +26,59 @@ type Report struct {
 	LoadStart  string           `json:"loadavg_start,omitempty"`
 	LoadEnd    string           `json:"loadavg_end,omitempty"`
 	Elapsed    time.Duration    `json:"elapsed_ns"`
-	Scenarios  []ScenarioReport `json:"scenarios"`
+	Scenarios  []scenarioReport `json:"scenarios"`
 	Cleanup    string           `json:"cleanup"`
 }
 
-// ScenarioReport is one scenario's table and raw figures.
-type ScenarioReport struct {
+// scenarioReport is one scenario's table and raw figures.
+type scenarioReport struct {
 	Name    string        `json:"name"`
 	Title   string        `json:"title"`
 	Elapsed time.Duration `json:"elapsed_ns"`
-	Rows    []StatusRow   `json:"rows"`
+	Rows    []statusRow   `json:"rows"`
 	Notes   []string      `json:"notes,omitempty"`
-	Result  Result        `json:"result"`
+	Result  result        `json:"result"`
 }
 
-// StatusRow is a Row with its judged status.
-type StatusRow struct {
-	Row
+// statusRow is a row with its judged status.
+type statusRow struct {
+	row
 	Status string `json:"status,omitempty"`
+	// marked: the figure includes the work of a server that runs in this
+	// process (a row.serverWork figure on the embedded server).
+	marked bool
 }
 
-// NewReport starts the report of a run on e.
-func NewReport(e *Env, cfg Config) *Report {
-	return &Report{
-		Server: e.Server, Embedded: e.Embedded, Namespace: e.Namespace, Instances: cfg.Instances,
+// newReport starts the report of a run on e.
+func newReport(e *env, cfg config) *report {
+	return &report{
+		Server: e.server, Embedded: e.embedded, Namespace: e.namespace, Instances: cfg.instances,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		GoVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		Duration:  cfg.Duration, Rounds: cfg.Rounds, Separate: cfg.Separate && cfg.Instances > 1, Started: time.Now(),
-		LoadStart: loadAvg(),
+		Duration:  cfg.duration, Rounds: cfg.rounds, Separate: cfg.separate && cfg.instances > 1,
+		Started: time.Now(), LoadStart: loadAvg(),
 	}
 }
 
-// Add records a scenario's result and returns its report.
-func (r *Report) Add(res Result, elapsed time.Duration) ScenarioReport {
-	s := ScenarioReport{Name: res.Name(), Title: res.Title(), Elapsed: elapsed, Notes: res.Notes(), Result: res}
-	for _, row := range res.Rows() {
-		s.Rows = append(s.Rows, StatusRow{Row: row, Status: row.Status(r.Embedded)})
+// add records a scenario's result and returns its report.
+func (r *report) add(res result, elapsed time.Duration) scenarioReport {
+	s := scenarioReport{Name: res.name(), Title: res.title(), Elapsed: elapsed, Notes: res.notes(), Result: res}
+	for _, row := range res.rows() {
+		s.Rows = append(s.Rows, statusRow{row: row, Status: row.status(r.Embedded), marked: r.Embedded && row.serverWork})
 	}
 	r.Scenarios = append(r.Scenarios, s)
 	return s
 }
 
-// Width is the widest line the report prints.
-const Width = 100
-
-// PrintHeader writes what the run is measured on.
-func (r *Report) PrintHeader(w io.Writer) {
+// printHeader writes what the run is measured on.
+func (r *report) printHeader(w io.Writer) {
 	para := func(format string, args ...any) { printWrapped(w, fmt.Sprintf(format, args...), "", "  ") }
 	para("tiercache benchmark on %s", r.Server)
 	para("namespace %s; %d instances, each a tiered.Cache with its own redis.Client; GOMAXPROCS %d (%d CPUs); %s",
 		r.Namespace, r.Instances, r.GOMAXPROCS, r.NumCPU, r.GoVersion)
 	if r.LoadStart != "" {
-		para("load average at start: %s (other work on the machine skews every figure; ratios compare within this run)", r.LoadStart)
+		para("load average at start: %s (other work on the machine skews every figure; ratios compare "+
+			"within this run)", r.LoadStart)
 	}
 	para("timed measurements: %v each, in %d alternating rounds; figures are medians of the rounds", r.Duration, r.Rounds)
 	if r.Separate {
@@ -89,257 +89,122 @@ func (r *Report) PrintHeader(w io.Writer) {
 		fmt.Fprintln(w, "")
 		printWrapped(w, "NOTE: the server is an embedded miniredis running inside this process, not Redis. Figures that "+
 			"involve the remote tier (remotehit, write, invalidation latency, the writer's rate, staleness) measure "+
-			"miniredis sharing this process's CPUs; they are not Redis figures. Targets that depend on "+
-			"Redis are shown as \"n/a (embedded)\". Run with -redis redis://host:port/0 for real ones.", "", "")
+			"miniredis sharing this process's CPUs; they are not Redis figures. Per-op figures marked * count "+
+			"miniredis's own allocations and CPU time too. Targets that depend on Redis are shown as "+
+			"\"n/a (embedded)\". Run with -redis host:port (or a redis:// URL) for real ones.", "", "")
 	}
 }
 
-// PrintScenario writes one scenario's table, no line wider than Width.
-func PrintScenario(w io.Writer, s ScenarioReport) {
+// embeddedNote explains the figures marked *.
+const embeddedNote = "the embedded server (miniredis) runs in this process: its own allocations and CPU " +
+	"time are counted in the figures marked *"
+
+// printScenario writes one scenario's table, no line wider than reportWidth.
+func printScenario(w io.Writer, s scenarioReport) {
 	fmt.Fprintln(w)
 	printWrapped(w, fmt.Sprintf("== %s  [%v]", s.Title, s.Elapsed.Round(100*time.Millisecond)), "", "   ")
 	rows := [][]string{{"measure", "tiercache", "baseline", "ratio", "target", "status"}}
+	marked := false
 	for _, row := range s.Rows {
-		if row.IsSection() {
+		if row.isSection() {
 			rows = append(rows, []string{row.Measure, "", "", "", "", ""})
 			continue
 		}
-		rows = append(rows, []string{row.Measure, row.Tiered, dash(row.Baseline), dash(row.Ratio), dash(row.Target), row.Status})
+		measure := row.Measure
+		if row.marked {
+			measure, marked = measure+" *", true
+		}
+		rows = append(rows, []string{measure, row.Tiered, dash(row.Baseline), dash(row.Ratio), dash(row.Target), row.Status})
 	}
-	printTable(w, dropEmptyColumns(rows), "  ", Width)
+	if len(rows) > 1 {
+		printTable(w, dropEmptyColumns(rows), "  ", reportWidth)
+	}
 	for _, n := range s.Notes {
 		printWrapped(w, n, "  note: ", "        ")
 	}
+	if marked {
+		printWrapped(w, embeddedNote, "  *     ", "        ")
+	}
 }
 
-// PrintSummary writes how many targets were met and lists those missed.
-func (r *Report) PrintSummary(w io.Writer) {
-	var pass, miss, na int
-	var missed []string
+// verdict is how a run's targets fared.
+type verdict struct {
+	passed int
+	// missed names each target missed: `scenario "measure"`, the measure
+	// after the short label of its section, if it is in one.
+	missed []string
+	// unjudged counts the targets not judged on the embedded server.
+	unjudged int
+}
+
+// verdict judges every target of the run.
+func (r *report) verdict() verdict {
+	var v verdict
 	for _, s := range r.Scenarios {
-		section := ""
+		sec := ""
 		for _, row := range s.Rows {
-			measure := strings.TrimSpace(row.Measure)
-			if row.IsSection() {
-				section = strings.TrimSuffix(measure, ":")
+			if row.isSection() {
+				sec = shortLabel(row.Measure)
 				continue
 			}
-			if section != "" && strings.HasPrefix(row.Measure, " ") {
-				measure = section + ": " + measure
+			measure := strings.TrimSpace(row.Measure)
+			if sec != "" && strings.HasPrefix(row.Measure, " ") {
+				measure = sec + ", " + measure
 			} else {
-				section = ""
+				sec = ""
 			}
 			switch row.Status {
 			case "PASS":
-				pass++
+				v.passed++
 			case "MISS":
-				miss++
-				missed = append(missed, fmt.Sprintf("%s: %s = %s (target %s)", s.Name, measure, row.Tiered, row.Target))
+				v.missed = append(v.missed, fmt.Sprintf("%s %q", s.Name, measure))
 			case "":
 			default:
-				na++
+				v.unjudged++
 			}
 		}
 	}
+	return v
+}
+
+// shortLabel is a section's label up to its first ":", ", " or " (".
+func shortLabel(label string) string {
+	label = strings.TrimSpace(label)
+	end := len(label)
+	for _, sep := range []string{":", ", ", " ("} {
+		if i := strings.Index(label, sep); i > 0 {
+			end = min(end, i)
+		}
+	}
+	return label[:end]
+}
+
+// line is the summary line: how many targets passed, and which missed.
+func (v verdict) line() string {
+	s := fmt.Sprintf("== %d of %d targets pass", v.passed, v.passed+len(v.missed))
+	if len(v.missed) > 0 {
+		s += fmt.Sprintf(", %d missed: %s", len(v.missed), strings.Join(v.missed, ", "))
+	}
+	if v.unjudged > 0 {
+		s += fmt.Sprintf(" (%d more n/a on the embedded server)", v.unjudged)
+	}
+	return s
+}
+
+// printSummary writes the summary line, wrapped if the misses make it
+// long, and how long the run took.
+func (r *report) printSummary(w io.Writer) {
 	fmt.Fprintln(w)
-	summary := fmt.Sprintf("== %d of %d targets pass", pass, pass+miss)
-	if na > 0 {
-		summary += fmt.Sprintf(" (%d more n/a on the embedded server)", na)
-	}
-	printWrapped(w, fmt.Sprintf("%s   [run took %v]", summary, r.Elapsed.Round(100*time.Millisecond)), "", "   ")
-	for _, m := range missed {
-		printWrapped(w, m, "  MISS ", "       ")
-	}
+	printWrapped(w, r.verdict().line(), "", "   ")
+	took := fmt.Sprintf("run took %v", r.Elapsed.Round(100*time.Millisecond))
 	if r.LoadEnd != "" {
-		fmt.Fprintf(w, "load average at end: %s\n", r.LoadEnd)
+		took += "; load average at end: " + r.LoadEnd
 	}
+	fmt.Fprintln(w, took)
 }
 
-// width is the number of columns s takes: one per rune (the report uses no
-// wide characters).
-func width(s string) int { return utf8.RuneCountInString(s) }
-
-// wrap breaks s into lines of at most n columns, at spaces where it can.
-func wrap(s string, n int) []string { return wrapN(s, n, n) }
-
-// wrapN is wrap with a first line of at most first columns and others of
-// at most rest.
-func wrapN(s string, first, rest int) []string {
-	var lines []string
-	limit := func() int {
-		if len(lines) == 0 {
-			return max(first, 1)
-		}
-		return max(rest, 1)
-	}
-	line := ""
-	for _, word := range strings.Fields(s) {
-		for line == "" && width(word) > limit() { // a word longer than a line is cut
-			r := []rune(word)
-			cut := limit()
-			lines = append(lines, string(r[:cut]))
-			word = string(r[cut:])
-		}
-		switch {
-		case word == "":
-		case line == "":
-			line = word
-		case width(line)+1+width(word) <= limit():
-			line += " " + word
-		default:
-			lines = append(lines, line)
-			line = ""
-			for width(word) > limit() {
-				r := []rune(word)
-				cut := limit()
-				lines = append(lines, string(r[:cut]))
-				word = string(r[cut:])
-			}
-			line = word
-		}
-	}
-	if line != "" || len(lines) == 0 {
-		lines = append(lines, line)
-	}
-	return lines
-}
-
-// wrapCell is wrap for a table cell: spaces that begin s begin every line,
-// and lines after the first are indented two more.
-func wrapCell(s string, n int) []string {
-	body := strings.TrimLeft(s, " ")
-	lead := s[:len(s)-len(body)]
-	lines := wrapN(body, n-width(lead), n-width(lead)-2)
-	for i := range lines {
-		if i == 0 {
-			lines[i] = lead + lines[i]
-		} else {
-			lines[i] = lead + "  " + lines[i]
-		}
-	}
-	return lines
-}
-
-// printWrapped writes s wrapped to Width: the first line after first, the
-// others after rest.
-func printWrapped(w io.Writer, s, first, rest string) {
-	n := Width - max(width(first), width(rest))
-	for i, l := range wrap(s, n) {
-		if i == 0 {
-			fmt.Fprintln(w, first+l)
-		} else {
-			fmt.Fprintln(w, rest+l)
-		}
-	}
-}
-
-// dropEmptyColumns drops the columns after the first two in which no row
-// but the header has anything but "-" or "".
-func dropEmptyColumns(rows [][]string) [][]string {
-	if len(rows) == 0 {
-		return rows
-	}
-	keep := []int{0, 1}
-	for i := 2; i < len(rows[0]); i++ {
-		for _, row := range rows[1:] {
-			if row[i] != "" && row[i] != "-" {
-				keep = append(keep, i)
-				break
-			}
-		}
-	}
-	out := make([][]string, len(rows))
-	for r, row := range rows {
-		for _, i := range keep {
-			out[r] = append(out[r], row[i])
-		}
-	}
-	return out
-}
-
-// printTable writes rows (the first is the header) in aligned columns two
-// spaces apart after indent. When the natural widths exceed limit, the
-// first column shrinks to 36, then the widest of the first three (to no
-// less than 12), and their cells wrap onto more lines. A row whose cells
-// after the first are empty is a label alone, which may run across.
-func printTable(w io.Writer, rows [][]string, indent string, limit int) {
-	if len(rows) == 0 {
-		return
-	}
-	const gap, least = 2, 12
-	cols := len(rows[0])
-	widths := make([]int, cols)
-	label := func(row []string) bool {
-		for _, c := range row[1:] {
-			if c != "" {
-				return false
-			}
-		}
-		return true
-	}
-	for _, row := range rows {
-		if label(row) {
-			continue
-		}
-		for i, c := range row {
-			widths[i] = max(widths[i], width(c))
-		}
-	}
-	total := func() int {
-		t := width(indent) + gap*(cols-1)
-		for _, x := range widths {
-			t += x
-		}
-		return t
-	}
-	for total() > limit && widths[0] > 36 {
-		widths[0]--
-	}
-	for total() > limit {
-		widest := -1
-		for i := range min(3, cols) {
-			if widths[i] > least && (widest < 0 || widths[i] > widths[widest]) {
-				widest = i
-			}
-		}
-		if widest < 0 {
-			break
-		}
-		widths[widest]--
-	}
-	for _, row := range rows {
-		if label(row) {
-			for _, l := range wrapCell(row[0], limit-width(indent)) {
-				fmt.Fprintln(w, indent+l)
-			}
-			continue
-		}
-		cells := make([][]string, cols)
-		height := 1
-		for i, c := range row {
-			cells[i] = wrapCell(c, widths[i])
-			height = max(height, len(cells[i]))
-		}
-		for l := range height {
-			var b strings.Builder
-			b.WriteString(indent)
-			for i := range cols {
-				text := ""
-				if l < len(cells[i]) {
-					text = cells[i][l]
-				}
-				b.WriteString(text)
-				if i < cols-1 {
-					b.WriteString(strings.Repeat(" ", widths[i]-width(text)+gap))
-				}
-			}
-			fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-		}
-	}
-}
-
-// WriteJSON writes the report to path.
-func (r *Report) WriteJSON(path string) error {
+// writeJSON writes the report to path.
+func (r *report) writeJSON(path string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("bench: encode JSON: %w", err)
@@ -362,11 +227,4 @@ func loadAvg() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
-}
-
-func dash(s string) string {
-	if strings.TrimSpace(s) == "" {
-		return "-"
-	}
-	return s
 }

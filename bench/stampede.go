@@ -20,8 +20,8 @@ const stampedeInstances = 4
 // instances share one load (with leases) may take, all callers included.
 const stampedeSlack = 5 * time.Millisecond
 
-// StampedeCase is one stampede: callers Fetch one cold key at once.
-type StampedeCase struct {
+// stampedeCase is one stampede: callers Fetch one cold key at once.
+type stampedeCase struct {
 	Name       string        `json:"name"`
 	Callers    int           `json:"callers"`
 	Instances  int           `json:"instances"`
@@ -30,28 +30,28 @@ type StampedeCase struct {
 	Total      uint64        `json:"loads"`
 	Values     int           `json:"distinct_values"`
 	LeaseWaits uint64        `json:"lease_waits"`
-	Calls      Calls         `json:"redis"`
+	Calls      calls         `json:"redis"`
 	Wall       time.Duration `json:"wall_ns"`
 }
 
-// StampedeResult is every stampede.
-type StampedeResult struct {
+// stampedeResult is every stampede.
+type stampedeResult struct {
 	Delay time.Duration  `json:"loader_delay_ns"`
-	Cases []StampedeCase `json:"cases"`
+	Cases []stampedeCase `json:"cases"`
 }
 
-// RunStampede starts callers goroutines that Fetch key at once, caller i on
+// runStampede starts callers goroutines that Fetch key at once, caller i on
 // ins[i%len(ins)], with a loader that sleeps delay and returns a value of
 // its own (which instance, which of its loads), and counts loads, the
 // distinct values the callers got, lease waits and the instances' round
 // trips.
-func RunStampede(ctx context.Context, ins []*Instance[string], key string, callers int, delay time.Duration) (StampedeCase, error) {
-	c := StampedeCase{Callers: callers, Instances: len(ins), Loads: make([]uint64, len(ins))}
+func runStampede(ctx context.Context, ins []*instance[string], key string, callers int, delay time.Duration) (stampedeCase, error) {
+	c := stampedeCase{Callers: callers, Instances: len(ins), Loads: make([]uint64, len(ins))}
 	loads := make([]atomic.Uint64, len(ins))
-	before := make([]Calls, len(ins))
+	before := make([]calls, len(ins))
 	waits0 := make([]uint64, len(ins))
 	for i, in := range ins {
-		before[i] = in.Calls.Snapshot()
+		before[i] = in.calls.snapshot()
 		waits0[i] = in.Stats().LeaseWaits
 	}
 	var (
@@ -93,65 +93,65 @@ func RunStampede(ctx context.Context, ins []*Instance[string], key string, calle
 		distinct[v] = true
 	}
 	c.Values = len(distinct)
-	c.Calls = Calls{Names: map[string]uint64{}}
+	c.Calls = calls{Names: map[string]uint64{}}
 	for i, in := range ins {
 		c.Loads[i] = loads[i].Load()
 		c.Total += c.Loads[i]
-		c.Calls = c.Calls.Add(in.Calls.Snapshot().Sub(before[i]))
+		c.Calls = c.Calls.add(in.calls.snapshot().sub(before[i]))
 		c.LeaseWaits += in.Stats().LeaseWaits - waits0[i]
 	}
 	return c, nil
 }
 
-// Stampede runs three stampedes of StampedeCallers goroutines on a cold
+// stampede runs three stampedes of cfg.stampedeCallers goroutines on a cold
 // key: all on one instance; spread over 4 instances with leases (the
 // default), which should load once in all; and spread over 4 instances with
 // LeaseTTL -1 (no leases), the control, which loads once per instance.
-func Stampede(ctx context.Context, e *Env, cfg Config) (*StampedeResult, error) {
+func stampede(ctx context.Context, e *env, cfg config) (*stampedeResult, error) {
 	const n = stampedeInstances
-	leased, err := NewInstances(ctx, e, n, tiered.Options[string]{})
+	leased, err := newCacheInstances(ctx, e, n, tiered.Options[string]{})
 	if err != nil {
 		return nil, err
 	}
-	r := &StampedeResult{Delay: cfg.StampedeDelay}
-	cfg.Progress.Update("stampede: %d callers on one instance", cfg.StampedeCallers)
-	a, err := RunStampede(ctx, leased[:1], "stampede:one", cfg.StampedeCallers, cfg.StampedeDelay)
+	r := &stampedeResult{Delay: cfg.stampedeDelay}
+	cfg.progress.update("stampede: %d callers on one instance", cfg.stampedeCallers)
+	a, err := runStampede(ctx, leased[:1], "stampede:one", cfg.stampedeCallers, cfg.stampedeDelay)
 	if err != nil {
 		return nil, err
 	}
 	a.Name, a.Leases = "(a) all on 1 instance", true
-	cfg.Progress.Update("stampede: %d callers over %d instances, leases on", cfg.StampedeCallers, n)
-	b, err := RunStampede(ctx, leased, "stampede:all", cfg.StampedeCallers, cfg.StampedeDelay)
+	cfg.progress.update("stampede: %d callers over %d instances, leases on", cfg.stampedeCallers, n)
+	b, err := runStampede(ctx, leased, "stampede:all", cfg.stampedeCallers, cfg.stampedeDelay)
 	if err != nil {
 		return nil, err
 	}
 	b.Name, b.Leases = fmt.Sprintf("(b) over %d instances, leases on (default)", n), true
-	off, err := NewInstances(ctx, e, n, tiered.Options[string]{LeaseTTL: -1})
+	off, err := newCacheInstances(ctx, e, n, tiered.Options[string]{LeaseTTL: -1})
 	if err != nil {
 		return nil, err
 	}
-	cfg.Progress.Update("stampede: %d callers over %d instances, leases off", cfg.StampedeCallers, n)
-	c, err := RunStampede(ctx, off, "stampede:off", cfg.StampedeCallers, cfg.StampedeDelay)
+	cfg.progress.update("stampede: %d callers over %d instances, leases off", cfg.stampedeCallers, n)
+	c, err := runStampede(ctx, off, "stampede:off", cfg.stampedeCallers, cfg.stampedeDelay)
 	if err != nil {
 		return nil, err
 	}
 	c.Name = fmt.Sprintf("(c) over %d instances, LeaseTTL -1 (off): control", n)
-	cfg.Progress.Done()
-	r.Cases = []StampedeCase{a, b, c}
+	cfg.progress.done()
+	r.Cases = []stampedeCase{a, b, c}
 	return r, nil
 }
 
-func (r *StampedeResult) Name() string { return "stampede" }
-func (r *StampedeResult) Title() string {
+func (r *stampedeResult) name() string { return "stampede" }
+func (r *stampedeResult) title() string {
 	return fmt.Sprintf("stampede: %d goroutines Fetch one cold key, loader sleeps %v", r.Cases[0].Callers, r.Delay)
 }
-func (r *StampedeResult) Rows() []Row {
-	var rows []Row
+func (r *stampedeResult) rows() []row {
+	var rows []row
 	for _, c := range r.Cases {
-		loads := Row{Measure: "  loader calls", Tiered: fmt.Sprintf("%d %v", c.Total, c.Loads),
+		loads := row{Measure: "  loader calls", Tiered: fmt.Sprintf("%d %v", c.Total, c.Loads),
 			Baseline: fmt.Sprintf("%d without sharing", c.Callers)}
-		values := Row{Measure: "  distinct values returned", Tiered: strconv.Itoa(c.Values)}
-		wall := Row{Measure: "  wall time, all callers", Tiered: dur(c.Wall)}
+		values := row{Measure: "  distinct values returned", Tiered: strconv.Itoa(c.Values)}
+		wall := row{Measure: "  wall time, all callers", Tiered: dur(c.Wall)}
 		if c.Leases && c.Instances > 1 {
 			loads.Target, loads.OK = "1 in total", c.Total == 1
 			values.Target, values.OK = "1", c.Values == 1
@@ -164,15 +164,15 @@ func (r *StampedeResult) Rows() []Row {
 			}
 			loads.Target, loads.OK = "1 per instance", ok
 		}
-		rows = append(rows, Section(c.Name+":"), loads, values, wall,
-			Row{Measure: "  Redis round trips", Tiered: strconv.FormatUint(c.Calls.Trips, 10)})
+		rows = append(rows, section(c.Name+":"), loads, values, wall,
+			row{Measure: "  Redis round trips", Tiered: strconv.FormatUint(c.Calls.Trips, 10)})
 		if c.Leases {
-			rows = append(rows, Row{Measure: "  lease waits", Tiered: strconv.FormatUint(c.LeaseWaits, 10)})
+			rows = append(rows, row{Measure: "  lease waits", Tiered: strconv.FormatUint(c.LeaseWaits, 10)})
 		}
 	}
 	return rows
 }
-func (r *StampedeResult) Notes() []string {
+func (r *stampedeResult) notes() []string {
 	notes := []string{
 		"loader calls are listed per instance in brackets; each load returns a value of its own, so distinct values " +
 			"counts the loads whose value reached a caller; lease waits is the instances' Stats.LeaseWaits",
@@ -181,7 +181,7 @@ func (r *StampedeResult) Notes() []string {
 			"instance's read and its SET NX of what it loaded",
 	}
 	for _, c := range r.Cases {
-		notes = append(notes, fmt.Sprintf("%s sent %s", c.Name[:3], c.Calls))
+		notes = append(notes, fmt.Sprintf("%s sent %s", c.Name[:3], c.Calls.text()))
 	}
 	return notes
 }

@@ -6,9 +6,13 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
+
+// The floor these benchmarks are read against, a bare simplelru.LRU behind
+// one sync.Mutex, is measured once, in bench (its mutexLRU, the baseline of
+// the report's local hits):
+//
+//	go test -run '^$' -bench 'GetHit|SimpleLRUMutex' ./internal/local ./bench
 
 // benchKeys is the key set of the hit benchmarks: all of them fit.
 var benchKeys = func() []string {
@@ -60,37 +64,6 @@ func BenchmarkGetHitParallel(b *testing.B) {
 	})
 }
 
-// newBareLRU returns a simplelru.LRU of DefaultSize holding benchKeys.
-func newBareLRU(b *testing.B) *simplelru.LRU[string, int] {
-	lru, err := simplelru.NewLRU[string, int](DefaultSize, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i, k := range benchKeys {
-		lru.Add(k, i)
-	}
-	return lru
-}
-
-// BenchmarkSimpleLRUMutexGet is the floor GetHit is measured against: a bare
-// simplelru.LRU behind one sync.Mutex, on the same keys.
-func BenchmarkSimpleLRUMutexGet(b *testing.B) {
-	lru := newBareLRU(b)
-	var mu sync.Mutex
-	mask := len(benchKeys) - 1
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		mu.Lock()
-		_, ok := lru.Get(benchKeys[i&mask])
-		mu.Unlock()
-		if !ok {
-			b.Fatal("miss")
-		}
-		i++
-	}
-}
-
 // BenchmarkZipfMix reads and fills Zipf-distributed keys from a key space
 // ten times the cache, in parallel, and reports the hit ratio.
 func BenchmarkZipfMix(b *testing.B) {
@@ -123,26 +96,4 @@ func BenchmarkZipfMix(b *testing.B) {
 	if total := st.Hits + st.Misses; total > 0 {
 		b.ReportMetric(float64(st.Hits)/float64(total), "hit-ratio")
 	}
-}
-
-// BenchmarkSimpleLRUMutexGetParallel is BenchmarkGetHitParallel's floor: the
-// bare simplelru.LRU behind one sync.Mutex, from every P.
-func BenchmarkSimpleLRUMutexGetParallel(b *testing.B) {
-	lru := newBareLRU(b)
-	var mu sync.Mutex
-	mask := len(benchKeys) - 1
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		i := rand.IntN(len(benchKeys))
-		for pb.Next() {
-			mu.Lock()
-			_, ok := lru.Get(benchKeys[i&mask])
-			mu.Unlock()
-			if !ok {
-				b.Error("miss")
-				return
-			}
-			i++
-		}
-	})
 }
