@@ -27,8 +27,14 @@ var ErrHubClosed = errors.New("tiered: hub is closed")
 type HubOptions struct {
 	// HealthCheck is how long the invalidation subscription may stay silent
 	// before it is pinged; no answer within another HealthCheck counts as a
-	// lost connection. Default: 1s. Negative: no health check (HEALTHCHECK_OFF).
-	// Must otherwise be at least 1ms.
+	// lost connection. Default: 1s. Negative: no health check. No PING
+	// then tests the connection, and a silently dead one (a host or a
+	// network gone, no FIN or RST) is noticed only when its socket fails:
+	// a read error once TCP keep-alive gives up (go-redis's default dialer
+	// enables it), or an error sending a freshness PING; until then
+	// invalidations are lost without notice. MaxStaleness still bounds how
+	// stale a local hit may be: an unanswered freshness PING sends reads to
+	// Redis, but ends no connection. Must otherwise be at least 1ms.
 	HealthCheck time.Duration
 
 	// MaxBackoff caps the pause between attempts to subscribe again.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -336,4 +337,37 @@ func TestUnprovenGetNeverJoinsAnOldRead(t *testing.T) {
 	if got, _ := await(t, first); got != "old" {
 		t.Fatalf("the held Get = %q; want old", got)
 	}
+}
+
+// A negative HealthCheck turns the health check off: the Hub still
+// subscribes, invalidations still arrive, and the freshness proofs (on by
+// default) still let local hits be served.
+func TestHealthCheckOff(t *testing.T) {
+	s := redistest.New(t)
+	h, _ := newHub(t, s.Addr, s.Namespace+"-h", tiered.HubOptions{HealthCheck: -1})
+	r := newHubCache(t, h, tiered.Options[string]{Namespace: s.Namespace})
+	w := newInstance(t, s, "w", tiered.Options[string]{})
+	for i := range 5 {
+		v := strconv.Itoa(i)
+		if err := w.Set(bg, "k", v); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "r sees the write", func() bool {
+			got, err := r.Get(bg, "k")
+			return err == nil && got == v
+		})
+	}
+	waitFor(t, 5*time.Second, "a local hit", func() bool {
+		_, _ = r.Get(bg, "k")
+		return r.Stats().LocalHits > 0
+	})
+	if n := r.Stats().Invalidations; n == 0 {
+		t.Error("no invalidation applied with the health check off")
+	}
+	// New takes the same setting.
+	c, err := tiered.New(s.Client, tiered.Options[string]{Namespace: s.Namespace + "-n", HealthCheck: -1})
+	if err != nil {
+		t.Fatalf("New with HealthCheck -1: %v", err)
+	}
+	_ = c.Close()
 }
