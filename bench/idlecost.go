@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/tiercache/internal/leakcheck"
 	"github.com/tiercache/tiercache/tiered"
 )
 
@@ -121,17 +122,8 @@ type goroutine struct {
 
 // goroutines lists the process's goroutines.
 func goroutines() []goroutine {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	var out []goroutine
-	for _, block := range strings.Split(string(buf), "\n\n") {
+	for _, block := range leakcheck.Stacks() {
 		lines := strings.Split(strings.TrimSpace(block), "\n")
 		head := strings.Fields(lines[0]) // goroutine 12 [select]:
 		if len(head) < 2 || head[0] != "goroutine" {

@@ -55,9 +55,9 @@ func Wait(d time.Duration) []string {
 	}
 }
 
-// Running returns the stacks of every goroutine but the caller's and those
-// the runtime and testing package own.
-func Running() []string {
+// Stacks returns the stack of every goroutine of the process, the caller's
+// first, as runtime.Stack writes them.
+func Stacks() []string {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
@@ -67,7 +67,13 @@ func Running() []string {
 		}
 		buf = make([]byte, 2*len(buf))
 	}
-	stacks := strings.Split(string(buf), "\n\n")
+	return strings.Split(string(buf), "\n\n")
+}
+
+// Running returns the stacks of every goroutine but the caller's and those
+// the runtime and testing package own.
+func Running() []string {
+	stacks := Stacks()
 	var out []string
 	for _, s := range stacks[1:] { // stacks[0] is the caller
 		if !isIgnored(s) {
