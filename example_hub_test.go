@@ -16,7 +16,7 @@ type Order struct {
 }
 
 // A service with several caches (one per value type, say) shares one Hub:
-// one Redis pub/sub connection and three goroutines for all of them.
+// one Redis pub/sub connection and four goroutines for all of them.
 func Example_hub() {
 	ctx := context.Background()
 	redisServer, err := miniredis.Run() // an embedded Redis, for the example

@@ -95,7 +95,7 @@ func fixedResults(embedded bool) []result {
 			Expired: expiredCounts{Trials: 100, Gone: 100, ReturnedOwn: 100}},
 		&invalidationResult{latencies: fixedLatencies(500, 75*usec, 139*usec, 4830*usec), Limit: time.Second},
 		&staleResult{Grace: 5 * msec, Settle: 100 * msec, PlainRate: 38962, Fenced: fixedHunt(5*msec, 0), Off: fixedHunt(-1, 3)},
-		&hubResult{Embedded: embedded, Keys: 1000, DefaultMaxSt: "10ms", HubGoroutines: 3,
+		&hubResult{Embedded: embedded, Keys: 1000, DefaultMaxSt: "10ms", HubGoroutines: 4,
 			Hub: idleCost{How: "one Hub (NewHub, NewCache)", Caches: 30, PubSub: -1, PubSubSeen: 1, Goroutines: 3,
 				Started: []string{"internal/invalidate.(*Subscriber).run ×1", "internal/invalidate.(*watchdog).run ×1",
 					"internal/local.(*clock).run ×1"}, Ready: 3380 * usec, IdleFor: 10 * time.Second, IdleCPU: 0.0005},

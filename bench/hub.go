@@ -40,7 +40,7 @@ type hubResult struct {
 // cache with MaxStaleness at its default and off against a bare simplelru
 // under a mutex.
 func hub(ctx context.Context, e *env, cfg config) (*hubResult, error) {
-	r := &hubResult{Embedded: e.embedded, Keys: cfg.warmKeys, DefaultMaxSt: tiered.DefaultMaxStaleness.String(), HubGoroutines: 3}
+	r := &hubResult{Embedded: e.embedded, Keys: cfg.warmKeys, DefaultMaxSt: tiered.DefaultMaxStaleness.String(), HubGoroutines: 4}
 	r.Alone = idleCost{How: "no cache", IdleFor: cfg.idleFor, PubSub: -1}
 	if err := r.Alone.idle(ctx, cfg); err != nil {
 		return nil, err

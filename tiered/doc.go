@@ -15,7 +15,7 @@
 // namespace on it), one subscriber goroutine with its health check and
 // freshness proofs, and one clock for the local tiers. A service with many
 // caches (one per value type, say) makes one Hub with NewHub and its caches
-// with NewCache: three goroutines and one connection in all, however many
+// with NewCache: four goroutines and one connection in all, however many
 // caches. New is a shortcut for a cache with a Hub of its own.
 //
 // # Guarantees
@@ -26,8 +26,11 @@
 //     Go scheduler, a starved process, or a frozen or silently dead
 //     subscription do. The Hub proves it with a PING on the subscription
 //     connection, whose PONG arrives after every message published before
-//     it; a hit reads the monotonic clock and, while the last proof is older
-//     than MaxStaleness, the read goes to Redis instead (Stats.Unproven).
+//     it. Proofs follow the traffic: one every MaxStaleness/2 while the
+//     process reads (at any rate, and for 2s after the last read), so a
+//     read finds a young proof; a hit reads the monotonic clock and, while
+//     the last proof is older than MaxStaleness, the read goes to Redis
+//     instead (Stats.Unproven).
 //   - Read your writes: once Set returns nil, Get on the same instance returns
 //     that value or a newer one.
 //   - Invalidation: every Set and Delete publishes an invalidation, atomically
@@ -121,9 +124,10 @@
 //     load ends before the Delete's message arrives (Set is covered: SET NX
 //     does not overwrite it). With leases on, the Delete removes the lease
 //     and the store does not land.
-//   - A loader that runs longer than LeaseTTL (shorter than LoadTimeout, if
-//     you set it so) loses its lease: another instance may load the key too.
-//     Only one value is stored, and never over a newer write.
+//   - A lease whose holder cannot reach Redis to renew it (every third of
+//     LeaseTTL, while its loader runs) expires: another instance may then
+//     load the key too. Only one value is stored, and never over a newer
+//     write.
 //   - Local expiry follows a clock that one goroutine advances every
 //     millisecond; if that goroutine is starved of CPU for longer, an entry can
 //     outlive its deadline by that long.

@@ -64,7 +64,7 @@ type flight[V any] struct {
 	v         V
 	err       error
 	panicked  *panicError // the work panicked; err is this too
-	abandoned bool        // a Get leader's ctx ended first: waiters read again
+	abandoned bool        // a Get leader's ctx ended (or its deadline passed) first: waiters read again
 	finished  bool        // landed by finish (touched only by the goroutine doing the work)
 }
 
@@ -172,8 +172,19 @@ func (f *flights[V]) lead(ctx context.Context, key string, fl *flight[V], read f
 		}
 	}()
 	fl.v, fl.err = read(ctx, fl)
-	fl.abandoned = fl.err != nil && ctx.Err() != nil
+	fl.abandoned = fl.err != nil && ended(ctx)
 	f.land(key, fl)
+}
+
+// ended reports whether ctx has ended or its deadline has passed: a client
+// that enforces deadlines itself (ContextTimeoutEnabled) cuts a read at the
+// deadline, an instant before ctx's timer marks ctx done.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // finish lands fl with (v, err), once: a later finish of fl does nothing.

@@ -18,23 +18,25 @@ import (
 // DefaultMaxStaleness is HubOptions.MaxStaleness when it is 0.
 const DefaultMaxStaleness = 10 * time.Millisecond
 
-// ErrHubClosed is returned by NewCache and WaitReady once the Hub is closed.
-var ErrHubClosed = errors.New("tiered: hub is closed")
+// ErrHubClosed is returned by NewCache and WaitReady once the Hub is
+// closed. errors.Is(ErrHubClosed, ErrClosed) holds: every call after Close
+// is ErrClosed.
+var ErrHubClosed error = hubClosedError{}
+
+type hubClosedError struct{}
+
+func (hubClosedError) Error() string        { return "tiered: hub is closed" }
+func (hubClosedError) Is(target error) bool { return target == ErrClosed }
 
 // HubOptions configures a Hub: what is per connection. The zero value of
 // every field is its default; HealthCheck and MaxStaleness turn their
 // feature off when negative.
 type HubOptions struct {
-	// HealthCheck is how long the invalidation subscription may stay silent
-	// before it is pinged; no answer within another HealthCheck counts as a
-	// lost connection. Default: 1s. Negative: no health check. No PING
-	// then tests the connection, and a silently dead one (a host or a
-	// network gone, no FIN or RST) is noticed only when its socket fails:
-	// a read error once TCP keep-alive gives up (go-redis's default dialer
-	// enables it), or an error sending a freshness PING; until then
-	// invalidations are lost without notice. MaxStaleness still bounds how
-	// stale a local hit may be: an unanswered freshness PING sends reads to
-	// Redis, but ends no connection. Must otherwise be at least 1ms.
+	// HealthCheck is how often the invalidation subscription is pinged; no
+	// answer within a HealthCheck of a PING counts as a lost connection, so
+	// a silently dead one is noticed within twice HealthCheck. Default: 1s.
+	// Negative: no health check (see the package doc). Must otherwise be at
+	// least 1ms.
 	HealthCheck time.Duration
 
 	// MaxBackoff caps the pause between attempts to subscribe again.
@@ -43,16 +45,11 @@ type HubOptions struct {
 
 	// MaxStaleness bounds how old a local hit may be: a local hit never
 	// returns a value that had been overwritten by a Set or Delete
-	// acknowledged more than MaxStaleness before the read began, whatever
-	// the Go scheduler, a starved process, or a frozen or silently dead
-	// subscription do. The Hub proves it with a PING on the subscription
-	// connection (its PONG arrives after every message published before
-	// it); while the last proof is older than MaxStaleness, reads go to
-	// Redis. Proofs cost at most 2/MaxStaleness PINGs a second while local
-	// hits are served, none otherwise, and each local hit reads the
-	// monotonic clock (about 30ns here). Negative: no proof; local hits are
-	// then as fresh as the subscription's delivery, which the scheduler
-	// bounds. Default: DefaultMaxStaleness (10ms).
+	// acknowledged more than MaxStaleness before the read began (see the
+	// package doc). The Hub proves it with PINGs on the subscription
+	// connection, every MaxStaleness/2 while the process reads (and for 2s
+	// after); reads go to Redis while no proof is young enough. Negative:
+	// no proof. Default: DefaultMaxStaleness (10ms).
 	MaxStaleness time.Duration
 
 	// Observer receives the events of every cache on the Hub, for metrics
@@ -103,10 +100,14 @@ type Hub struct {
 	// maxStaleness is MaxStaleness when fenced, else 0.
 	maxStaleness time.Duration
 
-	mu        sync.RWMutex
-	members   map[string][]member // guarded by mu: attached caches by channel
-	confirmed map[string]bool     // guarded by mu: channels confirmed on the current connection
-	closed    bool                // guarded by mu
+	// joins serializes attach and detach, so that a channel's membership
+	// and the subscriber's set change together: a cache that attaches never
+	// finds its channel on its way out of the set.
+	joins sync.Mutex
+
+	mu      sync.RWMutex
+	members map[string][]member // guarded by mu: attached caches by channel
+	closed  bool                // guarded by mu
 }
 
 // member is what a Hub needs of an attached Cache (of any value type). Its
@@ -142,7 +143,6 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 		wireV1:       opts.WireVersion == 1,
 		maxStaleness: max(opts.MaxStaleness, 0),
 		members:      make(map[string][]member),
-		confirmed:    make(map[string]bool),
 	}
 	sub, err := invalidate.Subscribe(client, invalidate.Options{
 		OnMessage:    h.onMessage,
@@ -171,9 +171,12 @@ func (h *Hub) WaitReady(ctx context.Context) error {
 func (h *Hub) wait(ctx context.Context, what string, ready func() bool) error {
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
-	for !ready() {
+	for {
 		if h.isClosed() {
 			return ErrHubClosed
+		}
+		if ready() {
+			return nil
 		}
 		select {
 		case <-t.C:
@@ -184,7 +187,6 @@ func (h *Hub) wait(ctx context.Context, what string, ready func() bool) error {
 			return fmt.Errorf("tiered: %s not ready: %w", what, ctx.Err())
 		}
 	}
-	return nil
 }
 
 func (h *Hub) isClosed() bool {
@@ -197,10 +199,12 @@ func (h *Hub) isClosed() bool {
 func (h *Hub) fresh() bool { return !h.fenced || h.sub.Fresh() }
 
 // attach adds m, a new cache, on channel. It reports whether the channel is
-// already confirmed on the current connection: m may then use its (empty)
-// local tier at once, since every message published from now on reaches
-// it. Otherwise m waits for its channel's Subscribed.
+// already confirmed on the current connection (Current): m may then use its
+// (empty) local tier at once, since every message published from now on
+// reaches it. Otherwise m waits for its channel's Subscribed.
 func (h *Hub) attach(channel string, m member) (live bool, err error) {
+	h.joins.Lock()
+	defer h.joins.Unlock()
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -208,7 +212,7 @@ func (h *Hub) attach(channel string, m member) (live bool, err error) {
 	}
 	first := len(h.members[channel]) == 0
 	h.members[channel] = append(h.members[channel], m)
-	live = h.confirmed[channel]
+	live = !first && h.sub.Current(channel)
 	h.mu.Unlock()
 	if first {
 		// Errors are the connection's: the subscriber subscribes every
@@ -219,7 +223,11 @@ func (h *Hub) attach(channel string, m member) (live bool, err error) {
 }
 
 // detach removes m from channel; after it returns, no callback reaches m.
+// The last cache of a channel takes it out of the subscriber's set: the
+// next cache of that channel waits for its new SUBSCRIBE's confirmation.
 func (h *Hub) detach(channel string, m member) {
+	h.joins.Lock()
+	defer h.joins.Unlock()
 	h.mu.Lock()
 	list := h.members[channel]
 	for i, x := range list {
@@ -252,14 +260,15 @@ func (h *Hub) onMessage(channel string, msg invalidate.Message) {
 }
 
 // onState follows the subscription: a channel confirmed or with a gap
-// concerns its caches, a lost connection every cache.
+// concerns its caches, a lost connection every cache. A confirmation that a
+// Remove and a new Add of its channel have overtaken (the subscriber found
+// it just before) is no longer Current: it is ignored, and the caches wait
+// for the confirmation of the new Add. The check and the callbacks run
+// under mu, so no cache attaches or detaches in between.
 func (h *Hub) onState(st invalidate.State, channel string, err error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	if st == invalidate.Broken {
-		h.mu.Lock()
-		clear(h.confirmed)
-		h.mu.Unlock()
-		h.mu.RLock()
-		defer h.mu.RUnlock()
 		for _, list := range h.members {
 			for _, m := range list {
 				m.onState(st, err)
@@ -267,13 +276,9 @@ func (h *Hub) onState(st invalidate.State, channel string, err error) {
 		}
 		return
 	}
-	if st == invalidate.Subscribed {
-		h.mu.Lock()
-		h.confirmed[channel] = true
-		h.mu.Unlock()
+	if st == invalidate.Subscribed && !h.sub.Current(channel) {
+		return
 	}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
 	for _, m := range h.members[channel] {
 		m.onState(st, err)
 	}

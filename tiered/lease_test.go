@@ -293,3 +293,64 @@ func newInstances[V any](t *testing.T, s *redistest.Server, n int, opts tiered.O
 	}
 	return insts
 }
+
+// A loader slower than LeaseTTL keeps its lease while it runs (the holder
+// renews it), so its value is stored once and the other callers wait for
+// it: one loader call per key, on one instance or across three, and the key
+// holds the value afterwards.
+func TestSlowLoaderKeepsItsLease(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d instances", n), func(t *testing.T) {
+			s := redistest.New(t)
+			insts := newInstances(t, s, n, tiered.Options[string]{LeaseTTL: 100 * time.Millisecond})
+			var loads atomic.Int32
+			load := func(context.Context) (string, error) {
+				loads.Add(1)
+				time.Sleep(150 * time.Millisecond)
+				return "v", nil
+			}
+			var wg sync.WaitGroup
+			for i := range 10 * n {
+				wg.Go(func() {
+					if v, err := insts[i%n].Fetch(bg, "slow", load); err != nil || v != "v" {
+						t.Errorf("Fetch = %q, %v", v, err)
+					}
+				})
+			}
+			wg.Wait()
+			if got := loads.Load(); got != 1 {
+				t.Errorf("%d loader calls for one key, want 1", got)
+			}
+			if got, err := s.Client.Get(bg, s.Namespace+":slow").Result(); err != nil || got != "v" {
+				t.Errorf("Redis holds %q, %v; want the loaded value", got, err)
+			}
+			for _, in := range insts {
+				if d := in.Stats().LoadsDiscarded; d != 0 {
+					t.Errorf("%s discarded %d loaded values", in.name, d)
+				}
+			}
+		})
+	}
+}
+
+// A loaded value whose store is refused (the key was written during the
+// load) is counted.
+func TestRefusedStoreIsCounted(t *testing.T) {
+	s := redistest.New(t)
+	a := newInstance(t, s, "a", tiered.Options[string]{})
+	_, err := a.Fetch(bg, "k", func(ctx context.Context) (string, error) {
+		if err := a.Set(ctx, "k", "written"); err != nil {
+			return "", err
+		}
+		return "loaded", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := a.Stats().LoadsDiscarded; d != 1 {
+		t.Errorf("LoadsDiscarded = %d, want 1", d)
+	}
+	if got, _ := a.Get(bg, "k"); got != "written" {
+		t.Errorf("Get = %q; want the write, not the load", got)
+	}
+}

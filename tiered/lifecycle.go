@@ -9,12 +9,16 @@ import (
 // (from then on its local tier is in use), or, when ctx ends first, an error
 // that carries the last connection error.
 func (c *Cache[V]) WaitReady(ctx context.Context) error {
-	if c.localOff {
-		return c.closedErr() // nothing to wait for: no local tier
+	if err := c.closedErr(); err != nil || c.localOff { // no local tier: nothing to wait for
+		return err
 	}
-	return c.hub.wait(ctx, fmt.Sprintf("cache of namespace %q", c.namespace), func() bool {
+	err := c.hub.wait(ctx, fmt.Sprintf("cache of namespace %q", c.namespace), func() bool {
 		return c.state.Load() != stateBypass
 	})
+	if err == nil {
+		err = c.closedErr() // closed while waiting
+	}
+	return err
 }
 
 // Close detaches the cache from its Hub (no invalidation reaches it from

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tiercache/tiercache/internal/remote"
@@ -42,7 +43,10 @@ func (r *fetchRun[V]) loadAndStore() {
 	c.stats.loads.Add(1)
 	lctx, cancel := context.WithTimeout(r.ctx, c.loadTimeout)
 	defer cancel()
+	stopRenewing := r.renewLeases(lctx, idx)
+	defer stopRenewing() // also when the loader panics
 	got, err := r.load(context.WithValue(lctx, loadTTLsKey{}, ttls), keys)
+	stopRenewing()
 	loading = false
 	notFound := errors.Is(err, ErrNotFound)
 	if c.obs != nil {
@@ -73,7 +77,8 @@ func (r *fetchRun[V]) loadAndStore() {
 			c.stats.fallbacks.Add(1)
 			continue
 		case h.cond == remote.IfAbsent && r.fls[i].overtaken.Load():
-			continue // a write or invalidation of key reached us since: SET NX could land over a Delete
+			c.stats.discarded.Add(1) // a write or invalidation of key reached us since: SET NX could land over a Delete
+			continue
 		}
 		ttl, chosen := ttls.ttl(key)
 		var w remote.Write
@@ -108,7 +113,11 @@ func (r *fetchRun[V]) loadAndStore() {
 
 	for j, res := range r.write(writes) {
 		f := fills[j]
-		if f.i < 0 || !res.Applied {
+		if f.i < 0 || res.Err != nil {
+			continue
+		}
+		if !res.Applied {
+			c.stats.discarded.Add(1) // the key was written, or its lease lost, during the load
 			continue
 		}
 		life := remote.NoExpiry
@@ -221,4 +230,49 @@ func (r *fetchRun[V]) writeCtx(ctx context.Context, ws []remote.Write) []remote.
 			"namespace", c.namespace, "keys", len(ws), "key", ws[0].Key, "err", err)
 	}
 	return res
+}
+
+// renewLeases keeps the leases this run holds among idx alive while their
+// load runs, so that a load slower than LeaseTTL still stores its value
+// once: every third of LeaseTTL it extends them to LeaseTTL from then, on a
+// goroutine of its own. The returned stop ends it and waits for it; it may
+// be called more than once. A holder that dies stops renewing, and its
+// leases expire after LeaseTTL as before.
+func (r *fetchRun[V]) renewLeases(ctx context.Context, idx []int) (stop func()) {
+	c := r.c
+	var keys []string
+	for _, i := range idx {
+		if r.how[i].leased {
+			keys = append(keys, r.keys[i])
+		}
+	}
+	if len(keys) == 0 {
+		return func() {}
+	}
+	every := max(c.leaseTTL/3, time.Millisecond)
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			rctx, cancel := context.WithTimeout(ctx, every)
+			start := c.since()
+			_, err := c.store.Renew(rctx, keys, r.token, c.leaseTTL)
+			cancel()
+			c.observeRedis("renew", len(keys), start, err)
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(quit) })
+		<-done
+	}
 }

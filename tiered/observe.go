@@ -38,7 +38,7 @@ const (
 	// proven fresh) and did not find. Op and Keys as for EventLocalHit.
 	EventLocalMiss
 	// EventRedis: one call to Redis made by the cache. Op is the remote
-	// operation ("get", "get-many", "write-many", "acquire", "set",
+	// operation ("get", "get-many", "write-many", "acquire", "renew", "set",
 	// "delete", "publish", "keys", and for a refresh ahead
 	// "acquire-refresh", "release-refresh"); Keys is how many keys it carried;
 	// Duration is how long it took; Err is its error (a key not found is

@@ -85,12 +85,11 @@ type Options[V any] struct {
 	// runs once across every instance of the namespace, not once per
 	// instance: the other instances wait for the value (woken by the
 	// invalidation message of the write that stores it) instead of loading.
-	// If the holder dies, its lease expires after LeaseTTL and one waiter
-	// takes over. A loader that runs longer than LeaseTTL loses the lease:
-	// another instance may then load too, and the late value is returned to
-	// its callers but not stored (a lease is a fence: only its holder's
-	// write lands, and only while the key still holds the lease).
-	// Default: LoadTimeout, so that a live holder never loses its lease.
+	// While its loader runs, the holder renews the lease every third of
+	// LeaseTTL, so a slow load still stores its value once; if the holder
+	// dies, its lease expires after LeaseTTL and one waiter takes over (a
+	// lease is a fence: only its holder's write lands, and only while the
+	// key still holds the lease). Default: LoadTimeout.
 	// Negative: no leases; each instance loads on its own (at most once per
 	// key at a time) and stores with SET NX.
 	LeaseTTL time.Duration

@@ -17,7 +17,7 @@ import (
 //     tier's entries are moved to the suspect tier, and reads that Redis
 //     answers while it stays down refresh it; nothing there is ever served
 //     as a hit. Its entries live StaleIfError from when they were last known
-//     current: the moment this instance found the subscription lost, or the
+//     current: the Hub's last proof of freshness before the loss, or the
 //     read that brought them. It is emptied when the subscription is
 //     confirmed again.
 //   - The subscription is live but the Hub cannot prove the local tier
@@ -49,12 +49,20 @@ func (c *Cache[V]) fillToken(key string) fillToken {
 }
 
 // keepSuspect copies the local tier's entries to the suspect tier, as last
-// known current now; called when the subscription is lost, before the cache
-// bypasses and purges the local tier. A key that this instance writes while
-// it runs keeps no suspect entry, or the value written: the write drops the
-// key from the suspect tier after its commit (see settleWrite), which makes
-// a token taken here before the commit stale.
+// known current at the Hub's last proof of freshness (not now: a silent loss
+// is noticed late, and every invalidation since that proof may have been
+// lost); called when the subscription is lost, before the cache bypasses
+// and purges the local tier. Nothing is kept without a proof, or with one
+// StaleIfError old. A key that this instance writes while it runs keeps no
+// suspect entry, or the value written: the write drops the key from the
+// suspect tier after its commit (see settleWrite), which makes a token
+// taken here before the commit stale.
 func (c *Cache[V]) keepSuspect() {
+	since := c.hub.sub.LastProof()
+	life := c.staleIfError - time.Since(since)
+	if since.IsZero() || life <= 0 {
+		return
+	}
 	type kept struct {
 		key string
 		e   entry[V]
@@ -65,9 +73,8 @@ func (c *Cache[V]) keepSuspect() {
 		all = append(all, kept{key, e, c.suspect.Token(key)})
 		return true
 	})
-	since := time.Now()
 	for _, k := range all {
-		c.suspect.SetIf(k.key, staleEntry[V]{e: k.e, since: since}, c.staleIfError, k.tok)
+		c.suspect.SetIf(k.key, staleEntry[V]{e: k.e, since: since}, life, k.tok)
 	}
 }
 

@@ -295,3 +295,54 @@ func TestStaleIfErrorValidation(t *testing.T) {
 		}
 	}
 }
+
+// A subscription that dies silently (no FIN, no RST) is noticed late, up to
+// twice HealthCheck after the last proof of freshness, and every
+// invalidation since may have been lost: what the cache then keeps as
+// suspect is dated by that last proof, not by the moment the loss was
+// noticed. No value is served stale more than StaleIfError after the last
+// proof, which came before the freeze.
+func TestStaleIfErrorDatesBySilentLossByTheLastProof(t *testing.T) {
+	s := redistest.New(t)
+	p := redistest.NewProxy(t, s.Addr)
+	const window = 500 * time.Millisecond
+	b := newInstanceWith(t, s, "b", tiered.Options[string]{StaleIfError: window}, instanceConfig{
+		addr: p.Addr(),
+		hub:  tiered.HubOptions{HealthCheck: window, MaxStaleness: 10 * time.Millisecond},
+		client: func(o *redis.Options) {
+			o.MaxRetries, o.DialTimeout = -1, 50*time.Millisecond
+			o.DialerRetries, o.DialerRetryTimeout = 1, 10*time.Millisecond
+		},
+	})
+	a := newInstance(t, s, "a", tiered.Options[string]{})
+	if err := a.Set(bg, "k", "old"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "b holds k", func() bool {
+		v, err := b.Get(bg, "k")
+		return err == nil && v == "old" && b.Stats().LocalHits > 0
+	})
+	p.FreezePubSub() // silent: no FIN, no RST
+	p.CutData(true)  // and Redis cannot be read
+	frozen := time.Now()
+	if err := a.Set(bg, "k", "new"); err != nil {
+		t.Fatal(err)
+	}
+	lastStale := time.Duration(-1)
+	for time.Since(frozen) < 4*window {
+		began := time.Since(frozen)
+		if v, err := b.Get(ctxFor(t, 30*time.Millisecond), "k"); err == nil && v == "old" {
+			lastStale = began
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if b.Stats().Breaks == 0 {
+		t.Fatal("the loss was never noticed")
+	}
+	// The margin: the local tier's clock tick and a call's own time.
+	if lastStale > window+20*time.Millisecond {
+		t.Errorf("the overwritten value was served stale %v after the freeze, with StaleIfError %v: "+
+			"the last proof came before the freeze", lastStale, window)
+	}
+	t.Logf("served stale until %v after the freeze (StaleIfError %v, HealthCheck %v)", lastStale, window, window)
+}

@@ -10,26 +10,28 @@ type counters struct {
 	fallbacks, unproven             atomic.Uint64
 	leaseWaits, staleServed         atomic.Uint64
 	refreshes, refreshErrors        atomic.Uint64
+	discarded                       atomic.Uint64
 }
 
 // Stats are counts since New.
 type Stats struct {
-	LocalHits     uint64 // reads answered by the local tier
-	RemoteHits    uint64 // reads answered by Redis
-	Misses        uint64 // reads of keys Redis did not hold
-	Bypassed      uint64 // Redis reads made while the subscription was not confirmed
-	Loads         uint64 // loader calls (Fetch, FetchMany, refreshes)
-	LoadErrors    uint64 // loader calls that failed
-	DecodeErrors  uint64 // Redis values that did not decode
-	Invalidations uint64 // invalidation messages applied from other instances
-	Malformed     uint64 // invalidation messages that did not decode (each purged the local tier)
-	Unproven      uint64 // reads sent to Redis because the Hub could not prove the local tier fresh (MaxStaleness)
-	Fallbacks     uint64 // keys loaded without storing because Redis could not be read
-	LeaseWaits    uint64 // times a Fetch waited for another instance's load of a key (its lease)
-	Breaks        uint64 // times the subscription was lost (the local tier was purged)
-	StaleServed   uint64 // values served stale in place of a Redis error (StaleIfError)
-	Refreshes     uint64 // loader calls of refreshes ahead of expiry (RefreshAhead; counted in Loads too)
-	RefreshErrors uint64 // refreshes that failed: a loader error or panic (counted in LoadErrors too), a Redis error
+	LocalHits      uint64 // reads answered by the local tier
+	RemoteHits     uint64 // reads answered by Redis
+	Misses         uint64 // reads of keys Redis did not hold
+	Bypassed       uint64 // Redis reads made while the subscription was not confirmed
+	Loads          uint64 // loader calls (Fetch, FetchMany, refreshes)
+	LoadErrors     uint64 // loader calls that failed
+	LoadsDiscarded uint64 // loaded values not stored: the key was written, or its lease lost, during the load
+	DecodeErrors   uint64 // Redis values that did not decode
+	Invalidations  uint64 // invalidation messages applied from other instances
+	Malformed      uint64 // invalidation messages that did not decode (each purged the local tier)
+	Unproven       uint64 // reads sent to Redis because the Hub could not prove the local tier fresh (MaxStaleness)
+	Fallbacks      uint64 // keys loaded without storing because Redis could not be read
+	LeaseWaits     uint64 // times a Fetch waited for another instance's load of a key (its lease)
+	Breaks         uint64 // times the subscription was lost (the local tier was purged)
+	StaleServed    uint64 // values served stale in place of a Redis error (StaleIfError)
+	Refreshes      uint64 // loader calls of refreshes ahead of expiry (RefreshAhead; counted in Loads too)
+	RefreshErrors  uint64 // refreshes that failed: a loader error or panic (counted in LoadErrors too), a Redis error
 
 	LocalEntries     int    // entries in the local tier now
 	LocalEvictions   uint64 // local entries evicted for room
@@ -46,6 +48,7 @@ func (c *Cache[V]) Stats() Stats {
 		Bypassed:         c.stats.bypassed.Load(),
 		Loads:            c.stats.loads.Load(),
 		LoadErrors:       c.stats.loadErrors.Load(),
+		LoadsDiscarded:   c.stats.discarded.Load(),
 		DecodeErrors:     c.stats.decodeErrors.Load(),
 		Invalidations:    c.stats.invalidations.Load(),
 		Malformed:        c.stats.gaps.Load(),

@@ -12,12 +12,12 @@ func (c *Cache[V]) onMessage(m invalidate.Message) {
 	if m.Origin == c.origin {
 		return // our own writes settled the local tier themselves (see settleWrite)
 	}
-	c.stats.invalidations.Add(1)
 	if m.All {
 		c.purgeLocal()
 	} else {
 		c.invalidateLocal(m.Keys...)
 	}
+	c.stats.invalidations.Add(1) // counted once applied: a reader of Stats sees its effect
 	if c.obs != nil {
 		e := Event{Kind: EventInvalidation, Keys: len(m.Keys), Duration: -1}
 		if m.All {

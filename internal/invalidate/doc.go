@@ -13,9 +13,13 @@
 //
 // One Subscriber serves a whole process: it holds one pub/sub connection
 // for a set of channels (one per namespace), which [Subscriber.Add] and
-// [Subscriber.Remove] change at run time, and runs two goroutines: the
+// [Subscriber.Remove] change at run time, and runs three goroutines: the
 // reader, which calls the callbacks, and a watchdog beside it (see
-// watchdog), which sends the health check's PINGs and the fence's.
+// watchdog): one goroutine keeps the time of the health check and of the
+// fence, and another writes their PINGs, so that a write stuck on a peer
+// that reads nothing delays no judgement. It dials with a client of its
+// own, made from the options of the one it is given, so that it can close
+// a connection whose write is stuck.
 //
 // # Promises
 //
@@ -28,7 +32,11 @@
 //     [Gap]), in publish order, until [Broken] is reported or the channel
 //     is removed. Each connection subscribes to every channel in the set
 //     when it starts; a channel added later is subscribed on the
-//     connection then up, and on every later one.
+//     connection then up, and on every later one. Each Add gives its
+//     channel a new epoch; a confirmation is reported only for the
+//     SUBSCRIBE of the channel's current epoch, and [Subscriber.Current]
+//     tells an owner whether the confirmation it handles is still that of
+//     the current epoch (a Remove and an Add may have come in between).
 //   - [Broken] is reported, for the whole connection (channel ""), once per
 //     loss of a confirmed connection (closed, error, a failed health check,
 //     or the server dropping a channel still in the set), with the cause.
@@ -52,15 +60,15 @@
 //     [Subscriber.Remove] returns are ignored, and so is the server's
 //     confirmation of the UNSUBSCRIBE.
 //   - A silently dead connection (no FIN, no RST) is noticed by the health
-//     check: after [Options.HealthCheck] with nothing received the
-//     Subscriber sends PING, and reports Broken if nothing arrives within
-//     another HealthCheck (time spent in callbacks does not count). Until
-//     then, messages may be lost unnoticed; the freshness fence, below,
-//     notices sooner. A negative HealthCheck turns the health check off:
-//     then only a failing socket (a read error, once TCP keep-alive gives
-//     up on the peer, or an error sending a fence PING) ends such a
-//     connection, if anything does, and only the fence bounds how long its
-//     silence goes unnoticed.
+//     check: every [Options.HealthCheck] the Subscriber sends PING, and
+//     reports Broken if nothing at all arrives within a HealthCheck of it
+//     (time spent in callbacks does not count), so within twice
+//     HealthCheck, even when the PING cannot be written. Until then,
+//     messages may be lost unnoticed; the freshness fence, below, notices
+//     sooner. A negative HealthCheck turns the health check off: then only
+//     a failing socket (a read error, once TCP keep-alive gives up on the
+//     peer, or an error sending a PING) ends such a connection, if anything
+//     does, and only the fence bounds how long its silence goes unnoticed.
 //   - OnMessage and OnState run on the Subscriber's own goroutine, one call
 //     at a time, in the order events happened. A slow callback delays later
 //     ones (and, if slow for long, lets Redis disconnect the subscriber for
@@ -73,7 +81,7 @@
 //     connection with no channel is confirmed when it answers a PING, so
 //     [Subscriber.Ready] works with an empty set too.
 //   - [Subscriber.Close] is idempotent and safe to call concurrently; it
-//     returns after both goroutines have exited, and no callback runs after
+//     returns after its goroutines have exited, and no callback runs after
 //     it returns.
 //
 // Warnings that can repeat fast (a Gap per message, a failed attempt per
@@ -102,18 +110,20 @@
 // says nothing of a channel before that channel's Subscribed (the owner
 // drops what it cached before then).
 //
-// Proofs are sent on demand only: a call of Fresh that finds the latest
-// proof older than MaxStaleness/2 asks for one, and the watchdog sends at
-// most one PING per MaxStaleness/2 on a connection while calls keep asking
-// (a new connection, having no proof, may send one at once), and none
-// while nobody calls. The cost is thus at most 2/MaxStaleness PINGs per
-// second per Subscriber while Fresh is being called, plus one per
-// reconnection ([SubscriberStats.FencePings] counts them), none otherwise;
-// their answers also count as traffic for the health check. The fence
-// works the same with the health check off, but it only judges freshness:
-// an unanswered fence PING makes Fresh false and ends no connection. A call of
-// Fresh reads the clock (about 30ns) and one or two atomic values; it takes
-// no lock and does not allocate.
+// Every PING the Subscriber sends carries its send time and proves, the
+// health check's too ([Subscriber.LastProof] is the latest proof, kept
+// across losses, so that an owner can date what it kept from the
+// messages): one goes out when a connection is confirmed, and one every
+// HealthCheck. With a fence, the proofs also follow the traffic: from the
+// first call of Fresh, one every MaxStaleness/2, so that a reader finds a
+// proof younger than MaxStaleness at any read rate, until 2s after the
+// last call; a call that finds no young proof asks for one at once. The
+// cost is 2/MaxStaleness PINGs a second per Subscriber while it is read,
+// plus the health check's ([SubscriberStats.FencePings] and HealthPings
+// count them). The fence works the same with the health check off, but it
+// only judges freshness: an unanswered fence PING makes Fresh false and
+// ends no connection. A call of Fresh reads the clock (about 30ns) and a
+// few atomic values; it takes no lock and does not allocate.
 //
 // # Changing the wire format
 //

@@ -99,9 +99,11 @@ func TestFreshWithoutFence(t *testing.T) {
 	}
 }
 
-// No reader, no PING: nothing is sent while Fresh is not called, and PINGs
-// stop soon after the calls do.
+// No reader, no PING: nothing is sent while Fresh is not called; while it
+// is, a proof every MaxStaleness/2; and the proofs stop idleAfter after the
+// last call.
 func TestFenceIdleWithoutReaders(t *testing.T) {
+	shortIdle(t, 300*time.Millisecond)
 	s := redistest.New(t)
 	ch := Channel(s.Namespace)
 	r := newRecorder()
@@ -127,13 +129,42 @@ func TestFenceIdleWithoutReaders(t *testing.T) {
 		t.Errorf("%d fence PINGs in %v of reads, want 1 to %d", busy, time.Since(began), limit)
 	}
 
-	// The readers stop: a demand raised by the last call may still be
-	// served, then nothing.
+	// The readers stop: the proofs go on for idleAfter, then stop.
+	time.Sleep(idleAfter + 200*time.Millisecond)
+	idle := sub.Stats().FencePings
+	if limit := busy + uint64((idleAfter+200*time.Millisecond)/(opts.MaxStaleness/2)) + 1; idle > limit {
+		t.Errorf("%d fence PINGs in the %v after the last call of Fresh, want at most %d", idle-busy, idleAfter, limit-busy)
+	}
 	time.Sleep(300 * time.Millisecond)
-	if after := sub.Stats().FencePings; after > busy+1 {
-		t.Fatalf("%d fence PINGs in the 300ms after the last call of Fresh, want at most 1", after-busy)
+	if after := sub.Stats().FencePings; after != idle {
+		t.Fatalf("%d fence PINGs in the 300ms from idleAfter after the last call of Fresh, want none", after-idle)
 	}
 	t.Logf("%d fence PINGs in %v of reads (MaxStaleness %v)", busy, reading, opts.MaxStaleness)
+}
+
+// A reader at a low rate (one call of Fresh every 30ms, three times
+// MaxStaleness) finds a proof every time but the first: the proofs follow
+// the traffic, not each call.
+func TestFreshAtALowReadRate(t *testing.T) {
+	s := redistest.NewReal(t) // the embedded server answers PINGs late under load
+	ch := Channel(s.Namespace)
+	r := newRecorder()
+	opts := r.options(ch)
+	opts.MaxStaleness = 10 * time.Millisecond
+	sub := start(t, s.NewClient(""), opts)
+	r.nextStateOn(t, Subscribed, ch)
+	untilFresh(t, sub)
+	fresh, reads := 0, 40
+	for range reads {
+		time.Sleep(30 * time.Millisecond)
+		if sub.Fresh() {
+			fresh++
+		}
+	}
+	// A busy machine may delay a proof now and then; most reads must find one.
+	if fresh < reads*3/4 {
+		t.Errorf("%d of %d reads 30ms apart found a proof, want nearly all", fresh, reads)
+	}
 }
 
 // A frozen subscription connection (no FIN, no RST, nothing passes) makes
@@ -389,7 +420,8 @@ func BenchmarkFreshDemand(b *testing.B) {
 }
 
 // The fence adds no goroutine: a connected Subscriber whose readers keep
-// asking for proofs runs two, the reader and its watchdog.
+// asking for proofs runs three, the reader and its watchdog's two (one keeps
+// the time, one writes the PINGs).
 func TestFenceAddsNoGoroutine(t *testing.T) {
 	s := redistest.New(t)
 	ch := Channel(s.Namespace)
@@ -402,8 +434,8 @@ func TestFenceAddsNoGoroutine(t *testing.T) {
 		untilFresh(t, sub)
 		time.Sleep(time.Millisecond)
 	}
-	if got := ours(); len(got) != 2 {
-		t.Fatalf("%d goroutines started by the package, want 2 (reader and watchdog):\n%s", len(got), strings.Join(got, "\n\n"))
+	if got := ours(); len(got) != 3 {
+		t.Fatalf("%d goroutines started by the package, want 3 (reader and watchdog):\n%s", len(got), strings.Join(got, "\n\n"))
 	}
 }
 
@@ -421,4 +453,12 @@ func ours() []string {
 		}
 	}
 	return out
+}
+
+// shortIdle sets idleAfter to d for the Subscribers a test starts after it,
+// until the test ends.
+func shortIdle(t *testing.T, d time.Duration) {
+	old := idleAfter
+	idleAfter = d
+	t.Cleanup(func() { idleAfter = old })
 }

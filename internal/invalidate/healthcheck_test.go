@@ -72,6 +72,10 @@ func TestSubscriberHealthCheckOff(t *testing.T) {
 	if offPings.Load() == 0 {
 		t.Fatal("the hello PING of the connection was not counted: the count proves nothing")
 	}
+	// The connection's first proof (LastProof) goes out once it is
+	// confirmed, health check or not; nothing after it.
+	waitFor(t, "the first proof", func() bool { return sub.Stats().HealthPings == 1 })
+	time.Sleep(10 * time.Millisecond)
 	onBefore, offBefore := onPings.Load(), offPings.Load()
 
 	const idle = 2*DefaultHealthCheck + DefaultHealthCheck/2
@@ -108,6 +112,10 @@ func TestFenceWithHealthCheckOff(t *testing.T) {
 	opts.MaxStaleness = 20 * time.Millisecond
 	sub := start(t, client, opts)
 	r.nextStateOn(t, Subscribed, ch)
+	waitFor(t, "the connection's first proof", func() bool { return sub.Stats().HealthPings == 1 })
+	// The hook counts it after the write; and the proof it brings ages
+	// past MaxStaleness, so that only fence PINGs can make Fresh true.
+	time.Sleep(2 * opts.MaxStaleness)
 	before := pings.Load()
 
 	untilFresh(t, sub)

@@ -34,7 +34,6 @@ func (s *Subscriber) run(ctx context.Context) {
 		backoff:     min(minBackoff, s.opts.MaxBackoff),
 		gapWarn:     warnLimiter{every: s.warnEvery},
 		attemptWarn: warnLimiter{every: s.warnEvery},
-		subs:        make(map[string]bool),
 	}
 	for first := true; ; first = false {
 		if !first {
@@ -76,8 +75,13 @@ func (s *Subscriber) connect(ctx context.Context, ps *redis.PubSub) error {
 		return ErrClosed
 	}
 	s.ps = ps
-	s.unsubs = nil
-	if set := *s.set.Load(); len(set) > 0 {
+	s.unsubs, s.current = nil, make(map[string]uint64)
+	set := *s.set.Load()
+	s.pending = make(map[string][]uint64, len(set))
+	for ch, e := range set {
+		s.pending[ch] = []uint64{e}
+	}
+	if len(set) > 0 {
 		return ps.Subscribe(ctx, slices.Sorted(maps.Keys(set))...)
 	}
 	return nil
@@ -89,20 +93,20 @@ func (s *Subscriber) setPubSub(ps *redis.PubSub) {
 	defer s.mu.Unlock()
 	if !s.closed {
 		s.ps = ps
-		s.unsubs = nil
+		s.unsubs, s.pending, s.current = nil, nil, nil
 	}
 }
 
 // loop is the state of the goroutine, touched by it alone.
 type loop struct {
 	s           *Subscriber
-	backoff     time.Duration   // the next pause's upper bound
-	gapWarn     warnLimiter     // Warn records about undecodable messages
-	attemptWarn warnLimiter     // Warn records about failed subscribe attempts
-	confirmed   bool            // the current connection is confirmed (see Subscriber.Ready)
-	subs        map[string]bool // channels confirmed on the current connection
-	lostBefore  bool            // a confirmed connection was lost: the next confirmation is logged
-	floor       int64           // fence time of the last loss: proofs sent before it do not count
+	backoff     time.Duration // the next pause's upper bound
+	gapWarn     warnLimiter   // Warn records about undecodable messages
+	attemptWarn warnLimiter   // Warn records about failed subscribe attempts
+	confirmed   bool          // the current connection is confirmed (see Subscriber.Ready)
+	lostBefore  bool          // a confirmed connection was lost: the next confirmation is logged
+	floor       int64         // fence time of the last loss: proofs sent before it do not count
+	w           *watchdog     // the current connection's
 }
 
 // receive reads from ps until the connection fails, and returns why.
@@ -114,7 +118,8 @@ type loop struct {
 // the read instead (see watchdog) and ends it by closing ps.
 func (l *loop) receive(ctx context.Context, ps *redis.PubSub) error {
 	s := l.s
-	w := startWatchdog(ctx, ps, s.opts.HealthCheck, &s.fence)
+	w := startWatchdog(ctx, ps, s.conns.closeAll, s.opts.HealthCheck, &s.fence)
+	l.w = w
 	defer w.stop()
 	for {
 		w.reading()
@@ -166,21 +171,35 @@ func (l *loop) receive(ctx context.Context, ps *redis.PubSub) error {
 }
 
 // subscribed handles the server's confirmation of channel on the current
-// connection.
+// connection: it answers the oldest SUBSCRIBE of channel sent on it. It is
+// reported as Subscribed if that SUBSCRIBE is of the Add that put channel
+// in the set (not of one that a Remove has undone since), and then makes
+// Current true for channel. A confirmation with no SUBSCRIBE to answer
+// means the client replaced the connection itself (see errReplaced).
 func (l *loop) subscribed(channel string) error {
 	s := l.s
 	s.mu.Lock()
-	inSet := s.inSet(channel)
-	undone := s.unsubs[channel] > 0 // a Remove since this SUBSCRIBE will undo it
-	s.mu.Unlock()
-	switch {
-	case !inSet || undone:
-		s.log.Debug("invalidate: confirmation of a channel removed since", slog.String("channel", channel))
-		return nil
-	case l.subs[channel]:
+	queue := s.pending[channel]
+	if len(queue) == 0 {
+		s.mu.Unlock()
 		return errReplaced
 	}
-	l.subs[channel] = true
+	e := queue[0]
+	if len(queue) == 1 {
+		delete(s.pending, channel)
+	} else {
+		s.pending[channel] = queue[1:]
+	}
+	now, ok := (*s.set.Load())[channel]
+	ok = ok && now == e
+	if ok {
+		s.current[channel] = e
+	}
+	s.mu.Unlock()
+	if !ok {
+		s.log.Debug("invalidate: confirmation of a channel removed since", slog.String("channel", channel))
+		return nil
+	}
 	l.confirm()
 	l.s.opts.OnState(Subscribed, channel, nil)
 	return nil
@@ -195,11 +214,12 @@ func (l *loop) unsubscribed(channel string) error {
 	s.mu.Lock()
 	expected := s.unsubs[channel] > 0
 	if expected {
-		s.unsubs[channel]--
+		if s.unsubs[channel]--; s.unsubs[channel] == 0 {
+			delete(s.unsubs, channel) // nothing is kept for a channel done with
+		}
 	}
 	inSet := s.inSet(channel)
 	s.mu.Unlock()
-	delete(l.subs, channel)
 	if expected || !inSet {
 		return nil
 	}
@@ -225,6 +245,7 @@ func (l *loop) confirm() {
 	l.backoff = min(minBackoff, s.opts.MaxBackoff)
 	s.setLastError(nil)
 	s.ready.Store(true)
+	l.w.ask(&l.w.wantHealth) // a first proof (LastProof) on the new connection, whatever the fence
 	if l.lostBefore {
 		s.log.Info("invalidate: subscribed again")
 	}
@@ -257,7 +278,6 @@ func (l *loop) lost(err error) {
 	s := l.s
 	l.floor = s.fence.withdraw()
 	s.ready.Store(false)
-	clear(l.subs)
 	channels := len(*s.set.Load())
 	if !l.confirmed {
 		err = fmt.Errorf("invalidate: subscribe: %w", err)

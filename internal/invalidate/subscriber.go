@@ -89,21 +89,11 @@ type Options struct {
 	// and the channel is still Subscribed after it. Called from the same
 	// goroutine as OnMessage, in order with it. Required.
 	OnState func(st State, channel string, err error)
-	// HealthCheck: after this long with nothing received the Subscriber
-	// sends PING, and if nothing arrives within another HealthCheck it
-	// reports Broken and reconnects. Time spent in OnMessage and OnState does
-	// not count. 0 means DefaultHealthCheck (1s).
-	//
-	// Negative turns the health check off: no PING is sent to test the
-	// connection. A connection that dies silently (no FIN, no RST: a host
-	// or a network gone) is then noticed only when its socket fails: a read
-	// error (once the operating system's TCP keep-alive gives up on the
-	// peer, where the client's dialer enables it, as go-redis's default
-	// dialer does) or an error sending a fence PING. Until then messages
-	// are lost without Broken being reported. The freshness fence
-	// (MaxStaleness) works as before, and is what still bounds staleness:
-	// Fresh turns false within MaxStaleness of the last answered fence
-	// PING; but an unanswered fence PING ends no connection.
+	// HealthCheck: every HealthCheck the Subscriber sends PING, and if
+	// nothing arrives within a HealthCheck of it, it reports Broken and
+	// reconnects (time spent in the callbacks does not count). 0 means
+	// DefaultHealthCheck (1s). Negative turns the health check off (see the
+	// package doc for what then ends a silently dead connection).
 	HealthCheck time.Duration
 	// MaxBackoff caps the pause between reconnect attempts, which starts at
 	// 10ms and doubles after each failed attempt (each pause is drawn at
@@ -112,9 +102,7 @@ type Options struct {
 	MaxBackoff time.Duration
 	// MaxStaleness turns on the freshness fence: Fresh reports true only
 	// while every message published on the channels more than MaxStaleness
-	// before the call has been handled (see Subscriber.Fresh). Its proofs
-	// cost at most 2/MaxStaleness PINGs a second (plus one per
-	// reconnection) while Fresh is being called, none otherwise. 0 or
+	// before the call has been handled (see Subscriber.Fresh). 0 or
 	// negative means no fence: Fresh always reports true. A positive value
 	// must be at least MinMaxStaleness (1ms).
 	MaxStaleness time.Duration
@@ -134,15 +122,18 @@ type SubscriberStats struct {
 	// Reconnects is the number of connection attempts after the first.
 	Reconnects uint64
 	// FencePings is the number of PINGs sent to prove freshness (see
-	// Subscriber.Fresh); the health check's PINGs are not counted.
+	// Subscriber.Fresh).
 	FencePings uint64
+	// HealthPings is the number of PINGs the health check sent.
+	HealthPings uint64
 }
 
 // Subscriber receives invalidation messages on a set of channels, over one
 // pub/sub connection, on its own goroutine, until Close.
 type Subscriber struct {
-	client    redis.UniversalClient
-	opts      Options // validated, defaults filled in; Channels is nil (see set)
+	client    redis.UniversalClient // the Subscriber's own (see ownClient), closed by Close
+	conns     *connSet              // what client dialed: see connSet
+	opts      Options               // validated, defaults filled in; Channels is nil (see set)
 	log       *slog.Logger
 	warnEvery time.Duration // warnEvery when Subscribe ran
 
@@ -154,10 +145,19 @@ type Subscriber struct {
 	ps     *redis.PubSub  // guarded by mu: the goroutine's current connection, nil between attempts
 	closed bool           // guarded by mu: Close has begun; no new connection may be stored
 	unsubs map[string]int // guarded by mu: UNSUBSCRIBEs sent on ps and not yet confirmed, per channel; nil with each new ps
+	epochs uint64         // guarded by mu: the last epoch given to a channel by Add (see set)
+	// pending holds, per channel, the epochs of the SUBSCRIBEs sent on ps
+	// and not yet confirmed, oldest first; current, the epoch of each
+	// channel's latest confirmation on ps. Both are guarded by mu and
+	// reset with each new ps.
+	pending map[string][]uint64
+	current map[string]uint64
 
-	// set is the set of channels. It is replaced under mu, never modified,
-	// so that the goroutine may read it without mu.
-	set atomic.Pointer[map[string]struct{}]
+	// set is the set of channels, each with the epoch of the Add that put
+	// it there (a channel removed and added again has a new one). It is
+	// replaced under mu, never modified, so that the goroutine may read it
+	// without mu.
+	set atomic.Pointer[map[string]uint64]
 
 	messages   atomic.Uint64
 	malformed  atomic.Uint64
@@ -173,8 +173,11 @@ type Subscriber struct {
 // is unreachable (the Subscriber keeps trying; Ready reports true and OnState
 // reports Subscribed for each channel when it succeeds, and until then
 // LastError says why it has not). It fails only for a nil client (untyped,
-// or a nil pointer such as a nil *redis.Client) or bad Options, naming the
-// field.
+// or a nil pointer such as a nil *redis.Client), a client that is neither a
+// *redis.Client nor a *redis.ClusterClient, or bad Options, naming the
+// field. The Subscriber dials its connections with a client of its own, made
+// from the options of the one it is given (see ownClient); it never closes
+// the one it is given.
 func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) {
 	switch {
 	case client == nil:
@@ -191,7 +194,7 @@ func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) 
 		return nil, fmt.Errorf("invalidate: MaxStaleness must be <= 0 (no fence) or at least %v, got %v",
 			MinMaxStaleness, opts.MaxStaleness)
 	}
-	set := make(map[string]struct{}, len(opts.Channels))
+	set := make(map[string]uint64, len(opts.Channels))
 	for i, ch := range opts.Channels {
 		if ch == "" {
 			return nil, fmt.Errorf("invalidate: Channels[%d] must not be empty", i)
@@ -199,7 +202,7 @@ func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) 
 		if _, dup := set[ch]; dup {
 			return nil, fmt.Errorf("invalidate: Channels[%d] repeats %q", i, ch)
 		}
-		set[ch] = struct{}{}
+		set[ch] = uint64(i + 1)
 	}
 	if opts.HealthCheck == 0 {
 		opts.HealthCheck = DefaultHealthCheck
@@ -211,9 +214,15 @@ func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	conns := &connSet{}
+	own, err := ownClient(client, conns)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Subscriber{
-		client:    client,
+		client:    own,
+		conns:     conns,
 		opts:      opts,
 		log:       log,
 		warnEvery: warnEvery,
@@ -221,6 +230,7 @@ func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) 
 		done:      make(chan struct{}),
 	}
 	s.opts.Channels = nil
+	s.epochs = uint64(len(set))
 	s.set.Store(&set)
 	s.fence.init(opts.MaxStaleness)
 	go s.run(ctx)
@@ -259,13 +269,15 @@ func (s *Subscriber) Add(ctx context.Context, channel string) error {
 	}
 	set := maps.Clone(old)
 	if set == nil {
-		set = make(map[string]struct{}, 1)
+		set = make(map[string]uint64, 1)
 	}
-	set[channel] = struct{}{}
+	s.epochs++
+	set[channel] = s.epochs
 	s.set.Store(&set)
 	if s.ps == nil {
 		return nil // the next connection subscribes to the whole set
 	}
+	s.pending[channel] = append(s.pending[channel], s.epochs)
 	if err := s.ps.Subscribe(ctx, channel); err != nil {
 		return fmt.Errorf("invalidate: subscribe to %q: %w", channel, err)
 	}
@@ -293,6 +305,7 @@ func (s *Subscriber) Remove(ctx context.Context, channel string) error {
 	set := maps.Clone(old)
 	delete(set, channel)
 	s.set.Store(&set)
+	delete(s.current, channel)
 	if s.ps == nil {
 		return nil
 	}
@@ -312,6 +325,20 @@ func (s *Subscriber) inSet(channel string) bool {
 	return ok
 }
 
+// Current reports whether channel is in the set and the current connection
+// has confirmed the SUBSCRIBE of the Add that put it there: every message
+// published on it from now on will be delivered (until Broken, or Remove).
+// A Subscribed that a Remove and a new Add have overtaken (reported as the
+// loop found it, just before) leaves Current false: an owner that acts on
+// Subscribed checks Current first. It is safe to call concurrently, from
+// the callbacks too.
+func (s *Subscriber) Current(channel string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := (*s.set.Load())[channel]
+	return ok && s.current[channel] == e
+}
+
 // Close stops the Subscriber and waits for its goroutines to exit; no
 // callback runs after Close returns. It is idempotent, safe to call
 // concurrently, and always returns nil. It must not be called from
@@ -324,23 +351,26 @@ func (s *Subscriber) Close() error {
 		ps := s.ps
 		s.ps = nil
 		s.mu.Unlock()
+		// Unblocks a read, or a write stuck on a peer that reads nothing,
+		// in progress; the goroutine closes ps too, which is harmless.
+		s.conns.closeAll()
 		if ps != nil {
-			// Unblocks a read in progress; the goroutine closes it too,
-			// which is harmless.
 			_ = ps.Close()
 		}
 	})
 	<-s.done
+	_ = s.client.Close()
 	return nil
 }
 
 // Stats returns the Subscriber's counters.
 func (s *Subscriber) Stats() SubscriberStats {
 	return SubscriberStats{
-		Messages:   s.messages.Load(),
-		Malformed:  s.malformed.Load(),
-		Reconnects: s.reconnects.Load(),
-		FencePings: s.fence.pings.Load(),
+		Messages:    s.messages.Load(),
+		Malformed:   s.malformed.Load(),
+		Reconnects:  s.reconnects.Load(),
+		FencePings:  s.fence.pings.Load(),
+		HealthPings: s.fence.healthPings.Load(),
 	}
 }
 

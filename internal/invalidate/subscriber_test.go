@@ -208,7 +208,9 @@ func TestSubscriberDelivers(t *testing.T) {
 			t.Fatalf("message %d: got keys %q, out of order", i, got.Keys)
 		}
 	}
-	if got, want := sub.Stats(), (SubscriberStats{Messages: n + 2}); got != want {
+	got := sub.Stats()
+	got.HealthPings = 0 // the connection's first proof, and perhaps a health check
+	if want := (SubscriberStats{Messages: n + 2}); got != want {
 		t.Fatalf("Stats() = %+v, want %+v", got, want)
 	}
 	r.noState(t, 50*time.Millisecond)
@@ -533,4 +535,16 @@ func TestSubscriberSlowCallbackIsNotALoss(t *testing.T) {
 		}
 	}
 	r.noState(t, 5*hc) // and idle again: the PINGs are answered
+}
+
+// waitFor polls cond until it holds, at most for wait.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", wait, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

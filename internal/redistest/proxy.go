@@ -3,6 +3,7 @@ package redistest
 import (
 	"bytes"
 	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,7 +19,10 @@ import (
 //   - Split: the next reply containing a marker stalls half way;
 //   - CutPubSub: pub/sub connections are closed, and any new connection is
 //     closed as soon as it sends SUBSCRIBE, while ordinary commands still
-//     pass: a client that can read and write but cannot hear invalidations.
+//     pass: a client that can read and write but cannot hear invalidations;
+//   - CutData: the other way round, every connection but the pub/sub ones
+//     is closed, and every new one too: a client that hears (or, frozen,
+//     does not hear) invalidations but cannot read or write.
 type Proxy struct {
 	ln       net.Listener
 	upstream string
@@ -26,6 +30,8 @@ type Proxy struct {
 
 	split  atomic.Pointer[splitSpec] // one-shot: stall the next reply containing marker
 	cutSub atomic.Bool               // close connections that subscribe
+	refuse atomic.Bool               // close every new connection at once
+	small  atomic.Bool               // give new connections small socket buffers
 
 	mu     sync.Mutex
 	links  []*link // guarded by mu: every link accepted so far
@@ -42,7 +48,10 @@ type splitSpec struct {
 type link struct {
 	down, up net.Conn
 	frozen   atomic.Bool
-	pubsub   atomic.Bool // the client sent SUBSCRIBE on it
+	stalled  atomic.Bool   // the proxy no longer reads what the client sends
+	pubsub   atomic.Bool   // the client sent SUBSCRIBE on it
+	done     chan struct{} // closed by close
+	once     sync.Once
 }
 
 // NewProxy listens on a free loopback port and forwards to upstream until the
@@ -53,6 +62,21 @@ func NewProxy(t testing.TB, upstream string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startProxy(t, ln, upstream)
+}
+
+// NewUnixProxy is NewProxy listening on a unix socket in t.TempDir(): its
+// Addr is the socket's path, for a client with Network "unix".
+func NewUnixProxy(t testing.TB, upstream string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("unix", filepath.Join(t.TempDir(), "redis.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startProxy(t, ln, upstream)
+}
+
+func startProxy(t testing.TB, ln net.Listener, upstream string) *Proxy {
 	p := &Proxy{ln: ln, upstream: upstream}
 	p.wg.Add(1)
 	go p.accept()
@@ -84,6 +108,25 @@ func (p *Proxy) FreezePubSub() {
 	}
 }
 
+// StallPubSub makes the proxy stop reading what the pub/sub connections made
+// so far send, as a peer that is alive but reads nothing: once the socket
+// buffers are full, the client's writes block. Replies still pass. Call
+// SmallBuffers first for the buffers to fill fast.
+func (p *Proxy) StallPubSub() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		if l.pubsub.Load() {
+			l.stalled.Store(true)
+		}
+	}
+}
+
+// SmallBuffers gives the connections accepted from now on a small receive
+// buffer on the proxy's side, so that a stalled one fills up after a few
+// kilobytes.
+func (p *Proxy) SmallBuffers() { p.small.Store(true) }
+
 // Split stalls the next server-to-client read that contains marker: the
 // bytes before marker pass at once, the rest after gap.
 func (p *Proxy) Split(marker []byte, gap time.Duration) {
@@ -107,6 +150,22 @@ func (p *Proxy) CutPubSub(on bool) {
 	}
 }
 
+// CutData(true) closes every connection but the pub/sub ones and, until
+// CutData(false), closes each new connection at once.
+func (p *Proxy) CutData(on bool) {
+	p.refuse.Store(on)
+	if !on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		if !l.pubsub.Load() {
+			l.close()
+		}
+	}
+}
+
 func (p *Proxy) accept() {
 	defer p.wg.Done()
 	for {
@@ -114,12 +173,21 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
+		if p.refuse.Load() {
+			_ = down.Close()
+			continue
+		}
+		if p.small.Load() {
+			if rb, ok := down.(interface{ SetReadBuffer(int) error }); ok {
+				_ = rb.SetReadBuffer(4096)
+			}
+		}
 		up, err := net.Dial("tcp", p.upstream)
 		if err != nil {
 			_ = down.Close()
 			continue
 		}
-		l := &link{down: down, up: up}
+		l := &link{down: down, up: up, done: make(chan struct{})}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -144,6 +212,10 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, fromClient bool) {
 	defer l.close()
 	buf := make([]byte, 64<<10)
 	for {
+		if fromClient && l.stalled.Load() {
+			<-l.done
+			return
+		}
 		n, err := src.Read(buf)
 		if err != nil {
 			return
@@ -175,6 +247,7 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, fromClient bool) {
 }
 
 func (l *link) close() {
+	l.once.Do(func() { close(l.done) })
 	_ = l.down.Close()
 	_ = l.up.Close()
 }

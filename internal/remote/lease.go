@@ -142,3 +142,73 @@ for _, k in ipairs(KEYS) do
   n = n + 3
 end
 return out`)
+
+// Renew extends the leases that token holds among keys to ttl from now
+// (PEXPIRE), so that a holder whose load outlives its lease keeps it while
+// it is alive; a key that no longer holds LeaseMarker(token) (written since,
+// or its lease expired and taken over) is left alone. It reports, aligned
+// with keys, which leases it renewed: a lease it did not renew is lost, and
+// the holder's write of the key will not land. One script per group, in one
+// pipeline, as in Acquire. ttl must be at least 1ms. The error is non-nil
+// only when the whole call failed (an invalid ttl, or ctx ended); a group
+// that fails renews none of its keys.
+func (s *Store) Renew(ctx context.Context, keys []string, token string, ttl time.Duration) ([]bool, error) {
+	if len(keys) == 0 {
+		return []bool{}, nil
+	}
+	ms, err := ttlMillis(ttl)
+	if err == nil && ms == 0 {
+		err = errors.New("lease ttl must be at least 1ms, got 0")
+	}
+	if err != nil {
+		return nil, s.opError("renew", err, keys...)
+	}
+	b := acquireBatch{keys: keys, groups: s.groups(len(keys), func(i int) string { return keys[i] })}
+	b.calls = make([]scriptCall, len(b.groups))
+	marker := LeaseMarker(token)
+	for gi, g := range b.groups {
+		rk := make([]string, len(g))
+		for j, i := range g {
+			rk[j] = s.prefix + keys[i]
+		}
+		b.calls[gi] = scriptCall{keys: rk, args: []any{marker, ms}}
+	}
+	renewed, err := call(ctx, s, b, (*Store).renew)
+	if err != nil {
+		return nil, s.opError("renew", err, keys...)
+	}
+	return renewed, nil
+}
+
+func (s *Store) renew(ctx context.Context, b acquireBatch) ([]bool, error) {
+	cmds, err := s.evalGroups(ctx, renewScript, &s.renewScriptSent, b.calls)
+	if err != nil {
+		return nil, err
+	}
+	renewed := make([]bool, len(b.keys))
+	for gi, g := range b.groups {
+		reply, err := cmds[gi].Text()
+		if err != nil || len(reply) != len(g) {
+			continue
+		}
+		for j, i := range g {
+			renewed[i] = reply[j] == '1'
+		}
+	}
+	return renewed, nil
+}
+
+// renewScript extends the leases of one group. KEYS are the group's keys,
+// ARGV[1] the lease marker and ARGV[2] the new PX milliseconds. It returns
+// one '1' (renewed) or '0' (the key holds something else) per key.
+var renewScript = redis.NewScript(`
+local out = {}
+for i, k in ipairs(KEYS) do
+  if redis.pcall('GET', k) == ARGV[1] then
+    redis.call('PEXPIRE', k, ARGV[2])
+    out[i] = '1'
+  else
+    out[i] = '0'
+  end
+end
+return table.concat(out)`)

@@ -277,3 +277,36 @@ func TestAcquireOverADoneMarker(t *testing.T) {
 		t.Fatalf("the new lease's TTL = %v, want <= 5s", ttl)
 	}
 }
+
+// Renew extends the leases the token holds, and only those.
+func TestRenew(t *testing.T) {
+	st, s := newStore(t)
+	ctx := context.Background()
+	claims, err := st.Acquire(ctx, []string{"a", "b"}, "tok", 50*time.Millisecond)
+	if err != nil || !claims[0].Acquired || !claims[1].Acquired {
+		t.Fatalf("Acquire = %+v, %v", claims, err)
+	}
+	// b is written meanwhile: its lease is gone.
+	if err := s.Client.Set(ctx, st.RedisKey("b"), "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := st.Renew(ctx, []string{"a", "b", "c"}, "tok", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, false, false}; !slices.Equal(renewed, want) {
+		t.Errorf("Renew = %v, want %v", renewed, want)
+	}
+	if ttl := s.Client.PTTL(ctx, st.RedisKey("a")).Val(); ttl < 5*time.Second {
+		t.Errorf("a's lease TTL = %v after Renew, want about 10s", ttl)
+	}
+	if ttl := s.Client.PTTL(ctx, st.RedisKey("b")).Val(); ttl != -1 {
+		t.Errorf("b's TTL = %v, want none: Renew must leave what is no longer a lease alone", ttl)
+	}
+	if _, err := st.Renew(ctx, []string{"a"}, "tok", 0); err == nil {
+		t.Error("Renew with ttl 0 succeeded")
+	}
+	if renewed, err := st.Renew(ctx, []string{"a"}, "other", time.Second); err != nil || renewed[0] {
+		t.Errorf("Renew with another token = %v, %v; want not renewed", renewed, err)
+	}
+}

@@ -62,11 +62,11 @@ type Store struct {
 	pattern           string // SCAN MATCH pattern: escaped prefix + "*"
 	scanCount         int64
 
-	// Whether the Store has run the script of WriteMany, and of Acquire,
+	// Whether the Store has run the script of WriteMany, Acquire and Renew
 	// by EVAL: until it has, it sends EVAL rather than EVALSHA, since a
 	// server it has not sent the script to likely lacks it (see
 	// evalGroups).
-	writeScriptSent, acquireScriptSent atomic.Bool
+	writeScriptSent, acquireScriptSent, renewScriptSent atomic.Bool
 }
 
 // New returns a Store over client. It sends nothing to Redis. It fails for

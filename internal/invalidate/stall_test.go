@@ -1,0 +1,82 @@
+//go:build linux
+
+package invalidate
+
+import (
+	"context"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/redistest"
+)
+
+// A peer that is alive but reads nothing (a frozen proxy, a stuck load
+// balancer) fills the subscription's send buffer: the PINGs' writes block,
+// for up to the client's WriteTimeout. The health check still notices the
+// loss within twice HealthCheck, while readers keep asking for proofs, over
+// TCP and over a unix socket: no judgement waits behind a write.
+func TestHealthCheckNoticesAStalledPeer(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			s := redistest.New(t)
+			var p *redistest.Proxy
+			if network == "unix" {
+				p = redistest.NewUnixProxy(t, s.Addr)
+			} else {
+				p = redistest.NewProxy(t, s.Addr)
+			}
+			p.SmallBuffers()
+			client := redis.NewClient(&redis.Options{
+				Network: network, Addr: p.Addr(), WriteTimeout: 10 * time.Second,
+				Dialer: smallSendBuffer(network),
+			})
+			t.Cleanup(func() { _ = client.Close() })
+			ch := Channel(s.Namespace)
+			r := newRecorder()
+			opts := r.options(ch)
+			const hc = 300 * time.Millisecond
+			opts.HealthCheck, opts.MaxStaleness = hc, 2*time.Millisecond
+			sub := start(t, client, opts)
+			r.nextStateOn(t, Subscribed, ch)
+
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			go func() { // readers keep asking for proofs
+				for ctx.Err() == nil {
+					sub.Fresh()
+					time.Sleep(100 * time.Microsecond)
+				}
+			}()
+			untilFresh(t, sub)
+			p.StallPubSub()
+			stalled := time.Now()
+			r.nextState(t, Broken, 5*time.Second)
+			took := time.Since(stalled)
+			// Twice HealthCheck, and a margin for a loaded machine: far
+			// below the 10s a write would wait.
+			if limit := 2*hc + 300*time.Millisecond; took > limit {
+				t.Errorf("the stalled peer was noticed %v after the stall, want within %v (2 x HealthCheck %v + margin)", took, limit, hc)
+			}
+			t.Logf("noticed %v after the stall; %+v", took, sub.Stats())
+		})
+	}
+}
+
+// smallSendBuffer dials with a small socket send buffer, so that a peer that
+// reads nothing blocks the writes after a few kilobytes.
+func smallSendBuffer(network string) func(ctx context.Context, _, addr string) (net.Conn, error) {
+	d := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	return func(ctx context.Context, _, addr string) (net.Conn, error) { return d.DialContext(ctx, network, addr) }
+}
