@@ -7,7 +7,7 @@ import (
 
 func TestGetHitDoesNotAllocate(t *testing.T) {
 	t.Run("string", func(t *testing.T) {
-		c, _ := newManual[string, []byte](t, Options{})
+		c, _ := newManual[string, []byte](t, Options[[]byte]{})
 		keys := []string{"alpha", "beta", "a rather longer key than the others, to hash in more than one block"}
 		for _, k := range keys {
 			c.Set(k, []byte(k), time.Hour)
@@ -24,7 +24,7 @@ func TestGetHitDoesNotAllocate(t *testing.T) {
 		}
 	})
 	t.Run("int", func(t *testing.T) {
-		c, _ := newManual[int, int](t, Options{Size: 100})
+		c, _ := newManual[int, int](t, Options[int]{Size: 100})
 		for k := range 10 {
 			c.Set(k, k, forever)
 		}
@@ -42,7 +42,7 @@ func TestGetHitDoesNotAllocate(t *testing.T) {
 }
 
 func TestTokenAndRefillAllocations(t *testing.T) {
-	c, _ := newManual[string, int](t, Options{})
+	c, _ := newManual[string, int](t, Options[int]{})
 	c.Set("k", 0, forever)
 	if allocs := testing.AllocsPerRun(1000, func() { _ = c.Token("k") }); allocs != 0 {
 		t.Fatalf("Token allocates %v times, want 0", allocs)

@@ -10,21 +10,42 @@ import (
 )
 
 // TestConcurrentUse runs every operation from many goroutines on a small
-// set of overlapping keys, with the real clock, for -race to check; it also
-// checks the bounds and counters that must hold throughout.
+// set of overlapping keys, with the real clock, for -race to check, under
+// each policy, with and without a byte bound; it also checks the bounds and
+// counters that must hold throughout, and the shards' consistency after.
 func TestConcurrentUse(t *testing.T) {
+	const size = 64
+	for _, tc := range []struct {
+		name     string
+		policy   Policy
+		maxBytes int64
+	}{
+		{"TinyLFU", TinyLFU, 0},
+		{"LRU", LRU, 0},
+		{"TinyLFU/MaxBytes", TinyLFU, size * 20},
+		{"LRU/MaxBytes", LRU, size * 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := Options[int]{Size: size, Shards: 4, Policy: tc.policy, MaxBytes: tc.maxBytes,
+				Sizer: func(v int) int64 { return int64(v%100 + 1) }}
+			c, err := New[int, int](opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			useConcurrently(t, c, size, tc.maxBytes)
+			checkInvariants(t, c)
+		})
+	}
+}
+
+// useConcurrently runs the mix of TestConcurrentUse on c.
+func useConcurrently(t *testing.T, c *Cache[int, int], size int, maxBytes int64) {
 	const (
-		size       = 64
 		keys       = 200
 		workers    = 8
 		iterations = 5000
 	)
-	c, err := New[int, int](Options{Size: size, Shards: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-
 	var gets, wrong atomic.Uint64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -41,7 +62,10 @@ func TestConcurrentUse(t *testing.T) {
 				t.Errorf("Len = %d > Size %d", n, size)
 				return
 			}
-			_ = c.Stats()
+			if b := c.Stats().Bytes; maxBytes > 0 && b > maxBytes {
+				t.Errorf("Bytes = %d > MaxBytes %d", b, maxBytes)
+				return
+			}
 			runtime.Gosched()
 		}
 	}()
@@ -89,9 +113,6 @@ func TestConcurrentUse(t *testing.T) {
 	if n := wrong.Load(); n != 0 {
 		t.Errorf("%d Gets returned another key's value", n)
 	}
-	if n := c.Len(); n > size {
-		t.Errorf("Len = %d > Size %d", n, size)
-	}
 	st := c.Stats()
 	if st.Hits+st.Misses != gets.Load() {
 		t.Errorf("Hits %d + Misses %d = %d, want the %d Gets made", st.Hits, st.Misses, st.Hits+st.Misses, gets.Load())
@@ -108,7 +129,7 @@ func TestConcurrentUse(t *testing.T) {
 // while others use it; TestMain's leak check proves the clock goroutine
 // exits.
 func TestCloseIsIdempotentAndConcurrent(t *testing.T) {
-	c, err := New[int, int](Options{Size: 100})
+	c, err := New[int, int](Options[int]{Size: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +165,7 @@ func TestCloseIsIdempotentAndConcurrent(t *testing.T) {
 // an un-Closed Cache alive, and that collecting the Cache stops it.
 func TestDroppedCacheStopsItsClock(t *testing.T) {
 	clk := func() *clock {
-		c, err := New[string, int](Options{})
+		c, err := New[string, int](Options[int]{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +188,7 @@ func TestDroppedCacheStopsItsClock(t *testing.T) {
 }
 
 func TestRealClockAdvances(t *testing.T) {
-	c, err := New[string, int](Options{Size: 10})
+	c, err := New[string, int](Options[int]{Size: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ type Token struct {
 //
 // Token does not lock and does not allocate.
 func (c *Cache[K, V]) Token(key K) Token {
-	_, gen := c.locate(key)
+	_, gen, _ := c.locate(key)
 	return Token{gen: gen.Load(), at: c.clock.read()}
 }
 
@@ -47,18 +47,20 @@ func (c *Cache[K, V]) Token(key K) Token {
 // a source value with no time left is never kept. SetIf does not change the
 // generation and leaves any existing entry alone when it does not store.
 func (c *Cache[K, V]) SetIf(key K, value V, life time.Duration, t Token) bool {
-	s, gen := c.locate(key)
+	s, gen, h := c.locate(key)
+	e := c.newEntry(key, h, value, 0)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gen.Load() != t.gen {
 		return false
 	}
-	d, ok := deadline(t.at, life, c.clock.read())
+	now := c.clock.read()
+	d, ok := deadline(t.at, life, now)
 	if !ok {
 		return false
 	}
-	s.add(key, &entry[V]{value: value, deadline: d})
-	return true
+	e.deadline = d
+	return s.put(e, now)
 }
 
 // Commit completes a write by this process: t was taken before value was
@@ -77,18 +79,20 @@ func (c *Cache[K, V]) SetIf(key K, value V, life time.Duration, t Token) bool {
 // whose token predates the write (it may have read the old value) from
 // landing after it.
 func (c *Cache[K, V]) Commit(key K, value V, life time.Duration, t Token) bool {
-	s, gen := c.locate(key)
+	s, gen, h := c.locate(key)
+	e := c.newEntry(key, h, value, 0)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stored := false
 	if gen.Load() == t.gen {
-		if d, ok := deadline(t.at, life, c.clock.read()); ok {
-			s.add(key, &entry[V]{value: value, deadline: d})
-			stored = true
+		now := c.clock.read()
+		if d, ok := deadline(t.at, life, now); ok {
+			e.deadline = d
+			stored = s.put(e, now)
 		}
 	}
 	if !stored {
-		s.lru.Remove(key)
+		s.removeKey(key)
 	}
 	gen.Add(1)
 	return stored
@@ -99,10 +103,10 @@ func (c *Cache[K, V]) Commit(key K, value V, life time.Duration, t Token) bool {
 // Call it when the source of a key changed elsewhere.
 func (c *Cache[K, V]) Invalidate(keys ...K) {
 	for _, key := range keys {
-		s, gen := c.locate(key)
+		s, gen, _ := c.locate(key)
 		s.mu.Lock()
 		gen.Add(1)
-		s.lru.Remove(key)
+		s.removeKey(key)
 		s.mu.Unlock()
 	}
 }
@@ -120,7 +124,7 @@ func (c *Cache[K, V]) Purge() {
 		for j := range s.gens {
 			s.gens[j].Add(1)
 		}
-		s.lru.Purge()
+		s.purge()
 		s.mu.Unlock()
 	}
 }
