@@ -61,7 +61,7 @@ func TestTotalCapacityIsSize(t *testing.T) {
 			t.Run(fmt.Sprintf("%v/Size%d/Shards%d", p, tc.size, tc.shards), func(t *testing.T) {
 				c, _ := newManual[int, int](t, Options[int]{Size: tc.size, Shards: tc.shards, Policy: p})
 				// Enough distinct keys that every shard overflows.
-				n := 200 * tc.size
+				n := 20 * tc.size
 				for i := range n {
 					c.Set(i, i, forever)
 				}
