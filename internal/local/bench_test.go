@@ -65,6 +65,21 @@ func BenchmarkGetHitParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkGetHotKeyParallel reads one key from every goroutine: hits on
+// it must not write a cache line that every core reads.
+func BenchmarkGetHotKeyParallel(b *testing.B) {
+	c := newBenchCache(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, ok := c.Get(benchKeys[0]); !ok {
+				b.Error("miss")
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkHitRatio fills a Cache of ratioSize entries from each workload
 // of the hit-ratio tests, the way tiered does, from 4 goroutines (each
 // drawing its own fixed sequence), after a warm-up of a million reads, and
