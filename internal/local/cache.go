@@ -122,7 +122,8 @@ func (c *Cache[K, V]) Get(key K) (V, bool) {
 // larger than a shard's byte bound, Set stores nothing and removes key:
 // its old value is replaced all the same. Set does not change key's
 // generation, and tiered never calls it: it stores through SetIf (a fill)
-// and Commit (a write that must settle against concurrent ones).
+// and Commit (a write that must settle against concurrent ones). The
+// public package local stores through it.
 func (c *Cache[K, V]) Set(key K, value V, life time.Duration) {
 	s, _, h := c.locate(key)
 	now := c.clock.read()
