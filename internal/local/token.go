@@ -31,7 +31,8 @@ func (c *Cache[K, V]) Token(key K) Token {
 }
 
 // SetIf stores value under key, for a fill: only if key's stripe has not
-// changed since t was taken. It reports whether it stored.
+// changed since t was taken. It reports whether the Cache holds value when
+// it returns: admission may refuse it (see the package doc).
 //
 // Why: a reader takes t, reads the source, and then stores what it read. If
 // the key was invalidated in between (another process wrote the source and
@@ -45,7 +46,9 @@ func (c *Cache[K, V]) Token(key K) Token {
 // source), expiring one Tick early. If that is already past (life <= 0, or
 // too short to reach now), SetIf stores nothing and returns false, so that
 // a source value with no time left is never kept. SetIf does not change the
-// generation and leaves any existing entry alone when it does not store.
+// generation. When it does not store, it leaves any existing entry alone,
+// unless value is larger than a shard's byte bound: then the key's old
+// entry goes, as it would for a Set.
 func (c *Cache[K, V]) SetIf(key K, value V, life time.Duration, t Token) bool {
 	s, gen, h := c.locate(key)
 	e := c.newEntry(key, h, value, 0)
@@ -67,8 +70,9 @@ func (c *Cache[K, V]) SetIf(key K, value V, life time.Duration, t Token) bool {
 // written to the source, and the write has succeeded. If key's stripe has
 // not changed since t, Commit stores value (to live for life from t, as
 // SetIf does; if that is already past, it removes key instead); otherwise it
-// removes key. Either way it then advances the generation. It reports whether it
-// stored.
+// removes key. Either way it then advances the generation. It reports
+// whether the Cache holds value when it returns; if admission or the byte
+// bound refuse value, key is removed too.
 //
 // Why: two writes of one key by this process may reach the source in one
 // order and finish here in the other. Storing unconditionally could leave
