@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestConcurrentUse runs every operation from many goroutines on a small
@@ -204,5 +205,18 @@ func TestRealClockAdvances(t *testing.T) {
 			t.Fatal("an entry with a 20ms TTL was still there after 5s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// Each cell of the hit and miss counters is a cache line of its own, so
+// that hits on different cores adding to different cells share no line.
+func TestCounterCellsOwnTheirLines(t *testing.T) {
+	c, _ := newManual[int, int](t, Options[int]{})
+	for i := range c.shards {
+		for _, ctr := range []*counter{c.shards[i].hits, c.shards[i].misses} {
+			if p := uintptr(unsafe.Pointer(ctr)); p%64 != 0 {
+				t.Fatalf("shard %d: a counter at %#x, not on a 64-byte boundary", i, p)
+			}
+		}
 	}
 }

@@ -22,7 +22,7 @@ type shard[K comparable, V any] struct {
 	capped atomic.Uint32 // packFreq(epoch, maxFreq): the count of an entry whose hits write nothing
 	_      [64]byte
 
-	hits, misses counter // read path: no lock; each cell on its own cache line
+	hits, misses *counter // read path: no lock; set by init
 
 	mu sync.Mutex
 	// Guarded by mu (the first three are set by init, then only read).
@@ -92,6 +92,7 @@ func (s *shard[K, V]) init(n int, b int64, p Policy) {
 		s.recent.Store(uint64(s.lim.protLen / 4))
 	}
 	s.capped.Store(packFreq(0, maxFreq))
+	s.hits, s.misses = new(counter), new(counter)
 	if s.counts {
 		s.sketch = newSketch(uint64(min(n, 1024)), uint64(n))
 	}
@@ -102,7 +103,10 @@ func (s *shard[K, V]) init(n int, b int64, p Policy) {
 }
 
 // counter is split over padded cells, so that goroutines on different cores
-// rarely add to the same cache line.
+// rarely add to the same cache line. Allocated on its own, its 512 bytes
+// take a slot of that size class, which the allocator aligns to 512 bytes:
+// each cell is a cache line of its own, shared with no other cell and no
+// other field.
 type counter [8]struct {
 	n atomic.Uint64
 	_ [56]byte
