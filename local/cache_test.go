@@ -192,8 +192,11 @@ func TestHotKeysOutlastAScan(t *testing.T) {
 	for i := range 500 {
 		read(fmt.Sprint("hot", i))
 	}
-	if hits := c.Stats().Hits - before; hits < 490 {
-		t.Fatalf("%d of 500 hot keys hit after a scan of 100,000 keys read once, want at least 490", hits)
+	// Size 1000 makes 8 shards. The last hot key each shard read may still
+	// be in its window when the scan begins: never read after it was
+	// admitted, it ages out. Every other hot key stays.
+	if hits := c.Stats().Hits - before; hits < 500-8 {
+		t.Fatalf("%d of 500 hot keys hit after a scan of 100,000 keys read once, want at least 492", hits)
 	}
 }
 

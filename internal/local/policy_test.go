@@ -2,6 +2,8 @@ package local
 
 import (
 	"fmt"
+	"hash/maphash"
+	"slices"
 	"testing"
 	"time"
 )
@@ -60,27 +62,53 @@ func TestScanDoesNotFlushHotKeys(t *testing.T) {
 	}
 }
 
+// apart returns n keys whose counters in c's sketch (one shard) share no
+// slot in any row, so that each key's estimate is exactly its count.
+func apart(t *testing.T, c *Cache[string, int], n int) []string {
+	t.Helper()
+	k := &c.shards[0].sketch
+	used := map[[2]int]bool{}
+	var keys []string
+	for i := 0; len(keys) < n; i++ {
+		if i > 1_000_000 {
+			t.Fatal("no keys apart found")
+		}
+		key := fmt.Sprint("k", i)
+		h := maphash.Comparable(c.seed, key)
+		var slots [][2]int
+		for row := range sketchDepth {
+			w, sh := k.slot(h, row)
+			slots = append(slots, [2]int{w, int(sh)})
+		}
+		if !slices.ContainsFunc(slots, func(s [2]int) bool { return used[s] }) {
+			for _, s := range slots {
+				used[s] = true
+			}
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}
+
 // A key read again while in the window wins its place against a victim
 // read once; a key read once loses to it.
 func TestAdmissionComparesCounts(t *testing.T) {
-	c, _ := newManual[string, int](t, Options[int]{Size: 100, Shards: 1})
-	cold := make([]string, 100)
-	for i := range cold {
-		cold[i] = fmt.Sprint("cold", i)
-	}
-	readAll(c, cold, 1) // full: cold0..cold98 in probation, cold99 in the window
-	fill(c, "x", one)   // cold99 leaves the window and loses to cold0: a tie
-	mustGet(t, c, "x", 1)
-	fill(c, "y", one) // x, read twice, leaves the window and beats cold0
-	fill(c, "z", one) // y, read once, leaves the window and loses to cold1
+	c, _ := newManual[string, int](t, Options[int]{Size: 10, Shards: 1})
+	keys := apart(t, c, 13) // exact counts: the sketch would otherwise decide some ties by collisions
+	cold, x, y, z := keys[:10], keys[10], keys[11], keys[12]
+	readAll(c, cold, 1) // full: cold[0..8] in probation, cold[9] in the window
+	fill(c, x, one)     // cold[9] leaves the window and loses to cold[0]: a tie
+	mustGet(t, c, x, 1)
+	fill(c, y, one) // x, read twice, leaves the window and beats cold[0]
+	fill(c, z, one) // y, read once, leaves the window and loses to cold[1]
 	checkInvariants(t, c)
-	for k, want := range map[string]bool{"cold0": false, "cold1": true, "cold99": false, "x": true, "y": false, "z": true} {
+	for k, want := range map[string]bool{cold[0]: false, cold[1]: true, cold[9]: false, x: true, y: false, z: true} {
 		if got := held(c, []string{k}) == 1; got != want {
 			t.Errorf("%s held: %v, want %v", k, got, want)
 		}
 	}
 	if st := c.Stats(); st.Evictions != 3 || st.Rejections != 0 {
-		t.Errorf("Stats = %+v, want 3 evictions (cold99, cold0, y), 0 rejections", st)
+		t.Errorf("Stats = %+v, want 3 evictions (cold[9], cold[0], y), 0 rejections", st)
 	}
 }
 
