@@ -167,7 +167,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		// every write still takes a token and invalidates there.
 		opts.LocalSize, opts.LocalShards = 1, 1
 	}
-	lc, err := local.New[string, entry[V]](local.Options{Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock})
+	lc, err := local.New[string, entry[V]](local.Options[entry[V]]{Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock})
 	if err != nil {
 		return nil, fmt.Errorf("tiered: local tier: %w", err)
 	}
@@ -200,7 +200,10 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		staleIfError: opts.StaleIfError,
 	}
 	if opts.StaleIfError > 0 {
-		c.suspect, err = local.New[string, staleEntry[V]](local.Options{Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock})
+		c.suspect, err = local.New[string, staleEntry[V]](local.Options[staleEntry[V]]{
+			Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock,
+			Policy: local.LRU, // a copy of the local tier: every entry goes in, none is refused
+		})
 		if err != nil {
 			lc.Close()
 			return nil, fmt.Errorf("tiered: suspect tier: %w", err)

@@ -13,7 +13,7 @@ import (
 func TestClockNow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		clk := NewClock()
-		c, err := New[string, int](Options{Size: 10, Clock: clk})
+		c, err := New[string, int](Options[int]{Size: 10, Clock: clk})
 		if err != nil {
 			t.Fatal(err)
 		}

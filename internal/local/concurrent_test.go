@@ -7,24 +7,46 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestConcurrentUse runs every operation from many goroutines on a small
-// set of overlapping keys, with the real clock, for -race to check; it also
-// checks the bounds and counters that must hold throughout.
+// set of overlapping keys, with the real clock, for -race to check, under
+// each policy, with and without a byte bound; it also checks the bounds and
+// counters that must hold throughout, and the shards' consistency after.
 func TestConcurrentUse(t *testing.T) {
+	const size = 64
+	for _, tc := range []struct {
+		name     string
+		policy   Policy
+		maxBytes int64
+	}{
+		{"TinyLFU", TinyLFU, 0},
+		{"LRU", LRU, 0},
+		{"TinyLFU/MaxBytes", TinyLFU, size * 20},
+		{"LRU/MaxBytes", LRU, size * 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := Options[int]{Size: size, Shards: 4, Policy: tc.policy, MaxBytes: tc.maxBytes,
+				Sizer: func(v int) int64 { return int64(v%100 + 1) }}
+			c, err := New[int, int](opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			useConcurrently(t, c, size, tc.maxBytes)
+			checkInvariants(t, c)
+		})
+	}
+}
+
+// useConcurrently runs the mix of TestConcurrentUse on c.
+func useConcurrently(t *testing.T, c *Cache[int, int], size int, maxBytes int64) {
 	const (
-		size       = 64
 		keys       = 200
 		workers    = 8
 		iterations = 5000
 	)
-	c, err := New[int, int](Options{Size: size, Shards: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-
 	var gets, wrong atomic.Uint64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -41,7 +63,10 @@ func TestConcurrentUse(t *testing.T) {
 				t.Errorf("Len = %d > Size %d", n, size)
 				return
 			}
-			_ = c.Stats()
+			if b := c.Stats().Bytes; maxBytes > 0 && b > maxBytes {
+				t.Errorf("Bytes = %d > MaxBytes %d", b, maxBytes)
+				return
+			}
 			runtime.Gosched()
 		}
 	}()
@@ -89,9 +114,6 @@ func TestConcurrentUse(t *testing.T) {
 	if n := wrong.Load(); n != 0 {
 		t.Errorf("%d Gets returned another key's value", n)
 	}
-	if n := c.Len(); n > size {
-		t.Errorf("Len = %d > Size %d", n, size)
-	}
 	st := c.Stats()
 	if st.Hits+st.Misses != gets.Load() {
 		t.Errorf("Hits %d + Misses %d = %d, want the %d Gets made", st.Hits, st.Misses, st.Hits+st.Misses, gets.Load())
@@ -108,7 +130,7 @@ func TestConcurrentUse(t *testing.T) {
 // while others use it; TestMain's leak check proves the clock goroutine
 // exits.
 func TestCloseIsIdempotentAndConcurrent(t *testing.T) {
-	c, err := New[int, int](Options{Size: 100})
+	c, err := New[int, int](Options[int]{Size: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +166,7 @@ func TestCloseIsIdempotentAndConcurrent(t *testing.T) {
 // an un-Closed Cache alive, and that collecting the Cache stops it.
 func TestDroppedCacheStopsItsClock(t *testing.T) {
 	clk := func() *clock {
-		c, err := New[string, int](Options{})
+		c, err := New[string, int](Options[int]{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -167,7 +189,7 @@ func TestDroppedCacheStopsItsClock(t *testing.T) {
 }
 
 func TestRealClockAdvances(t *testing.T) {
-	c, err := New[string, int](Options{Size: 10})
+	c, err := New[string, int](Options[int]{Size: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,5 +205,18 @@ func TestRealClockAdvances(t *testing.T) {
 			t.Fatal("an entry with a 20ms TTL was still there after 5s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// Each cell of the hit and miss counters is a cache line of its own, so
+// that hits on different cores adding to different cells share no line.
+func TestCounterCellsOwnTheirLines(t *testing.T) {
+	c, _ := newManual[int, int](t, Options[int]{})
+	for i := range c.shards {
+		for _, ctr := range []*counter{c.shards[i].hits, c.shards[i].misses} {
+			if p := uintptr(unsafe.Pointer(ctr)); p%64 != 0 {
+				t.Fatalf("shard %d: a counter at %#x, not on a 64-byte boundary", i, p)
+			}
+		}
 	}
 }

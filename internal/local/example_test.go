@@ -11,7 +11,7 @@ import (
 // before the source was read (SetIf) or written (Commit), and lives for a
 // positive life.
 func Example() {
-	c, err := local.New[string, string](local.Options{Size: 1000})
+	c, err := local.New[string, string](local.Options[string]{Size: 1000})
 	if err != nil {
 		panic(err)
 	}
@@ -49,5 +49,5 @@ func Example() {
 	// stored: true
 	// Grace
 	// stored: false
-	// {Hits:2 Misses:1 Evictions:0 Expirations:0}
+	// {Hits:2 Misses:1 Evictions:0 Expirations:0 Rejections:0 Bytes:0}
 }

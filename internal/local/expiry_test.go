@@ -6,7 +6,7 @@ import (
 )
 
 func TestPerEntryExpiry(t *testing.T) {
-	c, clk := newManual[string, string](t, Options{Size: 100, Shards: 1})
+	c, clk := newManual[string, string](t, Options[string]{Size: 100, Shards: 1})
 	c.Set("short", "s", 10*time.Millisecond) // dies at 9ms: one Tick early
 	c.Set("long", "l", 50*time.Millisecond)  // dies at 49ms
 	c.Set("forever", "f", forever)
@@ -39,7 +39,7 @@ func TestPerEntryExpiry(t *testing.T) {
 }
 
 func TestSetRenewsDeadline(t *testing.T) {
-	c, clk := newManual[string, int](t, Options{Size: 10, Shards: 1})
+	c, clk := newManual[string, int](t, Options[int]{Size: 10, Shards: 1})
 	c.Set("k", 1, 10*time.Millisecond)
 	clk.advance(5 * time.Millisecond)
 	c.Set("k", 2, 10*time.Millisecond) // now dies at 14ms
@@ -56,7 +56,7 @@ func TestSetRenewsDeadline(t *testing.T) {
 // alone. There is no "no expiry": Set used to take a life <= 0 for that.
 func TestNoLifeStoresNothing(t *testing.T) {
 	for _, life := range []time.Duration{0, -1, -time.Hour, Tick} {
-		c, _ := newManual[string, int](t, Options{Size: 10, Shards: 1})
+		c, _ := newManual[string, int](t, Options[int]{Size: 10, Shards: 1})
 		c.Set("new", 1, life)
 		mustMiss(t, c, "new")
 
@@ -80,13 +80,13 @@ func TestNoLifeStoresNothing(t *testing.T) {
 			t.Fatalf("life %v: Len = %d, want 1 (setif's old entry)", life, n)
 		}
 	}
-	c, _ := newManual[string, int](t, Options{Size: 10, Shards: 1})
+	c, _ := newManual[string, int](t, Options[int]{Size: 10, Shards: 1})
 	c.Set("k", 3, Tick+1) // the shortest life that stores
 	mustGet(t, c, "k", 3)
 }
 
 func TestExpiredEntriesFallOutByLRU(t *testing.T) {
-	c, clk := newManual[string, int](t, Options{Size: 2, Shards: 1})
+	c, clk := newManual[string, int](t, Options[int]{Size: 2, Shards: 1})
 	c.Set("a", 1, 5*time.Millisecond)
 	c.Set("b", 2, forever)
 	clk.advance(10 * time.Millisecond)
@@ -104,7 +104,7 @@ func TestExpiredEntriesFallOutByLRU(t *testing.T) {
 // A closed Cache's clock is past every deadline: it holds nothing, and
 // stores nothing, whatever the life.
 func TestClosedCacheExpiresEverything(t *testing.T) {
-	c, clk := newManual[string, int](t, Options{Size: 10, Shards: 1})
+	c, clk := newManual[string, int](t, Options[int]{Size: 10, Shards: 1})
 	c.Set("hour", 1, time.Hour)
 	c.Set("forever", 2, forever)
 	tok := c.Token("fill")
@@ -157,11 +157,11 @@ func TestDeadline(t *testing.T) {
 // the Clock expires every entry with a TTL in all of them.
 func TestSharedClock(t *testing.T) {
 	clk := NewClock()
-	a, err := New[string, int](Options{Size: 10, Clock: clk})
+	a, err := New[string, int](Options[int]{Size: 10, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New[string, int](Options{Size: 10, Clock: clk})
+	b, err := New[string, int](Options[int]{Size: 10, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestTwoWritersOfOneKey(t *testing.T) {
 				name = "filled/" + name
 			}
 			t.Run(name, func(t *testing.T) {
-				c, clk := newManual[string, string](t, Options{Size: 10, Shards: 1})
+				c, clk := newManual[string, string](t, Options[string]{Size: 10, Shards: 1})
 				source := "old"
 				if filled {
 					c.Set(key, source, forever)
@@ -83,7 +83,7 @@ func TestFillRacingInvalidation(t *testing.T) {
 	for _, order := range interleavings([]string{"token", "read", "setif"}, []string{"write", "invalidate"}) {
 		name := strings.Join(order, " ")
 		t.Run(name, func(t *testing.T) {
-			c, _ := newManual[string, string](t, Options{Size: 10, Shards: 1})
+			c, _ := newManual[string, string](t, Options[string]{Size: 10, Shards: 1})
 			source := "old"
 			var tok Token
 			var read string

@@ -6,7 +6,7 @@ import (
 )
 
 func TestEvictionOrderOneShard(t *testing.T) {
-	c, _ := newManual[string, int](t, Options{Size: 3, Shards: 1})
+	c, _ := newManual[string, int](t, Options[int]{Size: 3, Shards: 1, Policy: LRU})
 	c.Set("a", 1, forever)
 	c.Set("b", 2, forever)
 	c.Set("c", 3, forever)
@@ -51,42 +51,46 @@ func TestEvictionOrderOneShard(t *testing.T) {
 }
 
 func TestTotalCapacityIsSize(t *testing.T) {
-	for _, tc := range []struct{ size, shards int }{
-		{1000, 16}, // 1000 % 16 = 8: eight shards of 63, eight of 62
-		{17, 16},
-		{64, 64},
-		{10, 1},
-	} {
-		t.Run(fmt.Sprintf("Size%d/Shards%d", tc.size, tc.shards), func(t *testing.T) {
-			c, _ := newManual[int, int](t, Options{Size: tc.size, Shards: tc.shards})
-			// Enough distinct keys that every shard overflows.
-			n := 200 * tc.size
-			for i := range n {
-				c.Set(i, i, forever)
-			}
-			if got := c.Len(); got != tc.size {
-				t.Fatalf("Len = %d after %d distinct Sets, want exactly Size %d", got, n, tc.size)
-			}
-			for i := range c.shards {
-				want := tc.size / tc.shards
-				if i < tc.size%tc.shards {
-					want++
+	for _, p := range []Policy{TinyLFU, LRU} {
+		for _, tc := range []struct{ size, shards int }{
+			{1000, 16}, // 1000 % 16 = 8: eight shards of 63, eight of 62
+			{17, 16},
+			{64, 64},
+			{10, 1},
+		} {
+			t.Run(fmt.Sprintf("%v/Size%d/Shards%d", p, tc.size, tc.shards), func(t *testing.T) {
+				c, _ := newManual[int, int](t, Options[int]{Size: tc.size, Shards: tc.shards, Policy: p})
+				// Enough distinct keys that every shard overflows.
+				n := 20 * tc.size
+				for i := range n {
+					c.Set(i, i, forever)
 				}
-				if got := c.shards[i].lru.Len(); got != want {
-					t.Errorf("shard %d holds %d, want %d", i, got, want)
+				if got := c.Len(); got != tc.size {
+					t.Fatalf("Len = %d after %d distinct Sets, want exactly Size %d", got, n, tc.size)
 				}
-			}
-			if st := c.Stats(); st.Evictions != uint64(n-tc.size) {
-				t.Fatalf("Evictions = %d, want %d", st.Evictions, n-tc.size)
-			}
-		})
+				for i := range c.shards {
+					want := tc.size / tc.shards
+					if i < tc.size%tc.shards {
+						want++
+					}
+					if got, _ := c.shards[i].held(); got != want {
+						t.Errorf("shard %d holds %d, want %d", i, got, want)
+					}
+				}
+				// Every key stored went in, and all but Size went out again:
+				// as victims, or refused on leaving the window.
+				if st := c.Stats(); st.Evictions+st.Rejections != uint64(n-tc.size) {
+					t.Fatalf("Evictions %d + Rejections %d, want %d", st.Evictions, st.Rejections, n-tc.size)
+				}
+			})
+		}
 	}
 }
 
 // A hit moves an entry that fell out of its shard's most recent quarter to
 // the front, so it outlives entries that were not read.
 func TestHitOutsideRecentQuarterProtectsFromEviction(t *testing.T) {
-	c, _ := newManual[string, int](t, Options{Size: 8, Shards: 1}) // window 2
+	c, _ := newManual[string, int](t, Options[int]{Size: 8, Shards: 1, Policy: LRU}) // recent quarter: 2
 	for i := range 8 {
 		c.Set(fmt.Sprint("k", i), i, forever)
 	}

@@ -16,14 +16,14 @@ const forever time.Duration = math.MaxInt64
 
 // newManual returns a Cache configured by opts on a manual clock (no
 // goroutine), closed when the test ends, and the clock to advance.
-func newManual[K comparable, V any](t *testing.T, opts Options) (*Cache[K, V], *clock) {
+func newManual[K comparable, V any](t testing.TB, opts Options[V]) (*Cache[K, V], *clock) {
 	t.Helper()
-	size, shards, err := opts.resolve()
+	cfg, err := opts.resolve()
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := manualClock()
-	c := newCache[K, V](size, shards, clk)
+	c := newCache[K](cfg, clk)
 	c.owned = true // Close ends the manual clock, as it would the Cache's own
 	t.Cleanup(c.Close)
 	return c, clk

@@ -2,21 +2,31 @@ package local
 
 import (
 	"fmt"
+	"math"
 	"testing"
 )
 
+type opts = Options[int]
+
+func costOne(int) int64 { return 1 }
+
 func TestOptionsErrors(t *testing.T) {
 	for _, tc := range []struct {
-		opts Options
+		opts opts
 		want string
 	}{
-		{Options{Size: -1}, "local: Size must be >= 0, got -1"},
-		{Options{Size: -1, Shards: 3}, "local: Size must be >= 0, got -1"},
-		{Options{Shards: 3}, "local: Shards must be a power of two, got 3"},
-		{Options{Shards: -2}, "local: Shards must be a power of two, got -2"},
-		{Options{Size: 100, Shards: 12}, "local: Shards must be a power of two, got 12"},
-		{Options{Size: 10, Shards: 16}, "local: Shards must be <= Size (10), got 16"},
-		{Options{Shards: 16384}, "local: Shards must be <= Size (10000), got 16384"},
+		{opts{Size: -1}, "local: Size must be >= 0, got -1"},
+		{opts{Size: -1, Shards: 3}, "local: Size must be >= 0, got -1"},
+		{opts{Shards: 3}, "local: Shards must be a power of two, got 3"},
+		{opts{Shards: -2}, "local: Shards must be a power of two, got -2"},
+		{opts{Size: 100, Shards: 12}, "local: Shards must be a power of two, got 12"},
+		{opts{Size: 10, Shards: 16}, "local: Shards must be <= Size (10), got 16"},
+		{opts{Shards: 16384}, "local: Shards must be <= Size (10000), got 16384"},
+		{opts{MaxBytes: -1, Sizer: costOne}, "local: MaxBytes must be >= 0, got -1"},
+		{opts{MaxBytes: 1 << 20}, "local: Sizer is required with MaxBytes (1048576)"},
+		{opts{MaxBytes: 8, Sizer: costOne, Shards: 16}, "local: Shards must be <= MaxBytes (8), got 16"},
+		{opts{Policy: 2}, "local: Policy must be TinyLFU or LRU, got Policy(2)"},
+		{opts{Policy: -1}, "local: Policy must be TinyLFU or LRU, got Policy(-1)"},
 	} {
 		t.Run(fmt.Sprintf("%+v", tc.opts), func(t *testing.T) {
 			c, err := New[string, int](tc.opts)
@@ -36,36 +46,45 @@ func TestOptionsErrors(t *testing.T) {
 
 func TestOptionsDefaults(t *testing.T) {
 	for _, tc := range []struct {
-		opts       Options
-		size, shds int
+		opts   opts
+		size   int
+		bytes  int64
+		shards int
 	}{
-		{Options{}, DefaultSize, DefaultShards},
-		{Options{Size: 1}, 1, 1},
-		{Options{Size: 100}, 100, 1},
-		{Options{Size: 128}, 128, 2},
-		{Options{Size: 1000}, 1000, 8},
-		{Options{Size: 1024}, 1024, 16},
-		{Options{Size: 1 << 20}, 1 << 20, DefaultShards},
-		{Options{Size: 100, Shards: 64}, 100, 64},
-		{Options{Size: 4, Shards: 4}, 4, 4},
-		{Options{Shards: 1}, DefaultSize, 1},
+		{opts{}, DefaultSize, math.MaxInt64, DefaultShards},
+		{opts{Size: 1}, 1, math.MaxInt64, 1},
+		{opts{Size: 100}, 100, math.MaxInt64, 1},
+		{opts{Size: 128}, 128, math.MaxInt64, 2},
+		{opts{Size: 1000}, 1000, math.MaxInt64, 8},
+		{opts{Size: 1024}, 1024, math.MaxInt64, 16},
+		{opts{Size: 1 << 20}, 1 << 20, math.MaxInt64, DefaultShards},
+		{opts{Size: 100, Shards: 64}, 100, math.MaxInt64, 64},
+		{opts{Size: 4, Shards: 4}, 4, math.MaxInt64, 4},
+		{opts{Shards: 1}, DefaultSize, math.MaxInt64, 1},
+		// MaxBytes without Size: no bound on entries.
+		{opts{MaxBytes: 1 << 20, Sizer: costOne}, math.MaxInt, 1 << 20, DefaultShards},
+		{opts{MaxBytes: 4, Sizer: costOne}, math.MaxInt, 4, 4},
+		{opts{Size: 100, MaxBytes: 1 << 20, Sizer: costOne}, 100, 1 << 20, 1},
+		// A Sizer alone counts bytes and bounds nothing.
+		{opts{Sizer: costOne}, DefaultSize, math.MaxInt64, DefaultShards},
 	} {
 		t.Run(fmt.Sprintf("%+v", tc.opts), func(t *testing.T) {
-			size, shards, err := tc.opts.resolve()
+			cfg, err := tc.opts.resolve()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if size != tc.size || shards != tc.shds {
-				t.Fatalf("resolve(%+v) = Size %d, Shards %d; want %d, %d", tc.opts, size, shards, tc.size, tc.shds)
+			if cfg.size != tc.size || cfg.bytes != tc.bytes || cfg.shards != tc.shards {
+				t.Fatalf("resolve(%+v) = Size %d, MaxBytes %d, Shards %d; want %d, %d, %d",
+					tc.opts, cfg.size, cfg.bytes, cfg.shards, tc.size, tc.bytes, tc.shards)
 			}
-			if tc.opts.Shards == 0 && shards > 1 && size/shards < minShardSize {
-				t.Fatalf("chose %d shards of fewer than %d entries", shards, minShardSize)
+			if tc.opts.Shards == 0 && cfg.shards > 1 && cfg.size/cfg.shards < minShardSize {
+				t.Fatalf("chose %d shards of fewer than %d entries", cfg.shards, minShardSize)
 			}
 		})
 	}
 
 	// New applies them: the zero Options hold exactly DefaultSize entries.
-	c, err := New[int, int](Options{})
+	c, err := New[int, int](opts{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,5 +97,39 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 	if n := c.Len(); n != DefaultSize {
 		t.Errorf("New(Options{}) holds %d entries after %d Sets, want %d", n, 3*DefaultSize, DefaultSize)
+	}
+}
+
+// Each shard's bounds add up to the Cache's, and its segments' to the
+// shard's.
+func TestShardLimits(t *testing.T) {
+	for _, tc := range []struct {
+		n int
+		b int64
+		p Policy
+	}{
+		{1, math.MaxInt64, TinyLFU}, {2, math.MaxInt64, TinyLFU}, {625, math.MaxInt64, TinyLFU},
+		{math.MaxInt, 1 << 16, TinyLFU}, {math.MaxInt, 5, TinyLFU}, {100, 1 << 20, TinyLFU},
+		{625, math.MaxInt64, LRU}, {math.MaxInt, 1 << 16, LRU},
+	} {
+		l := newLimits(tc.n, tc.b, tc.p)
+		if l.len != tc.n || l.bytes != tc.b {
+			t.Errorf("newLimits(%d, %d, %v) = %+v: bounds changed", tc.n, tc.b, tc.p, l)
+		}
+		if l.winLen < 0 || l.protLen < 0 || l.winBytes < 0 || l.protBytes < 0 ||
+			l.winLen > l.len || l.winBytes > l.bytes ||
+			(tc.n != math.MaxInt && l.protLen > l.len-l.winLen) ||
+			(tc.b != math.MaxInt64 && l.protBytes > l.bytes-l.winBytes) {
+			t.Errorf("newLimits(%d, %d, %v) = %+v: segments outside the shard's bounds", tc.n, tc.b, tc.p, l)
+		}
+		if tc.p == TinyLFU && tc.n-l.winLen >= 2 && tc.b-l.winBytes >= 2 && (l.protLen < 1 || l.protBytes < 1) {
+			t.Errorf("newLimits(%d, %d, %v) = %+v: no room in protected", tc.n, tc.b, tc.p, l)
+		}
+		if (tc.n == math.MaxInt) != (l.protLen == math.MaxInt) || (tc.b == math.MaxInt64) != (l.protBytes == math.MaxInt64) {
+			t.Errorf("newLimits(%d, %d, %v) = %+v: protected bounded unlike the shard", tc.n, tc.b, tc.p, l)
+		}
+		if tc.p == TinyLFU && (l.winLen < 1 || (tc.n >= 100 && tc.n < math.MaxInt && l.winLen != tc.n/100)) {
+			t.Errorf("newLimits(%d, %d, %v) = %+v: window not 1%% of the entries (at least 1)", tc.n, tc.b, tc.p, l)
+		}
 	}
 }

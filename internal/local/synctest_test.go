@@ -10,7 +10,7 @@ import (
 // synctest bubble, where the ticker runs on fake time.
 func TestExpiryInBubble(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, err := New[string, int](Options{Size: 10})
+		c, err := New[string, int](Options[int]{Size: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +31,7 @@ func TestExpiryInBubble(t *testing.T) {
 // gone at 99ms, one Tick early.
 func TestExpiryBoundaryInBubble(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, err := New[string, int](Options{Size: 10})
+		c, err := New[string, int](Options[int]{Size: 10})
 		if err != nil {
 			t.Fatal(err)
 		}

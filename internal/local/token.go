@@ -26,12 +26,13 @@ type Token struct {
 //
 // Token does not lock and does not allocate.
 func (c *Cache[K, V]) Token(key K) Token {
-	_, gen := c.locate(key)
+	_, gen, _ := c.locate(key)
 	return Token{gen: gen.Load(), at: c.clock.read()}
 }
 
 // SetIf stores value under key, for a fill: only if key's stripe has not
-// changed since t was taken. It reports whether it stored.
+// changed since t was taken. It reports whether the Cache holds value when
+// it returns: admission may refuse it (see the package doc).
 //
 // Why: a reader takes t, reads the source, and then stores what it read. If
 // the key was invalidated in between (another process wrote the source and
@@ -45,28 +46,33 @@ func (c *Cache[K, V]) Token(key K) Token {
 // source), expiring one Tick early. If that is already past (life <= 0, or
 // too short to reach now), SetIf stores nothing and returns false, so that
 // a source value with no time left is never kept. SetIf does not change the
-// generation and leaves any existing entry alone when it does not store.
+// generation. When it does not store, it leaves any existing entry alone,
+// unless value is larger than a shard's byte bound: then the key's old
+// entry goes, as it would for a Set.
 func (c *Cache[K, V]) SetIf(key K, value V, life time.Duration, t Token) bool {
-	s, gen := c.locate(key)
+	s, gen, h := c.locate(key)
+	e := c.newEntry(key, h, value, 0)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gen.Load() != t.gen {
 		return false
 	}
-	d, ok := deadline(t.at, life, c.clock.read())
+	now := c.clock.read()
+	d, ok := deadline(t.at, life, now)
 	if !ok {
 		return false
 	}
-	s.add(key, &entry[V]{value: value, deadline: d})
-	return true
+	e.deadline = d
+	return s.put(e, now)
 }
 
 // Commit completes a write by this process: t was taken before value was
 // written to the source, and the write has succeeded. If key's stripe has
 // not changed since t, Commit stores value (to live for life from t, as
 // SetIf does; if that is already past, it removes key instead); otherwise it
-// removes key. Either way it then advances the generation. It reports whether it
-// stored.
+// removes key. Either way it then advances the generation. It reports
+// whether the Cache holds value when it returns; if admission or the byte
+// bound refuse value, key is removed too.
 //
 // Why: two writes of one key by this process may reach the source in one
 // order and finish here in the other. Storing unconditionally could leave
@@ -77,18 +83,20 @@ func (c *Cache[K, V]) SetIf(key K, value V, life time.Duration, t Token) bool {
 // whose token predates the write (it may have read the old value) from
 // landing after it.
 func (c *Cache[K, V]) Commit(key K, value V, life time.Duration, t Token) bool {
-	s, gen := c.locate(key)
+	s, gen, h := c.locate(key)
+	e := c.newEntry(key, h, value, 0)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stored := false
 	if gen.Load() == t.gen {
-		if d, ok := deadline(t.at, life, c.clock.read()); ok {
-			s.add(key, &entry[V]{value: value, deadline: d})
-			stored = true
+		now := c.clock.read()
+		if d, ok := deadline(t.at, life, now); ok {
+			e.deadline = d
+			stored = s.put(e, now)
 		}
 	}
 	if !stored {
-		s.lru.Remove(key)
+		s.removeKey(key)
 	}
 	gen.Add(1)
 	return stored
@@ -99,10 +107,10 @@ func (c *Cache[K, V]) Commit(key K, value V, life time.Duration, t Token) bool {
 // Call it when the source of a key changed elsewhere.
 func (c *Cache[K, V]) Invalidate(keys ...K) {
 	for _, key := range keys {
-		s, gen := c.locate(key)
+		s, gen, _ := c.locate(key)
 		s.mu.Lock()
 		gen.Add(1)
-		s.lru.Remove(key)
+		s.removeKey(key)
 		s.mu.Unlock()
 	}
 }
@@ -120,7 +128,7 @@ func (c *Cache[K, V]) Purge() {
 		for j := range s.gens {
 			s.gens[j].Add(1)
 		}
-		s.lru.Purge()
+		s.purge()
 		s.mu.Unlock()
 	}
 }

@@ -58,7 +58,7 @@ func TestSetIf(t *testing.T) {
 		{"Purge", func(c *Cache[string, int], same, other string) { c.Purge() }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := newManual[string, int](t, Options{Size: 1000, Shards: 4})
+			c, _ := newManual[string, int](t, Options[int]{Size: 1000, Shards: 4})
 			same, other := neighbours(t, c, "k")
 			tok := c.Token("k")
 			tc.meddle(c, same, other)
@@ -81,7 +81,7 @@ func TestSetIf(t *testing.T) {
 }
 
 func TestZeroTokenIsNeverCurrent(t *testing.T) {
-	c, _ := newManual[string, int](t, Options{Size: 10})
+	c, _ := newManual[string, int](t, Options[int]{Size: 10})
 	if c.SetIf("k", 1, time.Minute, Token{}) {
 		t.Fatal("SetIf with the zero Token stored")
 	}
@@ -93,7 +93,7 @@ func TestZeroTokenIsNeverCurrent(t *testing.T) {
 }
 
 func TestSetIfTTLCountsFromToken(t *testing.T) {
-	c, clk := newManual[string, int](t, Options{Size: 10, Shards: 1})
+	c, clk := newManual[string, int](t, Options[int]{Size: 10, Shards: 1})
 	clk.advance(100 * time.Millisecond)
 	tok := c.Token("k") // at 100ms
 	clk.advance(30 * time.Millisecond)
@@ -128,7 +128,7 @@ func TestSetIfTTLCountsFromToken(t *testing.T) {
 }
 
 func TestCommit(t *testing.T) {
-	c, clk := newManual[string, int](t, Options{Size: 10, Shards: 1})
+	c, clk := newManual[string, int](t, Options[int]{Size: 10, Shards: 1})
 
 	tok := c.Token("k")
 	if !c.Commit("k", 1, time.Minute, tok) {
@@ -183,7 +183,7 @@ func TestCommit(t *testing.T) {
 }
 
 func TestInvalidateAndPurgeRemove(t *testing.T) {
-	c, _ := newManual[int, int](t, Options{Size: 1000, Shards: 8})
+	c, _ := newManual[int, int](t, Options[int]{Size: 1000, Shards: 8})
 	for i := range 100 {
 		c.Set(i, i, forever)
 	}
@@ -208,4 +208,35 @@ func TestInvalidateAndPurgeRemove(t *testing.T) {
 			t.Fatalf("SetIf(%d) with a token from before Purge stored", i)
 		}
 	}
+}
+
+// Admission may refuse a store: SetIf then reports false and the key
+// misses, and a refused Commit still removes the key and advances the
+// generation (read-your-writes relies on it).
+func TestRefusedStoresUnderAdmission(t *testing.T) {
+	// A window of 10 bytes: every entry below contests as it is stored.
+	c, _ := newManual[string, []byte](t, Options[[]byte]{MaxBytes: 1000, Sizer: byteLen, Shards: 1})
+	hundred := func(string) []byte { return make([]byte, 100) }
+	for range 3 {
+		for i := range 10 {
+			fill(c, fmt.Sprint("hot", i), hundred)
+		}
+	}
+	if c.SetIf("new", make([]byte, 100), time.Minute, c.Token("new")) {
+		t.Fatal("SetIf of a key read once into a shard of keys read 3 times reported stored")
+	}
+	mustMiss(t, c, "new")
+
+	before := c.Token("w")
+	if c.Commit("w", make([]byte, 100), time.Minute, c.Token("w")) {
+		t.Fatal("Commit of a key read once into a shard of keys read 3 times reported stored")
+	}
+	mustMiss(t, c, "w")
+	if c.SetIf("w", make([]byte, 1), time.Minute, before) {
+		t.Fatal("a refused Commit did not advance the generation")
+	}
+	if st := c.Stats(); st.Rejections != 2 || st.Evictions != 0 {
+		t.Fatalf("Stats = %+v, want 2 rejections, 0 evictions", st)
+	}
+	checkInvariants(t, c)
 }

@@ -1,0 +1,9 @@
+package local_test
+
+import (
+	"testing"
+
+	"github.com/tiercache/tiercache/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
