@@ -55,7 +55,7 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 			}
 			continue
 		}
-		e, h, err := c.decode(it.Value)
+		e, h, err := c.decode(key, it.Value)
 		switch {
 		case err != nil:
 			failed = addFailure(failed, key, err)
@@ -162,7 +162,7 @@ func (c *Cache[V]) SetMany(ctx context.Context, items map[string]V) error {
 			if werr == nil {
 				werr = res[j].Err
 			}
-			c.settleWrite(w.Key, entry[V]{v: items[w.Key]}, w.TTL, toks[j].local, werr)
+			c.settleWrite(w.Key, c.sized(w.Key, items[w.Key], w.Value), w.TTL, toks[j].local, werr)
 			if werr != nil {
 				failed = addFailure(failed, w.Key, werr)
 			}

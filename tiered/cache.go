@@ -53,6 +53,7 @@ type Cache[V any] struct {
 	notFoundTTL time.Duration
 	ttlJitter   float64
 	leaseTTL    time.Duration // <= 0: no leases
+	sizer       func(V) int   // Options.Sizer; nil: the encoded size
 	localOff    bool          // LocalSize < 0: no local tier; the cache never goes live
 
 	refreshAhead float64    // 0: off
@@ -83,6 +84,7 @@ type Cache[V any] struct {
 // that the key is absent (an absence marker read from Redis).
 type entry[V any] struct {
 	v      V
+	size   int64 // the bytes the local tier charges it: see Cache.charge
 	absent bool
 	ahead  *ahead[V] // filled by a loader, with RefreshAhead: see refresh.go; nil otherwise
 }
@@ -159,6 +161,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		opts.LeaseTTL = opts.LoadTimeout
 	}
 	localOff := opts.LocalSize < 0
+	explicitSize := opts.LocalSize != 0
 	switch {
 	case opts.LocalSize == 0:
 		opts.LocalSize = DefaultLocalSize
@@ -167,7 +170,12 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		// every write still takes a token and invalidates there.
 		opts.LocalSize, opts.LocalShards = 1, 1
 	}
-	lc, err := local.New[string, entry[V]](local.Options[entry[V]]{Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock})
+	size := opts.LocalSize
+	if opts.LocalMaxBytes > 0 && opts.LocalSize == DefaultLocalSize && !explicitSize {
+		size = 0 // bounded in bytes alone
+	}
+	lc, err := local.New[string, entry[V]](local.Options[entry[V]]{Size: size, MaxBytes: opts.LocalMaxBytes,
+		Sizer: entrySize[V], Shards: opts.LocalShards, Clock: h.clock})
 	if err != nil {
 		return nil, fmt.Errorf("tiered: local tier: %w", err)
 	}
@@ -194,6 +202,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		notFoundTTL: opts.NotFoundTTL,
 		ttlJitter:   opts.TTLJitter,
 		leaseTTL:    opts.LeaseTTL,
+		sizer:       opts.Sizer,
 
 		localOff:     localOff,
 		refreshAhead: opts.RefreshAhead,
@@ -201,7 +210,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 	}
 	if opts.StaleIfError > 0 {
 		c.suspect, err = local.New[string, staleEntry[V]](local.Options[staleEntry[V]]{
-			Size: opts.LocalSize, Shards: opts.LocalShards, Clock: h.clock,
+			Size: size, MaxBytes: opts.LocalMaxBytes, Sizer: staleSize[V], Shards: opts.LocalShards, Clock: h.clock,
 			Policy: local.LRU, // a copy of the local tier: every entry goes in, none is refused
 		})
 		if err != nil {

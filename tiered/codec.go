@@ -83,14 +83,16 @@ const (
 	heldDone               // a lease's outcome (no value): nothing, unless one waited on that lease
 )
 
-// decode turns what Redis holds at a key into a local entry and says what
-// it was. Any unknown marker, or bytes the Codec rejects, is a
+// decode turns what Redis holds at key into a local entry, charged for its
+// bytes, and says what it was. Any unknown marker, or bytes the Codec rejects, is a
 // *decodeError, counted in Stats.DecodeErrors.
-func (c *Cache[V]) decode(data []byte) (e entry[V], h held, err error) {
+func (c *Cache[V]) decode(key string, data []byte) (e entry[V], h held, err error) {
 	if remote.IsMarker(data) {
 		switch {
 		case remote.IsAbsentMarker(data):
-			return entry[V]{absent: true}, heldAbsent, nil
+			e = entry[V]{absent: true}
+			c.charge(&e, key, data)
+			return e, heldAbsent, nil
 		case remote.IsLeaseMarker(data):
 			return e, heldLease, nil
 		}
@@ -105,6 +107,7 @@ func (c *Cache[V]) decode(data []byte) (e entry[V], h held, err error) {
 		c.stats.decodeErrors.Add(1)
 		return entry[V]{}, heldValue, &decodeError{data: data, err: err}
 	}
+	c.charge(&e, key, data)
 	return e, heldValue, nil
 }
 

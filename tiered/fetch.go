@@ -207,7 +207,7 @@ func (r *fetchRun[V]) found(i int, data []byte, ttl time.Duration, err error) {
 		r.toLoad(i, howTo{redisErr: err})
 		return
 	}
-	e, h, err := c.decode(data)
+	e, h, err := c.decode(key, data)
 	var decodeErr *decodeError
 	switch {
 	case errors.As(err, &decodeErr):

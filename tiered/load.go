@@ -95,6 +95,7 @@ func (r *fetchRun[V]) loadAndStore() {
 			if !chosen {
 				ttl = c.ttl
 			}
+			c.charge(&e, key, data)
 			w = remote.Write{Key: key, Value: data, TTL: c.jitter(ttl), Cond: h.cond, Expect: h.expect}
 		default:
 			if !chosen {
@@ -107,6 +108,7 @@ func (r *fetchRun[V]) loadAndStore() {
 				continue
 			}
 			w = remote.Write{Key: key, Value: remote.AbsentMarker(), TTL: c.jitter(ttl), Cond: h.cond, Expect: h.expect}
+			c.charge(&e, key, w.Value)
 		}
 		writes, fills = append(writes, w), append(fills, loadedFill[V]{i: i, e: e, ttl: w.TTL})
 	}

@@ -44,6 +44,20 @@ type Options[V any] struct {
 	// from LocalSize (16 for large tiers, fewer for small ones).
 	LocalShards int
 
+	// LocalMaxBytes bounds the local tier in bytes: it holds at most that
+	// many bytes of keys and values (a value counts as the bytes Redis
+	// holds for it, or what Sizer says), each of its shards its share; a
+	// value larger than a shard's share is not kept. With LocalMaxBytes
+	// and LocalSize left 0, the tier is bounded in bytes alone. Default: 0
+	// (no byte bound). Must be >= 0.
+	LocalMaxBytes int64
+
+	// Sizer tells what a value costs against LocalMaxBytes, in bytes, in
+	// place of the size of its encoding (which Redis holds); a Sizer that
+	// counts the value's memory in the process makes the bound a bound on
+	// memory. It must be fast and safe for concurrent use. Default: nil.
+	Sizer func(V) int
+
 	// LocalTTL is the longest a value lives in the local tier. A value read
 	// from Redis lives there min(LocalTTL, its remaining Redis TTL), minus one
 	// millisecond tick, so it never outlives the Redis key. Default: 1 minute.
@@ -195,6 +209,7 @@ func (o *Options[V]) validateLocal() error {
 			set  bool
 		}{
 			{"LocalShards", o.LocalShards != 0},
+			{"LocalMaxBytes", o.LocalMaxBytes != 0},
 			{"LocalTTL", o.LocalTTL != 0},
 			{"StaleIfError", o.StaleIfError != 0},
 			{"RefreshAhead", o.RefreshAhead != 0},
@@ -214,6 +229,9 @@ func (o *Options[V]) validateLocal() error {
 		return fmt.Errorf("tiered: LocalShards must be 0 (the default) or a power of two, got %d", n)
 	case n > size:
 		return fmt.Errorf("tiered: LocalShards must be at most the local tier's size (%d), got %d", size, n)
+	}
+	if o.LocalMaxBytes < 0 {
+		return fmt.Errorf("tiered: LocalMaxBytes must be >= 0 (0: no byte bound), got %d", o.LocalMaxBytes)
 	}
 	return positiveMillis("LocalTTL", o.LocalTTL)
 }

@@ -84,7 +84,7 @@ func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 		}
 		return zero, err
 	}
-	e, h, err := c.decode(data)
+	e, h, err := c.decode(key, data)
 	switch {
 	case err != nil:
 		return zero, err

@@ -210,7 +210,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, a *ahead[V]) {
 		failed("read", err)
 		return
 	}
-	e, h, err := c.decode(old)
+	e, h, err := c.decode(key, old)
 	if err != nil || h != heldValue {
 		return // not a value any more: not a refresh's business
 	}
@@ -289,7 +289,7 @@ func (c *Cache[V]) reload(ctx context.Context, key string, a *ahead[V], old []by
 			ttl = c.ttl
 		}
 		w.Value, w.TTL = data, c.jitter(ttl)
-		return w, entry[V]{v: v}, true
+		return w, c.sized(key, v, data), true
 	default: // the source no longer has the key
 		if !chosen {
 			ttl = c.notFoundTTL

@@ -34,6 +34,7 @@ type Stats struct {
 	RefreshErrors  uint64 // refreshes that failed: a loader error or panic (counted in LoadErrors too), a Redis error
 
 	LocalEntries     int    // entries in the local tier now
+	LocalBytes       int64  // bytes the local tier holds now (see Options.LocalMaxBytes)
 	LocalEvictions   uint64 // local entries evicted for room
 	LocalExpirations uint64 // local entries found expired
 }
@@ -60,6 +61,7 @@ func (c *Cache[V]) Stats() Stats {
 		Refreshes:        c.stats.refreshes.Load(),
 		RefreshErrors:    c.stats.refreshErrors.Load(),
 		LocalEntries:     c.local.Len(),
+		LocalBytes:       ls.Bytes,
 		LocalEvictions:   ls.Evictions,
 		LocalExpirations: ls.Expirations,
 	}

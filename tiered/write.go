@@ -38,7 +38,7 @@ func (c *Cache[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time
 		start := c.since()
 		err := c.store.SetAndPublish(ctx, key, data, ttl, c.channel, msg)
 		c.observeRedis("set", 1, start, err)
-		c.settleWrite(key, entry[V]{v: value}, ttl, tok, err)
+		c.settleWrite(key, c.sized(key, value, data), ttl, tok, err)
 		return err
 	}, key)
 	if err != nil {
