@@ -42,6 +42,9 @@ type flights[V any] struct {
 	// predate a write that an unproven subscription has not reported.
 	maxAge time.Duration
 	base   time.Time // the origin of flight.began
+	// spare holds flights that landed without anyone having joined them,
+	// for do to reuse: nothing refers to such a flight any more.
+	spare sync.Pool
 }
 
 type flightShard[V any] struct {
@@ -54,6 +57,9 @@ type flightShard[V any] struct {
 // written by the goroutine doing the work before done is closed, and read
 // by others only after.
 type flight[V any] struct {
+	// done is closed when the flight lands. It is made, under the shard's
+	// lock, by the first caller that will wait on it: most flights (a Get's
+	// read that no one joins) never need one.
 	done  chan struct{}
 	began time.Duration // since flights.base; set only when maxAge > 0
 	// overtaken is set when an invalidation of the key was applied after the
@@ -81,8 +87,10 @@ func (f *flights[V]) shard(key string) *flightShard[V] {
 }
 
 // join returns the flight of key that a caller beginning now may share, or,
-// with lead true, a new flight that the caller must run and then land.
-func (f *flights[V]) join(key string) (fl *flight[V], lead bool) {
+// with lead true, a new flight that the caller must run and then land. A
+// flight joined has its done channel; a new one has it only if wait (its
+// leader waits on it too).
+func (f *flights[V]) join(key string, wait bool) (fl *flight[V], lead bool) {
 	var now time.Duration
 	if f.maxAge > 0 {
 		now = time.Since(f.base)
@@ -91,22 +99,49 @@ func (f *flights[V]) join(key string) (fl *flight[V], lead bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fl, ok := s.calls[key]; ok && !fl.overtaken.Load() && (f.maxAge <= 0 || now-fl.began <= f.maxAge) {
+		if fl.done == nil {
+			fl.done = make(chan struct{})
+		}
 		return fl, false
 	}
-	fl = &flight[V]{done: make(chan struct{}), began: now}
+	fl, _ = f.spare.Get().(*flight[V])
+	if fl == nil {
+		fl = new(flight[V])
+	}
+	fl.began = now
+	if wait {
+		fl.done = make(chan struct{})
+	}
 	s.calls[key] = fl // replaces an overtaken or aged flight, which still lands for its own waiters
 	return fl, true
 }
 
-// land ends fl: no one joins it any more, and its waiters wake.
-func (f *flights[V]) land(key string, fl *flight[V]) {
+// land ends fl: no one joins it any more, and its waiters wake. A flight
+// out of the map (landed, overtaken, replaced) is joined no more, so the
+// done channel read here under the lock is the last one fl gets: land
+// reports whether anyone joined fl (or waits on it).
+func (f *flights[V]) land(key string, fl *flight[V]) (joined bool) {
 	s := f.shard(key)
 	s.mu.Lock()
 	if s.calls[key] == fl {
 		delete(s.calls, key)
 	}
+	done := fl.done
 	s.mu.Unlock()
-	close(fl.done)
+	if done != nil {
+		close(done)
+	}
+	return done != nil
+}
+
+// free puts fl, landed without anyone having joined it, in f.spare; its
+// leader, the one goroutine that still refers to it, is done with it.
+func (f *flights[V]) free(fl *flight[V]) {
+	var zero V
+	fl.v, fl.err, fl.panicked = zero, nil, nil
+	fl.abandoned, fl.finished = false, false
+	fl.overtaken.Store(false)
+	f.spare.Put(fl)
 }
 
 // overtake marks the flights of keys in progress as older than an
@@ -141,10 +176,11 @@ func (f *flights[V]) overtakeAll() {
 // If the leader's ctx ends before its read does, the waiters do not inherit
 // its cancellation: each one still waiting starts the read again. If read
 // panics, the leader panics with the same value (after the flight has
-// landed) and the waiters get a *panicError.
+// landed) and the waiters get a *panicError. read must not keep fl: a
+// flight that no one joined is reused once do returns.
 func (f *flights[V]) do(ctx context.Context, key string, read func(context.Context, *flight[V]) (V, error)) (V, error) {
 	for {
-		fl, lead := f.join(key)
+		fl, lead := f.join(key, false)
 		if !lead {
 			select {
 			case <-fl.done:
@@ -157,13 +193,18 @@ func (f *flights[V]) do(ctx context.Context, key string, read func(context.Conte
 				return zero, ctx.Err()
 			}
 		}
-		f.lead(ctx, key, fl, read)
-		return fl.v, fl.err
+		joined := f.lead(ctx, key, fl, read)
+		v, err := fl.v, fl.err
+		if !joined {
+			f.free(fl)
+		}
+		return v, err
 	}
 }
 
-// lead runs read for fl and lands it, whether read returns or panics.
-func (f *flights[V]) lead(ctx context.Context, key string, fl *flight[V], read func(context.Context, *flight[V]) (V, error)) {
+// lead runs read for fl and lands it, whether read returns or panics, and
+// reports whether anyone joined fl.
+func (f *flights[V]) lead(ctx context.Context, key string, fl *flight[V], read func(context.Context, *flight[V]) (V, error)) (joined bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			f.recovered(key, fl, r)
@@ -173,7 +214,7 @@ func (f *flights[V]) lead(ctx context.Context, key string, fl *flight[V], read f
 	}()
 	fl.v, fl.err = read(ctx, fl)
 	fl.abandoned = fl.err != nil && ended(ctx)
-	f.land(key, fl)
+	return f.land(key, fl)
 }
 
 // ended reports whether ctx has ended or its deadline has passed: a client
@@ -215,7 +256,7 @@ func (f *flights[V]) detachedMany(ctx context.Context, keys []string, start func
 	var led []string
 	var ledFls []*flight[V]
 	for i, k := range keys {
-		fl, lead := f.join(k)
+		fl, lead := f.join(k, true)
 		all[i] = fl
 		if lead {
 			led, ledFls = append(led, k), append(ledFls, fl)

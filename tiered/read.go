@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unsafe"
 
 	"github.com/tiercache/tiercache/internal/remote"
 )
@@ -84,7 +85,7 @@ func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 		}
 		return zero, err
 	}
-	e, h, err := c.decode(key, data)
+	e, h, err := c.decodeRead(key, data)
 	switch {
 	case err != nil:
 		return zero, err
@@ -118,4 +119,28 @@ func (c *Cache[V]) storeFill(key string, e entry[V], remaining time.Duration, to
 		life = remaining
 	}
 	c.local.SetIf(key, e, life, tok.local)
+}
+
+// decodeRead is decode for the bytes of a single-key read: GetWithTTL's
+// value, which backs a string and which no one writes, is taken as it is by
+// the default Codec of strings, without a copy. (GetMany's values share one
+// buffer, which one string kept in the local tier would keep whole: they
+// are copied.)
+func (c *Cache[V]) decodeRead(key string, data []byte) (entry[V], held, error) {
+	if d, ok := c.codec.(ownDecoder[V]); ok && !remote.IsMarker(data) {
+		e := entry[V]{v: d.unmarshalOwn(data)}
+		c.charge(&e, key, data)
+		return e, heldValue, nil
+	}
+	return c.decode(key, data)
+}
+
+// An ownDecoder decodes bytes that it may keep: no one writes them again.
+type ownDecoder[V any] interface {
+	unmarshalOwn(data []byte) V
+}
+
+// unmarshalOwn makes data, which no one writes again, the string itself.
+func (stringCodec) unmarshalOwn(data []byte) string {
+	return unsafe.String(unsafe.SliceData(data), len(data))
 }

@@ -31,20 +31,36 @@ func (c *Cache[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time
 	if err != nil {
 		return c.fail("set", key, err)
 	}
-	ttl = c.jitter(ttl)
-	tok := c.local.Token(key)
-	msg := c.message([]string{key})
-	err = c.bounded(ctx, func(ctx context.Context) error {
-		start := c.since()
-		err := c.store.SetAndPublish(ctx, key, data, ttl, c.channel, msg)
-		c.observeRedis("set", 1, start, err)
-		c.settleWrite(key, c.sized(key, value, data), ttl, tok, err)
-		return err
-	}, key)
+	w := setWork[V]{c: c, key: key, value: value, data: data, ttl: c.jitter(ttl), tok: c.local.Token(key)}
+	if ctx.Done() == nil {
+		err = w.run(ctx) // what bounded does, without making w a closure
+	} else {
+		err = c.bounded(ctx, w.run, key)
+	}
 	if err != nil {
 		return c.fail("set", key, err)
 	}
 	return nil
+}
+
+// setWork is the work of a Set: its Redis write, then the settling of the
+// local tier.
+type setWork[V any] struct {
+	c     *Cache[V]
+	key   string
+	value V
+	data  []byte // value, encoded
+	ttl   time.Duration
+	tok   local.Token // taken before the write
+}
+
+func (w setWork[V]) run(ctx context.Context) error {
+	c := w.c
+	start := c.since()
+	err := c.store.SetAndPublish(ctx, w.key, w.data, w.ttl, c.channel, c.message([]string{w.key}))
+	c.observeRedis("set", 1, start, err)
+	c.settleWrite(w.key, c.sized(w.key, w.value, w.data), w.ttl, w.tok, err)
+	return err
 }
 
 // settleWrite settles the local tier once a write of key reached Redis (err

@@ -47,22 +47,14 @@ func clientEnforcesDeadlines(c redis.UniversalClient) bool {
 	return false
 }
 
-// result carries op's outcome from the goroutine of call to its caller.
-type result[Out any] struct {
-	out      Out
-	err      error
-	panicked bool
-	panicVal any
-}
-
 // call runs op(s, ctx, in) and returns its result, or ctx's error once ctx
 // ends, whichever comes first. Every Store method goes through it.
 //
 // op runs on the caller's goroutine when ctx can never end (Done is nil),
 // or when the client enforces ctx's deadline itself; that is the hot path
 // of a cache miss, and it costs nothing over calling op. Otherwise op runs
-// on a goroutine of its own and call waits for it or for ctx; when ctx
-// wins, op is abandoned: it goes on, and its result is dropped.
+// on a goroutine of its own (see task) and call waits for it or for ctx;
+// when ctx wins, op is abandoned: it goes on, and its result is dropped.
 //
 // op is a method expression and its arguments travel in in, rather than in
 // a closure: a closure handed to a goroutine escapes, and would cost every
@@ -86,36 +78,25 @@ func call[In, Out any](ctx context.Context, s *Store, in In, op func(*Store, con
 			return out, withCtxErr(ctx, err)
 		}
 	}
-	// Unbuffered: a result is handed over only to a caller that takes it,
-	// so op's goroutine knows whether anyone will re-raise its panic.
-	ch := make(chan result[Out])
-	go func() {
-		r := result[Out]{panicked: true}
-		defer func() {
-			if r.panicked {
-				r.panicVal = recover()
-			}
-			select {
-			case ch <- r:
-			case <-done:
-				if r.panicked {
-					panic(r.panicVal)
-				}
-			}
-		}()
-		r.out, r.err = op(s, ctx, in)
-		r.panicked = false
-	}()
+	t := getTask[In, Out]()
+	t.ctx, t.s, t.in, t.op = ctx, s, in, op
+	t.state.Store(taskRunning)
+	go t.run()
 	select {
-	case r := <-ch:
-		if r.panicked {
-			panic(r.panicVal)
-		}
-		return r.out, r.err
+	case <-t.ready:
 	case <-done:
-		var zero Out
-		return zero, ctx.Err()
+		if t.state.CompareAndSwap(taskRunning, taskAbandoned) {
+			var zero Out
+			return zero, ctx.Err() // t is op's goroutine's now
+		}
+		<-t.ready // op ended first: its result is on its way
 	}
+	r := t.res
+	t.release()
+	if r.panicked {
+		panic(r.panicVal)
+	}
+	return r.out, r.err
 }
 
 // withCtxErr makes the error of a command that go-redis cut short at ctx's

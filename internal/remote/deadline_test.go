@@ -186,13 +186,13 @@ func TestCallsRunInlineWhenTheyCan(t *testing.T) {
 }
 
 // rawGetWithTTL is what GetWithTTL sends for key of namespace ns, through
-// go-redis alone.
+// go-redis alone: GET and PTTL in one pipeline.
 func rawGetWithTTL(ctx context.Context, c redis.UniversalClient, ns, key string) error {
 	k := ns + ":" + key
-	tx := c.TxPipeline()
-	get := tx.Get(ctx, k)
-	tx.PTTL(ctx, k)
-	if _, err := tx.Exec(ctx); err != nil {
+	pipe := c.Pipeline()
+	get := pipe.Get(ctx, k)
+	pipe.PTTL(ctx, k)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
 	return get.Err()

@@ -61,7 +61,9 @@
 // *redis.Ring would lose invalidations: CheckClient refuses both a Ring and
 // any wrapper type, and tiered calls it (New does not).
 //
-// A Store holds no state besides its client, its options and whether it has
-// sent its scripts yet, and is safe for concurrent use. It never closes the
-// client it was given.
+// A Store holds no state besides its client, its options, whether it has
+// sent its scripts yet and, on a single node, the commands of GetWithTTL and
+// SetAndPublish that it reuses from call to call (a go-redis hook must not
+// keep a command past its return; see reuse.go). It is safe for concurrent
+// use, and never closes the client it was given.
 package remote

@@ -52,7 +52,8 @@ func TestGetWithTTLAnswersDuringWritePause(t *testing.T) {
 }
 
 // The designs considered for GetWithTTL, each one round trip that reads the
-// value and its PTTL atomically. Run against the real server:
+// value and its PTTL: atomically but for the pipeline, which GetWithTTL
+// sends (see getWithTTL). Run against the real server:
 //
 //	REDIS_ADDR=127.0.0.1:6379 go test -run '^$' -bench GetWithTTLDesigns -count 10 ./remote/
 var (
@@ -94,6 +95,14 @@ func BenchmarkGetWithTTLDesigns(b *testing.B) {
 		}},
 		{"multi-exec", func() error {
 			_, err := s.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Get(ctx, key)
+				p.PTTL(ctx, key)
+				return nil
+			})
+			return err
+		}},
+		{"pipeline", func() error {
+			_, err := s.Client.Pipelined(ctx, func(p redis.Pipeliner) error {
 				p.Get(ctx, key)
 				p.PTTL(ctx, key)
 				return nil

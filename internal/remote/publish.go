@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,9 +32,66 @@ type setArgs struct {
 	payload []byte
 }
 
+// setAndPublish runs setAndPublishScript by EVALSHA, and by EVAL if the
+// server lacks the script. On a single node the EVALSHA command is reused
+// from call to call (see reuse.go).
 func (s *Store) setAndPublish(ctx context.Context, a setArgs) (struct{}, error) {
-	err := setAndPublishScript.Run(ctx, s.client, []string{s.prefix + a.key}, a.value, a.ms, a.channel, a.payload).Err()
+	if !reusable(s.client) {
+		err := setAndPublishScript.Run(ctx, s.client, []string{s.prefix + a.key}, a.value, a.ms, a.channel, a.payload).Err()
+		return struct{}{}, err
+	}
+	w, _ := s.reuse.sets.Get().(*setCmds)
+	if w == nil {
+		w = newSetCmds()
+	}
+	w.fill(s.prefix, a)
+	err := s.client.Process(ctx, w.cmd)
+	w.reset()
+	s.reuse.sets.Put(w)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") { // HasErrorPrefix(nil) allocates
+		err = setAndPublishScript.Eval(ctx, s.client, []string{s.prefix + a.key}, a.value, a.ms, a.channel, a.payload).Err()
+	}
 	return struct{}{}, err
+}
+
+// setCmds is the reused EVALSHA of setAndPublish on a single node.
+type setCmds struct {
+	key, value, ms, payload arg
+	args                    []any // evalsha, sha, 1, key, value, ms, channel, payload
+	cmd                     *redis.Cmd
+}
+
+const setChannelArg = 6 // the channel's place in setCmds.args
+
+func newSetCmds() *setCmds {
+	w := &setCmds{}
+	w.args = []any{"evalsha", setAndPublishScript.Hash(), 1, &w.key, &w.value, &w.ms, "", &w.payload}
+	// go-redis runs a command under the ctx of the call that sends it.
+	w.cmd = redis.NewCmd(context.Background(), w.args...)
+	w.cmd.SetFirstKeyPos(3)
+	return w
+}
+
+// fill sets the arguments of a's write; the channel is boxed again only
+// when it changes (a Store's callers use one).
+func (w *setCmds) fill(prefix string, a setArgs) {
+	w.key.set(prefix, a.key)
+	w.value.ref(a.value)
+	w.ms.b = strconv.AppendInt(w.ms.b[:0], a.ms, 10)
+	w.payload.ref(a.payload)
+	if ch, _ := w.args[setChannelArg].(string); ch != a.channel {
+		w.args[setChannelArg] = a.channel
+	}
+}
+
+// reset readies w for its next call, dropping what the last one carried.
+func (w *setCmds) reset() {
+	w.key.release(true)
+	w.value.release(false)
+	w.ms.release(true)
+	w.payload.release(false)
+	w.cmd.SetVal(nil)
+	w.cmd.SetErr(nil)
 }
 
 // DeleteAndPublish removes keys and publishes payload(keys) on channel in one

@@ -67,6 +67,8 @@ type Store struct {
 	// server it has not sent the script to likely lacks it (see
 	// evalGroups).
 	writeScriptSent, acquireScriptSent, renewScriptSent atomic.Bool
+
+	reuse reuse // commands reused from call to call (reuse.go)
 }
 
 // New returns a Store over client. It sends nothing to Redis. It fails for
