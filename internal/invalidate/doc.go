@@ -3,8 +3,10 @@
 // channels they travel on, and a Subscriber that delivers them, reports
 // whether the stream can be trusted, and proves how fresh it is. It is an
 // internal part of the library, built for package tiered, which hard-wires
-// it (one Subscriber per tiered.Hub); its API is what tiered needs, and
-// changes with it.
+// it (one Subscriber per tiered.Hub), and for the public packages remote and
+// invalidate, which publish its messages; its API is what they need, and
+// changes with them. The wire format is specified for other languages in
+// the public package invalidate.
 //
 // The package knows nothing of the cache. Publishing is the writer's job:
 // tiered, through the remote tier, sends the bytes of [Message.Append] to

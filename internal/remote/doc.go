@@ -1,7 +1,8 @@
 // Package remote is the shared tier of tiercache: a namespaced key-value
 // store on Redis. It is an internal part of the library, built for package
-// tiered, which hard-wires it; its API is what tiered needs and nothing
-// more, and changes with it.
+// tiered, which hard-wires it, and for the small public faces over it (the
+// top-level packages remote and invalidate); its API is what they need and
+// nothing more, and changes with them.
 //
 // A key k in namespace ns lives at the Redis key "ns:k" and holds exactly
 // the bytes given, so other programs can read it. The default namespace is

@@ -20,8 +20,8 @@ var ErrNotFound = errors.New("not found")
 // re-label it with its own prefix.
 type Error struct {
 	// Op is the operation: "get" (GetWithTTL), "set" (SetAndPublish),
-	// "delete" (DeleteAndPublish), "keys", "get-many", "write-many",
-	// "acquire", "acquire-refresh" or "release-refresh".
+	// "delete" (DeleteAndPublish), "publish", "keys", "get-many",
+	// "write-many", "acquire", "acquire-refresh" or "release-refresh".
 	Op string
 	// Namespace is the Store's namespace.
 	Namespace string
@@ -41,8 +41,18 @@ type Error struct {
 const maxErrorKeys = 3
 
 func (e *Error) Error() string {
+	s := "remote: " + e.Where()
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Where is the error's text without its package prefix and cause: the
+// operation, the keys and the namespace, `get "1" in namespace "cache"`,
+// for a package that re-labels the error with its own prefix.
+func (e *Error) Where() string {
 	var b strings.Builder
-	b.WriteString("remote: ")
 	b.WriteString(e.Op)
 	for i, k := range e.Keys {
 		if i == maxErrorKeys {
@@ -58,10 +68,6 @@ func (e *Error) Error() string {
 	if e.Namespace != "" {
 		b.WriteString(" in namespace ")
 		b.WriteString(strconv.Quote(e.Namespace))
-	}
-	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
 	}
 	return b.String()
 }

@@ -145,20 +145,48 @@ func (s *Store) deleteAndPublish(ctx context.Context, d deletes) (struct{}, erro
 	return struct{}{}, nil
 }
 
+// Publish publishes payload on channel, touching no key, within ctx like
+// every Store method. keys only name the call in its error.
+func (s *Store) Publish(ctx context.Context, channel string, payload []byte, keys ...string) error {
+	a := publishArgs{channel: channel, payload: payload}
+	if _, err := call(ctx, s, a, (*Store).publish); err != nil {
+		return s.opError("publish", err, keys...)
+	}
+	return nil
+}
+
+type publishArgs struct {
+	channel string
+	payload []byte
+}
+
+func (s *Store) publish(ctx context.Context, a publishArgs) (struct{}, error) {
+	return struct{}{}, s.client.Publish(ctx, a.channel, a.payload).Err()
+}
+
 // The scripts. Each touches only the keys it is given in KEYS, so it runs on
 // the node that owns them in a Cluster; PUBLISH is broadcast cluster-wide.
 var (
-	setAndPublishScript = redis.NewScript(`
+	setAndPublishScript    = redis.NewScript(SetAndPublishSource)
+	deleteAndPublishScript = redis.NewScript(DeleteAndPublishSource)
+)
+
+// SetAndPublishSource is the Lua source of the script of SetAndPublish:
+// KEYS[1] is the Redis key; ARGV[1] the value, ARGV[2] the TTL in
+// milliseconds ("0": no expiry), ARGV[3] the channel, ARGV[4] the message.
+const SetAndPublishSource = `
 if ARGV[2] == '0' then
   redis.call('SET', KEYS[1], ARGV[1])
 else
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1`)
+return 1`
 
-	deleteAndPublishScript = redis.NewScript(`
+// DeleteAndPublishSource is the Lua source of the script of
+// DeleteAndPublish: KEYS are the Redis keys (at least one); ARGV[1] is the
+// channel, ARGV[2] the message. It returns how many keys it deleted.
+const DeleteAndPublishSource = `
 local n = redis.call('DEL', unpack(KEYS))
 redis.call('PUBLISH', ARGV[1], ARGV[2])
-return n`)
-)
+return n`

@@ -1,0 +1,90 @@
+package remote
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/invalidate"
+	engine "github.com/tiercache/tiercache/internal/remote"
+)
+
+// ErrNotFound is returned (wrapped) for a key that holds no value. It is
+// the very value of tiered.ErrNotFound.
+var ErrNotFound = errNotFound
+
+// errNotFound is the engine's, shared with package tiered.
+var errNotFound = engine.ErrNotFound
+
+// Options configures a Store.
+type Options struct {
+	// Namespace prefixes every key as "Namespace:key" and names the
+	// invalidation channel: that of the caches to keep consistent. It
+	// follows tiered's rules (see the package doc). Default: "cache".
+	Namespace string
+}
+
+// Store is a namespaced view of Redis whose writes invalidate the caches of
+// its namespace. It is safe for concurrent use and holds no goroutine.
+type Store struct {
+	store     *engine.Store
+	namespace string
+	channel   string
+	origin    invalidate.Origin // of this Store's messages
+}
+
+// New returns a Store of client. It sends nothing to Redis. It fails for
+// invalid Options, naming the field, and for a client the caches could not
+// be kept consistent through: nil, a *redis.Ring, or a type other than
+// *redis.Client and *redis.ClusterClient.
+func New(client redis.UniversalClient, opts Options) (*Store, error) {
+	if err := engine.CheckClient(client); err != nil {
+		return nil, errors.New("remote: " + err.Error())
+	}
+	st, err := engine.New(client, engine.Options{Namespace: opts.Namespace})
+	if err != nil {
+		return nil, err
+	}
+	ns := opts.Namespace
+	if ns == "" {
+		ns = engine.DefaultNamespace
+	}
+	return &Store{store: st, namespace: ns, channel: invalidate.Channel(ns), origin: invalidate.NewOrigin()}, nil
+}
+
+// Namespace returns the Store's namespace.
+func (s *Store) Namespace() string { return s.namespace }
+
+// message encodes the invalidation of keys (wire version 2, with the send
+// time).
+func (s *Store) message(keys []string) []byte {
+	return invalidate.Message{Origin: s.origin, Keys: keys, Sent: time.Now()}.Append(nil)
+}
+
+// refuseMarker returns the error of op writing value at key if value
+// begins with the caches' marker prefix, else nil.
+func (s *Store) refuseMarker(op, key string, value []byte) error {
+	if !engine.IsMarker(value) {
+		return nil
+	}
+	return s.fail(op, []string{key}, fmt.Errorf("value begins with tiercache's reserved prefix %q", engine.MarkerPrefix))
+}
+
+// fail returns the error of op on keys: `remote: op "k" in namespace "ns": cause`.
+func (s *Store) fail(op string, keys []string, cause error) error {
+	return &engine.Error{Op: op, Namespace: s.namespace, Keys: keys, Err: cause}
+}
+
+// relabel returns err, an error of the engine, as the error of op: same
+// keys and cause.
+func relabel(op string, err error) error {
+	var e *engine.Error
+	if errors.As(err, &e) && e.Op != op {
+		c := *e
+		c.Op = op
+		return &c
+	}
+	return err
+}
