@@ -12,6 +12,14 @@
 //     (bounded staleness, read your writes, no stale fill, one load across
 //     the fleet, stale-if-error) and Options and HubOptions document every
 //     setting and its default.
+//   - [github.com/tiercache/tiercache/remote]: the namespaced Redis store on
+//     its own, for a service with no local tier: every write it makes
+//     invalidates the caches of its namespace.
+//   - [github.com/tiercache/tiercache/invalidate]: a Publisher that tells
+//     the caches to drop keys that another program changed, and the wire
+//     format, for writers in other languages.
+//   - [github.com/tiercache/tiercache/local]: the sharded expiring LRU on
+//     its own, bounded in entries or bytes.
 //   - [github.com/tiercache/tiercache/otel]: a separate module that turns
 //     the cache's events (tiered.Observer) into OpenTelemetry metrics.
 //
@@ -24,10 +32,11 @@
 //     failover or a cluster (not a Ring, whose sharding would lose
 //     invalidations).
 //
-// The parts of the cache (the local LRU with its generation tokens, the
-// Redis store with its scripts, the invalidation wire format and
-// subscriber) live under internal/: they are built for each other, and
-// their API is no promise.
+// The engines behind them (the local LRU with its generation tokens, the
+// Redis store with its scripts, leases and markers, the subscriber and its
+// freshness fence) live under internal/: they are built for each other,
+// and their API is no promise; remote, invalidate and local are small
+// faces over them.
 //
 // The example below is the README's quick start. The command bench
 // (go run ./bench) measures the cache against its baselines and prints a

@@ -38,6 +38,7 @@ type library struct {
 	t           *testing.T
 	hub         *tiered.Hub
 	c, noLeases *tiered.Cache[string]
+	slow        *tiered.Cache[string] // a LeaseTTL shorter than its loads: the lease is renewed
 	st          *remote.Store
 	p           *invalidate.Publisher
 	loads       atomic.Int64 // calls of load
@@ -55,6 +56,7 @@ func newLibrary(t *testing.T, s *redistest.Server) *library {
 	t.Cleanup(func() { _ = l.hub.Close() })
 	l.c = l.newCache(tiered.Options[string]{TTL: time.Minute, RefreshAhead: 0.999})
 	l.noLeases = l.newCache(tiered.Options[string]{LeaseTTL: -1}) // stores loads with SET NX
+	l.slow = l.newCache(tiered.Options[string]{LeaseTTL: 30 * time.Millisecond})
 	if l.st, err = remote.New(client, remote.Options{Namespace: "users"}); err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +90,23 @@ func (l *library) fetched(ctx context.Context, c *tiered.Cache[string], key stri
 	return err
 }
 
+// fetchedSlowly is fetched through the cache whose loads outlive its
+// LeaseTTL: the lease must be renewed (PEXPIRE, in a script) for the load
+// to be stored.
+func (l *library) fetchedSlowly(ctx context.Context, key string) error {
+	if _, err := l.slow.Fetch(ctx, key, func(ctx context.Context) (string, error) {
+		time.Sleep(100 * time.Millisecond)
+		return l.load(ctx)
+	}); err != nil {
+		return err
+	}
+	v, err := l.st.Get(ctx, key)
+	if err == nil && string(v) != "loaded" {
+		err = fmt.Errorf("%q stored", v)
+	}
+	return err
+}
+
 // refreshed reads key through the cache until a refresh ahead has loaded
 // it: a refresh lease, a load, a conditional write.
 func (l *library) refreshed(ctx context.Context, key string) error {
@@ -108,6 +127,7 @@ func (l *library) refreshed(ctx context.Context, key string) error {
 func (l *library) reopen(ctx context.Context) error {
 	l.c.Close()
 	l.noLeases.Close()
+	l.slow.Close()
 	l.c = l.newCache(tiered.Options[string]{})
 	l.t.Cleanup(func() { _ = l.c.Close() })
 	if err := l.c.WaitReady(ctx); err != nil {
@@ -141,6 +161,7 @@ func (l *library) steps(ctx context.Context) []step {
 			return err
 		}},
 		{"Fetch without leases", func() error { return l.fetched(ctx, l.noLeases, "n") }},
+		{"Fetch slower than its lease (renewed)", func() error { return l.fetchedSlowly(ctx, "r") }},
 		{"Delete", func() error { return c.Delete(ctx, "a", "g") }},
 		{"Keys", func() error { _, err := c.Keys(ctx); return err }},
 		{"Invalidate", func() error { return c.Invalidate(ctx, "b") }},

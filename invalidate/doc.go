@@ -110,7 +110,7 @@
 //
 //	ACL SETUSER users-svc on >secret resetkeys resetchannels -@all
 //	  ~users:* ~tiercache:refresh:users:* &tiercache:invalidate:users
-//	  +get +mget +pttl +set +del +exists +scan +multi +exec
+//	  +get +mget +pttl +set +del +exists +pexpire +scan +multi +exec
 //	  +eval +evalsha +publish +subscribe +unsubscribe +ping
 //
 // That is what tiered, remote and the Publisher send: the namespace's keys,
