@@ -64,7 +64,7 @@ func (o *outageObserver) observe(ev tiered.Event) {
 		o.failed.Add(1)
 	case tiered.EventSubscription:
 		switch {
-		case ev.State == tiered.StateSubscribed && o.clock.restart.Load() != 0:
+		case (ev.State == tiered.StateSubscribed || ev.State == tiered.StateRepaired) && o.clock.restart.Load() != 0:
 			o.subscribed.CompareAndSwap(0, o.clock.now())
 		case ev.State == tiered.StateBroken:
 			o.broken.Store(o.clock.now())

@@ -138,7 +138,7 @@ func write(ctx context.Context, e *env, cfg config) (*writeResult, error) {
 	channel := invalidate.Channel(e.namespace)
 	payload := invalidate.Message{Origin: invalidate.NewOrigin(), Keys: []string{ks[0]}}.Append(nil)
 	sset := func(k string) error {
-		return store.SetAndPublish(ctx, k, []byte(vals[k]), keyTTL, channel, payload)
+		return store.SetAndPublish(ctx, k, []byte(vals[k]), keyTTL, payload)
 	}
 	ppub := func(string) error { return plain.Publish(ctx, channel, payload).Err() }
 	c0 := w.calls.snapshot()

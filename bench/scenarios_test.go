@@ -221,8 +221,10 @@ func checkStampede(t *testing.T, st *stampedeResult) {
 
 func checkBatch(t *testing.T, r *batchResult) {
 	t.Helper()
-	if r.RemoteShare != 1 || r.GetsShare != 1 {
-		t.Errorf("batch: Redis answered %.3f of GetMany's keys and %.3f of the Gets', want all", r.RemoteShare, r.GetsShare)
+	// LocalSize 1: the local tier holds one key, which the next call finds
+	// if it reads the same group (rounds restart the cycle of groups).
+	if least := 1 - 1.0/batchSize; r.RemoteShare < least || r.GetsShare < least {
+		t.Errorf("batch: Redis answered %.4f of GetMany's keys and %.4f of the Gets', want %.2f or more", r.RemoteShare, r.GetsShare, least)
 	}
 	if r.TripsPerMany != 1 || r.TripsPerSet != 1 {
 		t.Errorf("batch: %.3f round trips per GetMany (%s), %.3f per SetMany (%s), want 1 and 1",

@@ -182,7 +182,7 @@ func (l *library) steps(ctx context.Context) []step {
 type breaks struct{ n atomic.Int64 }
 
 func (b *breaks) Observe(e tiered.Event) {
-	if e.Kind == tiered.EventSubscription && e.State != tiered.StateSubscribed {
+	if e.Kind == tiered.EventSubscription && e.State != tiered.StateSubscribed && e.State != tiered.StateRepaired {
 		b.n.Add(1)
 	}
 }

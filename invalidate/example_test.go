@@ -46,9 +46,10 @@ func Example() {
 		log.Fatal(err)
 	}
 	b := []byte(m.Payload)
-	// Version 2, no flags, then 16 bytes of origin and the send time; then
-	// one key of two bytes, "42".
-	fmt.Printf("%s: % x … % x\n", m.Channel, b[:2], b[len(b)-4:])
+	// Version 3, no flags, then 16 bytes of origin and the send time; then
+	// one key of two bytes, "42"; then the write script's position in the
+	// namespace's log, "1": the first message of "users".
+	fmt.Printf("%s: % x … % x\n", m.Channel, b[:2], b[len(b)-5:])
 	// Output:
-	// tiercache:invalidate:users: 02 00 … 01 02 34 32
+	// tiercache:invalidate:users: 03 00 … 01 02 34 32 31
 }

@@ -16,9 +16,8 @@ import (
 // tier, for a program that changes the namespace's Redis keys by other
 // means. It is safe for concurrent use and holds no goroutine.
 type Publisher struct {
-	store     *engine.Store // for its ctx-bounded PUBLISH
+	store     *engine.Store // for its write script, within ctx
 	namespace string
-	channel   string
 	origin    wire.Origin
 }
 
@@ -42,28 +41,35 @@ func NewPublisher(client redis.UniversalClient, namespace string) (*Publisher, e
 	if err != nil {
 		return nil, fmt.Errorf("invalidate: %w", err)
 	}
-	return &Publisher{store: st, namespace: namespace, channel: wire.Channel(namespace), origin: wire.NewOrigin()}, nil
+	return &Publisher{store: st, namespace: namespace, origin: wire.NewOrigin()}, nil
 }
 
 // Invalidate tells every cache of the namespace to drop keys from its local
-// tier, in one message (wire version 2). Redis keys are not touched. It
-// returns when the message is published, or when ctx ends.
+// tier (wire version 3, logged, through the write script, like a write's
+// invalidation). Redis keys are not touched. It returns when the message
+// is published, or when ctx ends.
 func (p *Publisher) Invalidate(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	return p.publish(ctx, wire.Message{Origin: p.origin, Keys: keys, Sent: time.Now()}, "invalidate", keys)
+	return p.publish(ctx, "invalidate", keys)
 }
 
 // InvalidateAll tells every cache of the namespace to empty its local tier.
 // Redis keys are not touched.
 func (p *Publisher) InvalidateAll(ctx context.Context) error {
-	return p.publish(ctx, wire.Message{Origin: p.origin, All: true, Sent: time.Now()}, "invalidate-all", nil)
+	return p.publish(ctx, "invalidate-all", nil)
 }
 
-// publish sends m; an error reads `invalidate: op "k" in namespace "ns": cause`.
-func (p *Publisher) publish(ctx context.Context, m wire.Message, op string, keys []string) error {
-	err := p.store.Publish(ctx, p.channel, m.Append(nil), keys...)
+// message encodes the invalidation of keys (of every key, for nil).
+func (p *Publisher) message(keys []string) []byte {
+	return wire.Message{Origin: p.origin, Keys: keys, All: keys == nil, Sent: time.Now()}.AppendVersion(nil, wire.Version)
+}
+
+// publish sends the invalidation of keys; an error reads `invalidate: op
+// "k" in namespace "ns": cause`.
+func (p *Publisher) publish(ctx context.Context, op string, keys []string) error {
+	err := p.store.Publish(ctx, p.message, keys...)
 	var e *engine.Error
 	if errors.As(err, &e) {
 		c := *e

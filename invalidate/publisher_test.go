@@ -64,8 +64,9 @@ func TestPublisherInvalidates(t *testing.T) {
 	eventuallyGets(t, start, c, "b", "new b")
 }
 
-// What a Publisher sends is what the doc says: version 2, its own origin
-// every time, the send time, the keys; and nothing for no keys.
+// What a Publisher sends is what the doc says: version 3, its own origin
+// every time, the send time, the keys, the position in the log; and nothing
+// for no keys.
 func TestPublisherFollowsTheDoc(t *testing.T) {
 	ctx := context.Background()
 	s := redistest.New(t)
@@ -94,14 +95,14 @@ func TestPublisherFollowsTheDoc(t *testing.T) {
 	}
 	m := next()
 	after := uint64(time.Now().Add(time.Second).UnixNano())
-	if m.version != 2 || m.flags != 0 || !slices.Equal(m.keys, []string{"user:1", "", "a:b"}) || m.sent < before || m.sent > after {
+	if m.version != 3 || m.position == 0 || m.flags != 0 || !slices.Equal(m.keys, []string{"user:1", "", "a:b"}) || m.sent < before || m.sent > after {
 		t.Fatalf("Invalidate sent %+v", m)
 	}
 	if err := p.InvalidateAll(ctx); err != nil {
 		t.Fatal(err)
 	}
 	all := next()
-	if all.version != 2 || all.flags != 1 || len(all.keys) != 0 || !bytes.Equal(all.origin, m.origin) {
+	if all.version != 3 || all.position != m.position+1 || all.flags != 1 || len(all.keys) != 0 || !bytes.Equal(all.origin, m.origin) {
 		t.Fatalf("InvalidateAll sent %+v; want all, with the origin %x", all, m.origin)
 	}
 	if err := other.Invalidate(ctx, "k"); err != nil {
@@ -121,8 +122,12 @@ func TestAnotherLanguage(t *testing.T) {
 	w := s.NewClient("")
 	channel := "tiercache:invalidate:" + s.Namespace
 	rk := s.Namespace + ":k"
-	message := buildAsDoc
 	now := func() uint64 { return uint64(time.Now().UnixNano()) }
+	// What the write script is handed: version 3, to which it appends the
+	// position it gives the write. (A version 2 message would take a
+	// position all the same, and the caches, learning of it from the log at
+	// the next message, would drop its keys a second time.)
+	message := func(keys ...string) []byte { return buildAsDoc(3, now(), keys...) }
 
 	steps := []struct {
 		name    string
@@ -133,25 +138,28 @@ func TestAnotherLanguage(t *testing.T) {
 		{"MULTI SET PUBLISH EXEC", "tx", true, func() error {
 			_, err := w.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Set(ctx, rk, "tx", time.Minute)
-				p.Publish(ctx, channel, message(now(), "k"))
+				p.Publish(ctx, channel, buildAsDoc(2, now(), "k"))
 				return nil
 			})
 			return err
 		}},
-		{"EVAL SetScript", "script", true, func() error {
-			return w.Eval(ctx, invalidate.SetScript(), []string{rk}, "script", 60000, channel, message(now(), "k")).Err()
+		{"EVAL WriteScript", "script", true, func() error {
+			return w.Eval(ctx, invalidate.WriteScript(), []string{rk}, s.Namespace, message("k"), "", "c", 10000,
+				"S", "script", 60000, "").Err()
 		}},
-		{"EVAL SetScript without expiry", "no expiry", false, func() error {
-			return w.Eval(ctx, invalidate.SetScript(), []string{rk}, "no expiry", 0, channel, message(now(), "k")).Err()
+		{"EVAL WriteScript without expiry", "no expiry", false, func() error {
+			return w.Eval(ctx, invalidate.WriteScript(), []string{rk}, s.Namespace, message("k"), "", "c", 10000,
+				"S", "no expiry", 0, "").Err()
 		}},
 		{"SET, then PUBLISH version 1", "v1", false, func() error {
 			if err := w.Set(ctx, rk, "v1", 0).Err(); err != nil {
 				return err
 			}
-			return w.Publish(ctx, channel, message(0, "k")).Err()
+			return w.Publish(ctx, channel, buildAsDoc(1, 0, "k")).Err()
 		}},
-		{"EVAL DeleteScript", "", false, func() error {
-			return w.Eval(ctx, invalidate.DeleteScript(), []string{rk}, channel, message(now(), "k")).Err()
+		{"EVAL WriteScript, a delete", "", false, func() error {
+			return w.Eval(ctx, invalidate.WriteScript(), []string{rk}, s.Namespace, message("k"), "", "c", 10000,
+				"D", "", 0, "").Err()
 		}},
 	}
 	for _, st := range steps {
@@ -179,19 +187,17 @@ func TestAnotherLanguage(t *testing.T) {
 		}
 	}
 	if n := w.Exists(ctx, rk).Val(); n != 0 {
-		t.Fatal("DeleteScript left the key")
+		t.Fatal("the script's delete left the key")
 	}
 }
 
-// buildAsDoc builds a message by the doc, as a writer in another language
-// would, with an origin of its own; sent 0 makes a version 1.
-func buildAsDoc(sent uint64, keys ...string) []byte {
-	b := []byte{1, 0}
-	if sent != 0 {
-		b[0] = 2
-	}
+// buildAsDoc builds a message of the version by the doc, as a writer in
+// another language would, with an origin of its own and no position; sent
+// is left out of version 1.
+func buildAsDoc(version byte, sent uint64, keys ...string) []byte {
+	b := []byte{version, 0}
 	b = append(b, bytes.Repeat([]byte{0xab}, 16)...)
-	if sent != 0 {
+	if version > 1 {
 		b = binaryAppend(b, sent)
 	}
 	b = binaryAppend(b, uint64(len(keys)))

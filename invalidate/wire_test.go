@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,10 @@ var goldens = []struct {
 	hex  string
 	msg  wire.Message
 }{
+	{"version 3, keys, at 42", "03 00 00112233445566778899aabbccddeeff 959a97ece39fe7cb17 03 06 757365723a31 00 03 613a62 3432",
+		wire.Message{Origin: goldenOrigin, Keys: goldenKeys, Sent: goldenSent, Seq: 42, Version: 3}},
+	{"version 3, all, no position", "03 01 00112233445566778899aabbccddeeff 959a97ece39fe7cb17 00",
+		wire.Message{Origin: goldenOrigin, All: true, Sent: goldenSent, Version: 3}},
 	{"version 2, keys", "02 00 00112233445566778899aabbccddeeff 959a97ece39fe7cb17 03 06 757365723a31 00 03 613a62",
 		wire.Message{Origin: goldenOrigin, Keys: goldenKeys, Sent: goldenSent}},
 	{"version 2, all", "02 01 00112233445566778899aabbccddeeff 959a97ece39fe7cb17 00",
@@ -64,10 +69,11 @@ func TestGoldenVectors(t *testing.T) {
 			t.Errorf("%s: Decode: %v", g.name, err)
 			continue
 		}
-		if m.Origin != g.msg.Origin || m.All != g.msg.All || !slices.Equal(m.Keys, g.msg.Keys) || !m.Sent.Equal(g.msg.Sent) {
+		if m.Origin != g.msg.Origin || m.All != g.msg.All || !slices.Equal(m.Keys, g.msg.Keys) || !m.Sent.Equal(g.msg.Sent) ||
+			m.Seq != g.msg.Seq {
 			t.Errorf("%s: Decode = %+v; want %+v", g.name, m, g.msg)
 		}
-		if got := g.msg.Append(nil); !bytes.Equal(got, b) {
+		if got := g.msg.AppendVersion(nil, int(b[0])); !bytes.Equal(got, b) {
 			t.Errorf("%s: Append = %x; want %x", g.name, got, b)
 		}
 	}
@@ -82,6 +88,7 @@ type docMessage struct {
 	origin         []byte
 	sent           uint64
 	keys           []string
+	position       uint64
 }
 
 // parseAsDoc parses b following the doc alone, as a reader in another
@@ -101,7 +108,7 @@ func parseAsDoc(t *testing.T, b []byte) docMessage {
 		rest = rest[n:]
 		return v
 	}
-	if m.version == 2 {
+	if m.version >= 2 {
 		m.sent = varint("sent")
 	}
 	for range varint("N") {
@@ -110,6 +117,13 @@ func parseAsDoc(t *testing.T, b []byte) docMessage {
 			t.Fatalf("%x: a key runs past the end", b)
 		}
 		m.keys, rest = append(m.keys, string(rest[:l])), rest[l:]
+	}
+	if m.version == 3 && len(rest) > 0 {
+		p, err := strconv.ParseUint(string(rest), 10, 63)
+		if err != nil || rest[0] == '0' {
+			t.Fatalf("%x: the position %q is not canonical decimal", b, rest)
+		}
+		m.position, rest = p, nil
 	}
 	if len(rest) != 0 {
 		t.Fatalf("%x: %d bytes after the last key", b, len(rest))
@@ -125,12 +139,15 @@ func TestGoldenVectorsFollowTheDoc(t *testing.T) {
 		if !g.msg.Sent.IsZero() {
 			wantVersion, wantSent = 2, uint64(g.msg.Sent.UnixNano())
 		}
+		if g.msg.Version == 3 {
+			wantVersion = 3
+		}
 		wantFlags := byte(0)
 		if g.msg.All {
 			wantFlags = 1
 		}
 		if m.version != wantVersion || m.flags != wantFlags || !bytes.Equal(m.origin, goldenOrigin[:]) ||
-			m.sent != wantSent || !slices.Equal(m.keys, g.msg.Keys) {
+			m.sent != wantSent || !slices.Equal(m.keys, g.msg.Keys) || m.position != g.msg.Seq {
 			t.Errorf("%s parses to %+v", g.name, m)
 		}
 	}

@@ -135,7 +135,7 @@ func (o *Observer) Observe(e tiered.Event) {
 	case tiered.EventSubscription:
 		s := o.space(e.Namespace)
 		switch e.State {
-		case tiered.StateSubscribed:
+		case tiered.StateSubscribed, tiered.StateRepaired:
 			s.up.Store(1)
 		case tiered.StateBroken:
 			s.up.Store(0)

@@ -31,7 +31,6 @@ type Options struct {
 type Store struct {
 	store     *engine.Store
 	namespace string
-	channel   string
 	origin    invalidate.Origin // of this Store's messages
 }
 
@@ -51,16 +50,16 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if ns == "" {
 		ns = engine.DefaultNamespace
 	}
-	return &Store{store: st, namespace: ns, channel: invalidate.Channel(ns), origin: invalidate.NewOrigin()}, nil
+	return &Store{store: st, namespace: ns, origin: invalidate.NewOrigin()}, nil
 }
 
 // Namespace returns the Store's namespace.
 func (s *Store) Namespace() string { return s.namespace }
 
-// message encodes the invalidation of keys (wire version 2, with the send
-// time).
+// message encodes the invalidation of keys (wire version 3: the write
+// script appends its position in the log).
 func (s *Store) message(keys []string) []byte {
-	return invalidate.Message{Origin: s.origin, Keys: keys, Sent: time.Now()}.Append(nil)
+	return invalidate.Message{Origin: s.origin, Keys: keys, Sent: time.Now()}.AppendVersion(nil, invalidate.Version)
 }
 
 // refuseMarker returns the error of op writing value at key if value

@@ -15,7 +15,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := s.refuseMarker("set", key, value); err != nil {
 		return err
 	}
-	return s.store.SetAndPublish(ctx, key, value, ttl, s.channel, s.message([]string{key}))
+	return s.store.SetAndPublish(ctx, key, value, ttl, s.message([]string{key}))
 }
 
 // SetMany stores every item for ttl (0: no expiry) and publishes their
@@ -40,7 +40,7 @@ func (s *Store) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 		}
 		writes[i] = engine.Write{Key: k, Value: items[k], TTL: ttl}
 	}
-	res, err := s.store.WriteMany(ctx, writes, s.channel, s.message)
+	res, err := s.store.WriteMany(ctx, writes, s.message)
 	if err != nil {
 		return relabel("set-many", err)
 	}
@@ -62,5 +62,5 @@ func (s *Store) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 // round trip (on a Cluster, one per hash slot, in turn; the first that
 // fails ends the call). Keys that hold nothing are ignored.
 func (s *Store) Delete(ctx context.Context, keys ...string) error {
-	return s.store.DeleteAndPublish(ctx, s.channel, s.message, keys...)
+	return s.store.DeleteAndPublish(ctx, s.message, keys...)
 }

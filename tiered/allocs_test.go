@@ -28,7 +28,7 @@ var callStacks = allocs.Stacks{
 // Codec and default options.
 const (
 	remoteHitBudget = 12 // a Get that the local tier misses and Redis answers
-	setBudget       = 14
+	setBudget       = 15 // the write script's reply is the message's position in the log: one more
 )
 
 // perCall returns what f allocates per call, over runs calls, on

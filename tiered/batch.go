@@ -155,7 +155,7 @@ func (c *Cache[V]) SetMany(ctx context.Context, items map[string]V) error {
 	toks := c.tokens(keys)
 	err := c.bounded(ctx, func(ctx context.Context) error {
 		start := c.since()
-		res, err := c.store.WriteMany(ctx, writes, c.channel, c.message)
+		res, err := c.store.WriteMany(ctx, writes, c.message)
 		c.observeRedis("write-many", len(writes), start, err)
 		var failed map[string]error
 		for j, w := range writes {

@@ -46,7 +46,6 @@ type Cache[V any] struct {
 	log         *slog.Logger
 	obs         Observer // the Hub's; nil: nothing observed
 	origin      invalidate.Origin
-	channel     string
 	ttl         time.Duration
 	localTTL    time.Duration
 	loadTimeout time.Duration
@@ -179,7 +178,8 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 	if err != nil {
 		return nil, fmt.Errorf("tiered: local tier: %w", err)
 	}
-	store, err := remote.New(h.client, remote.Options{Namespace: opts.Namespace})
+	store, err := remote.New(h.client, remote.Options{Namespace: opts.Namespace,
+		LogLength: h.logLen, Silent: h.silent, ClassicPubSub: h.wire < invalidate.Version})
 	if err != nil {
 		lc.Close()
 		return nil, fmt.Errorf("tiered: %w", err)
@@ -195,7 +195,6 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		log:         opts.Logger,
 		obs:         h.obs,
 		origin:      invalidate.NewOrigin(),
-		channel:     invalidate.Channel(opts.Namespace),
 		ttl:         opts.TTL,
 		localTTL:    opts.LocalTTL,
 		loadTimeout: opts.LoadTimeout,
@@ -228,7 +227,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 	c.reads, c.loads = newFlights[V](onPanic, h.maxStaleness), newFlights[V](onPanic, 0)
 	c.idle = sync.NewCond(&c.mu)
 	c.closing, c.cancel = context.WithCancel(context.Background())
-	live, err := h.attach(c.channel, c)
+	live, err := h.attach(c.namespace, c)
 	if err != nil {
 		lc.Close()
 		if c.suspect != nil {

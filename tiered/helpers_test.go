@@ -107,10 +107,10 @@ func warmScripts(t *testing.T, client *redis.Client) {
 	ctx := context.Background()
 	st := newStore(t, client, "tiercache-warm-up")
 	noop := func([]string) []byte { return nil }
-	if err := st.DeleteAndPublish(ctx, "tiercache-warm-up", noop, "none"); err != nil {
+	if err := st.DeleteAndPublish(ctx, noop, "none"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetAndPublish(ctx, "k", []byte("v"), time.Millisecond, "tiercache-warm-up", nil); err != nil {
+	if err := st.SetAndPublish(ctx, "k", []byte("v"), time.Millisecond, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, _, _ = st.GetWithTTL(ctx, "k")

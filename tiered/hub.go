@@ -58,13 +58,36 @@ type HubOptions struct {
 	Observer Observer
 
 	// WireVersion is the version of the invalidation messages the Hub's
-	// caches publish. 2, the default, carries the publisher's send time, so
-	// that receivers can observe invalidation lag. 1 is the format of
-	// releases before it: set it while a rolling upgrade from such a release
-	// is under way (they read a version 2 message as undecodable, and purge
-	// their whole local tier for each), then remove it. This release reads
-	// both. Must be 0, 1 or 2.
+	// caches publish. 3, the default, carries each message's position in
+	// its channel's log, so that a Hub that lost its subscription reads
+	// back what it missed instead of purging (see the package doc). 2 and 1
+	// are the formats of releases before it (2 with the send time, for the
+	// lag metric): set the oldest that an instance of the fleet reads while
+	// a rolling upgrade is under way (an instance purges its whole local
+	// tier for each message it cannot read), then remove it. A Hub with
+	// WireVersion below 3 purges after a loss, as those releases do. This
+	// release reads all three. Must be 0, 1, 2 or 3.
 	WireVersion int
+
+	// LogLength is about how many invalidations each channel's log keeps
+	// (XADD … MAXLEN ~), for the Hubs that lost their subscription to read
+	// back; one that missed more purges. Each entry is the message, some
+	// 60 bytes plus its keys. Default: DefaultLogLength. Must be >= 0.
+	LogLength int
+
+	// Tracking has Redis itself tell the Hub of every change to the keys
+	// of its namespaces, whoever makes it (any client's SET or DEL, an
+	// EXPIRE, an eviction, a FLUSHDB), with server-assisted invalidation
+	// (CLIENT TRACKING … BCAST, Redis 6 or later). A lost subscription
+	// purges, as Redis keeps no log of what it reported. Where the server
+	// cannot track, no cache is ever subscribed and WaitReady says why.
+	Tracking bool
+
+	// TrackingOnly makes the caches' writes plain SETs and DELs, which
+	// publish nothing: only for a fleet whose every instance of the
+	// namespaces on this Redis has Tracking (see the package doc for a
+	// rolling upgrade). Requires Tracking.
+	TrackingOnly bool
 
 	// Logger receives reports of the subscription: lost, failed attempts
 	// (rate-limited), undecodable messages. Caches use it too unless their
@@ -72,16 +95,25 @@ type HubOptions struct {
 	Logger *slog.Logger
 }
 
+// DefaultLogLength is HubOptions.LogLength when it is 0.
+const DefaultLogLength = 10_000
+
 func (o *HubOptions) validate() error {
-	var wire error
-	if o.WireVersion < 0 || o.WireVersion > 2 {
-		wire = fmt.Errorf("tiered: WireVersion must be 0 (the default, 2), 1 or 2, got %d", o.WireVersion)
+	var wire, log, only error
+	if o.WireVersion < 0 || o.WireVersion > 3 {
+		wire = fmt.Errorf("tiered: WireVersion must be 0 (the default, 3), 1, 2 or 3, got %d", o.WireVersion)
+	}
+	if o.LogLength < 0 {
+		log = fmt.Errorf("tiered: LogLength must be >= 0, got %d", o.LogLength)
+	}
+	if o.TrackingOnly && !o.Tracking {
+		only = errors.New("tiered: TrackingOnly needs Tracking")
 	}
 	return errors.Join(
 		orOff("HealthCheck", o.HealthCheck),
 		nonNegative("MaxBackoff", o.MaxBackoff),
 		orOff("MaxStaleness", o.MaxStaleness),
-		wire,
+		wire, log, only,
 	)
 }
 
@@ -96,17 +128,19 @@ type Hub struct {
 	log    *slog.Logger
 	fenced bool // MaxStaleness > 0: local hits need a fresh proof
 	obs    Observer
-	wireV1 bool // publish wire version 1 (no send time)
+	wire   int  // the wire version the caches publish
+	logLen int  // LogLength, or its default
+	silent bool // TrackingOnly: writes publish nothing
 	// maxStaleness is MaxStaleness when fenced, else 0.
 	maxStaleness time.Duration
 
-	// joins serializes attach and detach, so that a channel's membership
+	// joins serializes attach and detach, so that a namespace's membership
 	// and the subscriber's set change together: a cache that attaches never
-	// finds its channel on its way out of the set.
+	// finds its namespace on its way out of the set.
 	joins sync.Mutex
 
 	mu      sync.RWMutex
-	members map[string][]member // guarded by mu: attached caches by channel
+	members map[string][]member // guarded by mu: attached caches by namespace
 	closed  bool                // guarded by mu
 }
 
@@ -135,12 +169,20 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.WireVersion == 0 {
+		opts.WireVersion = invalidate.Version
+	}
+	if opts.LogLength == 0 {
+		opts.LogLength = DefaultLogLength
+	}
 	h := &Hub{
 		client:       client,
 		log:          opts.Logger,
 		fenced:       opts.MaxStaleness > 0,
 		obs:          opts.Observer,
-		wireV1:       opts.WireVersion == 1,
+		wire:         opts.WireVersion,
+		logLen:       opts.LogLength,
+		silent:       opts.TrackingOnly,
 		maxStaleness: max(opts.MaxStaleness, 0),
 		members:      make(map[string][]member),
 	}
@@ -150,6 +192,8 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 		HealthCheck:  opts.HealthCheck,
 		MaxBackoff:   opts.MaxBackoff,
 		MaxStaleness: max(opts.MaxStaleness, 0),
+		Repair:       opts.WireVersion >= 3 && !opts.Tracking,
+		Tracking:     opts.Tracking,
 		Logger:       opts.Logger,
 	})
 	if err != nil {
@@ -178,6 +222,9 @@ func (h *Hub) wait(ctx context.Context, what string, ready func() bool) error {
 		if ready() {
 			return nil
 		}
+		if err := h.sub.PermanentError(); err != nil {
+			return fmt.Errorf("tiered: %s not ready: %w", what, err)
+		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -198,11 +245,11 @@ func (h *Hub) isClosed() bool {
 // fresh reports whether a local hit may be served now (see MaxStaleness).
 func (h *Hub) fresh() bool { return !h.fenced || h.sub.Fresh() }
 
-// attach adds m, a new cache, on channel. It reports whether the channel is
-// already confirmed on the current connection (Current): m may then use its
-// (empty) local tier at once, since every message published from now on
-// reaches it. Otherwise m waits for its channel's Subscribed.
-func (h *Hub) attach(channel string, m member) (live bool, err error) {
+// attach adds m, a new cache, in namespace. It reports whether the
+// namespace is already confirmed on every connection (Current): m may then
+// use its (empty) local tier at once, since every message published from
+// now on reaches it. Otherwise m waits for its namespace's Subscribed.
+func (h *Hub) attach(namespace string, m member) (live bool, err error) {
 	h.joins.Lock()
 	defer h.joins.Unlock()
 	h.mu.Lock()
@@ -210,26 +257,27 @@ func (h *Hub) attach(channel string, m member) (live bool, err error) {
 		h.mu.Unlock()
 		return false, ErrHubClosed
 	}
-	first := len(h.members[channel]) == 0
-	h.members[channel] = append(h.members[channel], m)
-	live = !first && h.sub.Current(channel)
+	first := len(h.members[namespace]) == 0
+	h.members[namespace] = append(h.members[namespace], m)
+	live = !first && h.sub.Current(namespace)
 	h.mu.Unlock()
 	if first {
 		// Errors are the connection's: the subscriber subscribes every
-		// channel of its set again on each new connection.
-		_ = h.sub.Add(context.Background(), channel)
+		// namespace of its set again on each new connection.
+		_ = h.sub.Add(context.Background(), namespace)
 	}
 	return live, nil
 }
 
-// detach removes m from channel; after it returns, no callback reaches m.
-// The last cache of a channel takes it out of the subscriber's set: the
-// next cache of that channel waits for its new SUBSCRIBE's confirmation.
-func (h *Hub) detach(channel string, m member) {
+// detach removes m from namespace; after it returns, no callback reaches m.
+// The last cache of a namespace takes it out of the subscriber's set: the
+// next cache of that namespace waits for its new subscriptions'
+// confirmation.
+func (h *Hub) detach(namespace string, m member) {
 	h.joins.Lock()
 	defer h.joins.Unlock()
 	h.mu.Lock()
-	list := h.members[channel]
+	list := h.members[namespace]
 	for i, x := range list {
 		if x == m {
 			list = append(list[:i:i], list[i+1:]...)
@@ -238,34 +286,34 @@ func (h *Hub) detach(channel string, m member) {
 	}
 	last := len(list) == 0
 	if last {
-		delete(h.members, channel)
+		delete(h.members, namespace)
 	} else {
-		h.members[channel] = list
+		h.members[namespace] = list
 	}
 	closed := h.closed
 	h.mu.Unlock()
 	if last && !closed {
-		_ = h.sub.Remove(context.Background(), channel)
+		_ = h.sub.Remove(context.Background(), namespace)
 	}
 }
 
-// onMessage hands a message to the caches of its channel. Runs on the
+// onMessage hands a message to the caches of its namespace. Runs on a
 // subscriber goroutine.
-func (h *Hub) onMessage(channel string, msg invalidate.Message) {
+func (h *Hub) onMessage(namespace string, msg invalidate.Message) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for _, m := range h.members[channel] {
+	for _, m := range h.members[namespace] {
 		m.onMessage(msg)
 	}
 }
 
-// onState follows the subscription: a channel confirmed or with a gap
+// onState follows the subscription: a namespace confirmed or with a gap
 // concerns its caches, a lost connection every cache. A confirmation that a
-// Remove and a new Add of its channel have overtaken (the subscriber found
-// it just before) is no longer Current: it is ignored, and the caches wait
-// for the confirmation of the new Add. The check and the callbacks run
-// under mu, so no cache attaches or detaches in between.
-func (h *Hub) onState(st invalidate.State, channel string, err error) {
+// Remove and a new Add of its namespace have overtaken (the subscriber
+// found it just before) is no longer Current: it is ignored, and the
+// caches wait for the confirmation of the new Add. The check and the
+// callbacks run under mu, so no cache attaches or detaches in between.
+func (h *Hub) onState(st invalidate.State, namespace string, err error) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if st == invalidate.Broken {
@@ -276,10 +324,10 @@ func (h *Hub) onState(st invalidate.State, channel string, err error) {
 		}
 		return
 	}
-	if st == invalidate.Subscribed && !h.sub.Current(channel) {
+	if st == invalidate.Subscribed && !h.sub.Current(namespace) {
 		return
 	}
-	for _, m := range h.members[channel] {
+	for _, m := range h.members[namespace] {
 		m.onState(st, err)
 	}
 }

@@ -38,7 +38,7 @@ func (c *Cache[V]) Close() error {
 	c.state.Store(stateClosed)
 	c.mu.Unlock()
 
-	c.hub.detach(c.channel, c)
+	c.hub.detach(c.namespace, c)
 	c.cancel()
 	c.mu.Lock()
 	for c.running > 0 {

@@ -213,7 +213,7 @@ func (r *fetchRun[V]) writeCtx(ctx context.Context, ws []remote.Write) []remote.
 	}
 	c := r.c
 	start := c.since()
-	res, err := c.store.WriteMany(ctx, ws, c.channel, c.message)
+	res, err := c.store.WriteMany(ctx, ws, c.message)
 	c.observeRedis("write-many", len(ws), start, err)
 	keys := make([]string, len(ws))
 	for j, w := range ws {

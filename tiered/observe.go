@@ -122,12 +122,17 @@ const (
 	// StateBroken: the connection was lost or failed its health check;
 	// invalidations may have been lost.
 	StateBroken
-	// StateGap: a message on the channel did not decode, so an
-	// invalidation may have been lost; the subscription itself holds.
+	// StateGap: a message on the channel did not decode (or messages were
+	// missed and could not be read back), so an invalidation may have been
+	// lost; the subscription itself holds.
 	StateGap
+	// StateRepaired: the subscription is back after a loss, and every
+	// invalidation missed meanwhile was read back from the logs and
+	// applied: the local tier is in use again, as it was.
+	StateRepaired
 )
 
-// String returns "Subscribed", "Broken", "Gap" or "State(n)".
+// String returns "Subscribed", "Broken", "Gap", "Repaired" or "State(n)".
 func (s State) String() string {
 	switch s {
 	case StateSubscribed:
@@ -136,6 +141,8 @@ func (s State) String() string {
 		return "Broken"
 	case StateGap:
 		return "Gap"
+	case StateRepaired:
+		return "Repaired"
 	}
 	return "State(" + strconv.Itoa(int(s)) + ")"
 }
@@ -149,6 +156,8 @@ func stateOf(s invalidate.State) State {
 		return StateBroken
 	case invalidate.Gap:
 		return StateGap
+	case invalidate.Repaired:
+		return StateRepaired
 	}
 	return State(s)
 }

@@ -164,15 +164,16 @@ func TestObserverSeesEveryKind(t *testing.T) {
 		t.Errorf("stale events = %d, want 0", n)
 	}
 
-	// The subscription breaks and comes back: Broken, then Subscribed, and
-	// the reads in between are bypassed.
+	// The subscription breaks and comes back: Broken, then Repaired (the
+	// messages missed meanwhile read back), and the reads in between are
+	// bypassed.
 	s.KillPubSub(s.Namespace + "-a")
 	waitFor(t, 10*time.Second, "a subscribed again", func() bool {
 		return len(rec.of(tiered.EventSubscription)) >= 3 && a.Subscribed()
 	})
 	subs := rec.of(tiered.EventSubscription)
-	if subs[1].State != tiered.StateBroken || subs[1].Err == nil || subs[2].State != tiered.StateSubscribed {
-		t.Errorf("subscription events = %+v; want Subscribed, Broken (with its error), Subscribed", subs)
+	if subs[1].State != tiered.StateBroken || subs[1].Err == nil || subs[2].State != tiered.StateRepaired {
+		t.Errorf("subscription events = %+v; want Subscribed, Broken (with its error), Repaired", subs)
 	}
 }
 
@@ -211,15 +212,16 @@ func TestObserverSeesBypassedReads(t *testing.T) {
 	}
 }
 
-// TestInvalidationLagAcrossWireVersions: a Hub publishes wire version 2
-// (with its send time) by default and version 1 when asked; a cache of this
-// release applies both, observing the lag of version 2 only, and a message
-// of version 1 (a release before this one) is applied, not taken for a gap.
+// TestInvalidationLagAcrossWireVersions: a Hub publishes wire version 3
+// (with its send time and its position) by default and version 1 when
+// asked; a cache of this release applies both, observing the lag of
+// version 3 only, and a message of version 1 (a release before this one)
+// is applied, not taken for a gap.
 func TestInvalidationLagAcrossWireVersions(t *testing.T) {
 	s := redistest.New(t)
 	rec := &recorder{}
 	a := observedInstance(t, s, "a", tiered.HubOptions{Observer: rec}, tiered.Options[string]{})
-	v2 := observedInstance(t, s, "v2", tiered.HubOptions{}, tiered.Options[string]{})
+	v3 := observedInstance(t, s, "v3", tiered.HubOptions{}, tiered.Options[string]{})
 	v1 := observedInstance(t, s, "v1", tiered.HubOptions{WireVersion: 1}, tiered.Options[string]{})
 	ctx := context.Background()
 
@@ -242,14 +244,14 @@ func TestInvalidationLagAcrossWireVersions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("payload %q: %v", m.Payload, err)
 		}
-		if want := map[bool]byte{true: 2, false: 1}[!msg.Sent.IsZero()]; m.Payload[0] != want {
+		if want := map[bool]byte{true: 3, false: 1}[!msg.Sent.IsZero()]; m.Payload[0] != want {
 			t.Errorf("payload version %d with Sent %v", m.Payload[0], msg.Sent)
 		}
 		return msg
 	}
 	before := time.Now()
-	if m := wire(v2, "k2"); m.Sent.Before(before.Add(-time.Second)) || m.Sent.After(time.Now()) {
-		t.Errorf("default Hub: Sent = %v; want the time of the write", m.Sent)
+	if m := wire(v3, "k3"); m.Sent.Before(before.Add(-time.Second)) || m.Sent.After(time.Now()) || m.Seq == 0 {
+		t.Errorf("default Hub: Sent = %v, Seq = %d; want the time of the write and a position", m.Sent, m.Seq)
 	}
 	if m := wire(v1, "k1"); !m.Sent.IsZero() {
 		t.Errorf("WireVersion 1: Sent = %v; want none", m.Sent)
@@ -280,7 +282,7 @@ func TestInvalidationLagAcrossWireVersions(t *testing.T) {
 
 func TestWireVersionValidation(t *testing.T) {
 	s := redistest.New(t)
-	for _, v := range []int{-1, 3} {
+	for _, v := range []int{-1, 4} {
 		_, err := tiered.NewHub(s.Client, tiered.HubOptions{WireVersion: v})
 		if err == nil || !strings.Contains(err.Error(), "WireVersion") {
 			t.Errorf("WireVersion %d: err = %v; want one naming WireVersion", v, err)

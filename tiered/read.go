@@ -104,21 +104,28 @@ func (c *Cache[V]) read(ctx context.Context, key string) (V, error) {
 }
 
 // storeFill puts an entry read from Redis into the local tier for
-// min(LocalTTL, its remaining Redis TTL), unless key was invalidated since tok;
-// while the subscription is not live, into the suspect tier instead (with
+// min(LocalTTL, its remaining Redis TTL), unless key was invalidated since
+// tok; while the subscription is not live, also into the suspect tier (with
 // StaleIfError), never to be served as a hit.
 func (c *Cache[V]) storeFill(key string, e entry[V], remaining time.Duration, tok fillToken) {
-	if c.state.Load() != stateLive {
-		if c.suspect != nil {
-			c.suspect.SetIf(key, staleEntry[V]{e: e, since: time.Now()}, c.staleIfError, tok.suspect)
-		}
-		return
-	}
 	life := c.localTTL
 	if remaining != remote.NoExpiry && remaining < life {
 		life = remaining
 	}
-	c.local.SetIf(key, e, life, tok.local)
+	switch c.state.Load() {
+	case stateLive:
+		c.local.SetIf(key, e, life, tok.local)
+	case stateBypass:
+		if c.suspect != nil {
+			c.suspect.SetIf(key, staleEntry[V]{e: e, since: time.Now()}, c.staleIfError, tok.suspect)
+		}
+		if !c.localOff {
+			// Kept for when the subscription is back: not served until then,
+			// and dropped then by the purge, or by the replay of the writes
+			// made since (Repaired), like every other entry.
+			c.local.SetIf(key, e, life, tok.local)
+		}
+	}
 }
 
 // decodeRead is decode for the bytes of a single-key read: GetWithTTL's

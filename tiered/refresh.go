@@ -232,7 +232,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, a *ahead[V]) {
 	}
 	ltok := c.local.Token(key)
 	start = c.since()
-	res, err := c.store.WriteMany(lctx, []remote.Write{w}, c.channel, c.message)
+	res, err := c.store.WriteMany(lctx, []remote.Write{w}, c.message)
 	c.observeRedis("write-many", 1, start, err)
 	if err == nil {
 		err = res[0].Err

@@ -87,19 +87,17 @@ func (c *Cache[V]) dropSuspect(keys ...string) {
 }
 
 // foundNone is told that Redis holds no value at key (nothing, a lease, a
-// load's outcome): with StaleIfError, whatever this instance held for key
-// is no longer the last it knew, so it must not be served stale. While the
-// subscription is live and proven, the local tier cannot hold key (an
+// load's outcome): whatever this instance held for key is no longer the
+// last it knew, so it must not be served, stale or after a repair. While
+// the subscription is live and proven, the local tier cannot hold key (an
 // invalidation would have dropped it); unproven, it may, and is dropped.
 func (c *Cache[V]) foundNone(key string) {
-	if c.suspect == nil {
-		return
-	}
 	switch c.state.Load() {
 	case stateBypass:
-		c.suspect.Invalidate(key)
+		c.local.Invalidate(key) // kept through the loss (see storeFill)
+		c.dropSuspect(key)
 	case stateLive:
-		if !c.hub.fresh() {
+		if c.suspect != nil && !c.hub.fresh() {
 			c.local.Delete(key)
 		}
 	}

@@ -10,7 +10,7 @@ type counters struct {
 	fallbacks, unproven             atomic.Uint64
 	leaseWaits, staleServed         atomic.Uint64
 	refreshes, refreshErrors        atomic.Uint64
-	discarded                       atomic.Uint64
+	discarded, tracked, repairs     atomic.Uint64
 }
 
 // Stats are counts since New.
@@ -24,11 +24,13 @@ type Stats struct {
 	LoadsDiscarded uint64 // loaded values not stored: the key was written, or its lease lost, during the load
 	DecodeErrors   uint64 // Redis values that did not decode
 	Invalidations  uint64 // invalidation messages applied from other instances
-	Malformed      uint64 // invalidation messages that did not decode (each purged the local tier)
+	Tracked        uint64 // invalidations Redis reported of the namespace's keys (HubOptions.Tracking)
+	Malformed      uint64 // invalidation messages that did not decode, or were missed and not read back (each purged the local tier)
 	Unproven       uint64 // reads sent to Redis because the Hub could not prove the local tier fresh (MaxStaleness)
 	Fallbacks      uint64 // keys loaded without storing because Redis could not be read
 	LeaseWaits     uint64 // times a Fetch waited for another instance's load of a key (its lease)
-	Breaks         uint64 // times the subscription was lost (the local tier was purged)
+	Breaks         uint64 // times the subscription was lost (the local tier bypassed until it is back)
+	Repairs        uint64 // times it came back with every invalidation missed read back (the local tier kept)
 	StaleServed    uint64 // values served stale in place of a Redis error (StaleIfError)
 	Refreshes      uint64 // loader calls of refreshes ahead of expiry (RefreshAhead; counted in Loads too)
 	RefreshErrors  uint64 // refreshes that failed: a loader error or panic (counted in LoadErrors too), a Redis error
@@ -52,6 +54,8 @@ func (c *Cache[V]) Stats() Stats {
 		LoadsDiscarded:   c.stats.discarded.Load(),
 		DecodeErrors:     c.stats.decodeErrors.Load(),
 		Invalidations:    c.stats.invalidations.Load(),
+		Tracked:          c.stats.tracked.Load(),
+		Repairs:          c.stats.repairs.Load(),
 		Malformed:        c.stats.gaps.Load(),
 		Unproven:         c.stats.unproven.Load(),
 		Fallbacks:        c.stats.fallbacks.Load(),

@@ -57,7 +57,7 @@ type setWork[V any] struct {
 func (w setWork[V]) run(ctx context.Context) error {
 	c := w.c
 	start := c.since()
-	err := c.store.SetAndPublish(ctx, w.key, w.data, w.ttl, c.channel, c.message([]string{w.key}))
+	err := c.store.SetAndPublish(ctx, w.key, w.data, w.ttl, c.message([]string{w.key}))
 	c.observeRedis("set", 1, start, err)
 	c.settleWrite(w.key, c.sized(w.key, w.value, w.data), w.ttl, w.tok, err)
 	return err
@@ -99,7 +99,7 @@ func (c *Cache[V]) Delete(ctx context.Context, keys ...string) error {
 	}
 	err := c.bounded(ctx, func(ctx context.Context) error {
 		start := c.since()
-		err := c.store.DeleteAndPublish(ctx, c.channel, c.message, keys...)
+		err := c.store.DeleteAndPublish(ctx, c.message, keys...)
 		c.observeRedis("delete", len(keys), start, err)
 		c.invalidateLocal(keys...)
 		return err
@@ -117,45 +117,42 @@ func (c *Cache[V]) Invalidate(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return c.closedErr()
 	}
-	return c.broadcast(ctx, invalidate.Message{Origin: c.origin, Keys: keys}, func() { c.invalidateLocal(keys...) })
+	return c.broadcast(ctx, keys, func() { c.invalidateLocal(keys...) })
 }
 
 // InvalidateAll tells every instance, this one included, to empty its local
 // tier. Redis is not touched.
 func (c *Cache[V]) InvalidateAll(ctx context.Context) error {
-	return c.broadcast(ctx, invalidate.Message{Origin: c.origin, All: true}, c.purgeLocal)
+	return c.broadcast(ctx, nil, c.purgeLocal)
 }
 
-// broadcast applies msg here (with apply) and publishes it to the others.
-func (c *Cache[V]) broadcast(ctx context.Context, msg invalidate.Message, apply func()) error {
+// broadcast applies the invalidation of keys (of every key, for none) here,
+// with apply, and publishes it to the others.
+func (c *Cache[V]) broadcast(ctx context.Context, keys []string, apply func()) error {
 	if err := c.closedErr(); err != nil {
 		return err
 	}
 	apply()
-	if !c.hub.wireV1 {
-		msg.Sent = time.Now()
-	}
-	payload := msg.Append(nil)
 	err := c.bounded(ctx, func(ctx context.Context) error {
 		start := c.since()
-		err := c.client.Publish(ctx, c.channel, payload).Err()
-		c.observeRedis("publish", len(msg.Keys), start, err)
+		err := c.store.Publish(ctx, c.message, keys...)
+		c.observeRedis("publish", len(keys), start, err)
 		return err
 	})
 	if err != nil {
-		return c.fail("invalidate", strings.Join(msg.Keys, ","), err)
+		return c.fail("invalidate", strings.Join(keys, ","), err)
 	}
 	return nil
 }
 
-// message encodes the invalidation of keys by this instance, with its send
-// time unless the Hub writes wire version 1.
+// message encodes the invalidation of keys (of every key, for nil) by this
+// instance in the Hub's wire version, with its send time from version 2 on.
 func (c *Cache[V]) message(keys []string) []byte {
-	m := invalidate.Message{Origin: c.origin, Keys: keys}
-	if !c.hub.wireV1 {
+	m := invalidate.Message{Origin: c.origin, Keys: keys, All: keys == nil}
+	if c.hub.wire >= 2 {
 		m.Sent = time.Now()
 	}
-	return m.Append(nil)
+	return m.AppendVersion(nil, c.hub.wire)
 }
 
 // bounded runs work, a Redis write that settles the local tier itself when

@@ -18,7 +18,7 @@ import (
 func channels(s *redistest.Server, n int) []string {
 	out := make([]string, n)
 	for i := range out {
-		out[i] = Channel(fmt.Sprintf("%s-%c", s.Namespace, 'a'+i))
+		out[i] = fmt.Sprintf("%s-%c", s.Namespace, 'a'+i)
 	}
 	return out
 }
@@ -38,10 +38,12 @@ func publishKey(t *testing.T, c *redis.Client, channel, key string) {
 	publish(t, c, channel, Message{Keys: []string{key}}.Append(nil))
 }
 
-// waitNumSub waits until the server counts n subscribers on channel, so that
-// a test knows an UNSUBSCRIBE (or SUBSCRIBE) has reached it.
-func waitNumSub(t *testing.T, c *redis.Client, channel string, n int64) {
+// waitNumSub waits until the server counts n subscribers on the classic
+// channel of namespace, so that a test knows an UNSUBSCRIBE (or SUBSCRIBE)
+// has reached it.
+func waitNumSub(t *testing.T, c *redis.Client, namespace string, n int64) {
 	t.Helper()
+	channel := Channel(namespace)
 	deadline := time.Now().Add(wait)
 	for {
 		got, err := c.PubSubNumSub(context.Background(), channel).Result()
@@ -183,8 +185,9 @@ func TestSubscriberAddRemoveRapidly(t *testing.T) {
 			}
 		}
 	}
-	numSub := func(channel string) int64 {
+	numSub := func(namespace string) int64 {
 		t.Helper()
+		channel := Channel(namespace)
 		got, err := s.Client.PubSubNumSub(ctx, channel).Result()
 		if err != nil {
 			t.Fatalf("PUBSUB NUMSUB: %v", err)
@@ -281,7 +284,7 @@ func TestSubscriberAddRemoveAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := sub.Add(ctx, ""); err == nil || err.Error() != "invalidate: Add: channel must not be empty" {
+	if err := sub.Add(ctx, ""); err == nil || err.Error() != "invalidate: Add: namespace must not be empty" {
 		t.Errorf("Add(\"\") = %v", err)
 	}
 	// Without a connection, the set changes all the same.

@@ -23,7 +23,7 @@ func TestSubscriberLastErrorOnClosedPort(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	r := newRecorder()
 	logger, logs := newCapture()
-	opts := r.options(Channel("closed-port"))
+	opts := r.options("closed-port")
 	opts.MaxBackoff = 2 * time.Millisecond
 	opts.Logger = logger
 	sub := start(t, client, opts)
@@ -59,7 +59,7 @@ func TestSubscriberLastErrorOnClosedPort(t *testing.T) {
 // Ready agrees with it.
 func TestSubscriberLastErrorClearedOnSubscribed(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	p, client := viaProxy(t, s)
 	r := newRecorder()
 	logger, logs := newCapture()

@@ -53,8 +53,8 @@ type fence struct {
 	last atomic.Int64 // the latest proven time ever, kept across losses, or never
 }
 
-func (f *fence) init(maxStaleness time.Duration) {
-	f.base = time.Now()
+func (f *fence) init(maxStaleness time.Duration, base time.Time) {
+	f.base = base
 	f.idle = int64(idleAfter)
 	f.proven.Store(never)
 	f.last.Store(never)
@@ -69,33 +69,47 @@ func (f *fence) init(maxStaleness time.Duration) {
 // now returns the fence time: monotonic nanoseconds since base.
 func (f *fence) now() int64 { return int64(time.Since(f.base)) }
 
-// Fresh reports whether every message published on the channels more than
-// MaxStaleness before this call (PUBLISH executed by the server) has been
-// passed to OnMessage, and OnMessage has returned, or reported as a Gap:
-// whether a reader may trust state kept from the messages. It is false
-// before the first proof, and from the moment the Subscriber finds a
-// connection lost (before OnState reports Broken) until a proof arrives on
-// the next one; a connection that dies unnoticed stops proving, so Fresh
-// turns false within MaxStaleness of the last proof's PING. It says
-// nothing of a channel before its Subscribed: messages published before
-// the server confirmed a channel are not delivered, and the channel's
-// owner must drop what it cached before then (on Subscribed, as on Broken).
+// Fresh reports whether every message published more than MaxStaleness
+// before this call (PUBLISH executed by the server) has been passed to
+// OnMessage, and OnMessage has returned, or reported as a Gap: whether a
+// reader may trust state kept from the messages. Each connection proves
+// its own stream (see fence), and Fresh holds only while every connection
+// has a young enough proof: on a Cluster, whichever node a write ran on,
+// the connection to that node has delivered its message. It is false
+// before the first proofs, and from the moment the Subscriber finds a
+// connection lost until a proof arrives on the next; a connection that
+// dies unnoticed stops proving, so Fresh turns false within MaxStaleness
+// of its last proof's PING. It says nothing of a namespace before its
+// Subscribed: messages published before then are not delivered, and the
+// owner drops what it cached before then (on Subscribed, as on Broken).
 //
-// Calls of Fresh keep the proofs coming: one every MaxStaleness/2 from the
-// first call until idleAfter (2s) after the last, so that a reader at any
-// rate finds a young proof; a call that finds none asks for one at once.
-// With MaxStaleness 0 or negative there is no fence and Fresh reports true.
+// Calls of Fresh keep the proofs coming: one every MaxStaleness/2 on each
+// connection from the first call until idleAfter (2s) after the last, so
+// that a reader at any rate finds a young proof; a call that finds none
+// asks for one at once. With MaxStaleness 0 or negative there is no fence
+// and Fresh reports true.
 //
 // Fresh is meant for every read of such state: it reads the monotonic clock
-// and a few atomic values, writes shared memory at most once per readGrain,
-// takes no lock and does not allocate. It is safe to call concurrently,
-// from OnMessage and OnState too.
+// and a few atomic values per connection, writes shared memory at most once
+// per readGrain, takes no lock and does not allocate. It is safe to call
+// concurrently, from OnMessage and OnState too.
 func (s *Subscriber) Fresh() bool {
-	f := &s.fence
-	if f.max <= 0 {
+	if s.opts.MaxStaleness <= 0 {
 		return true
 	}
-	now := f.now()
+	links := s.current()
+	now := int64(time.Since(s.base))
+	fresh := len(links) > 0
+	for _, l := range links {
+		if !l.fence.fresh(now) {
+			fresh = false // and go on: every connection is asked for a proof
+		}
+	}
+	return fresh
+}
+
+// fresh is Fresh for one connection's fence, at now.
+func (f *fence) fresh(now int64) bool {
 	if now-f.lastRead.Load() > int64(readGrain) {
 		f.lastRead.Store(now)
 	}
@@ -129,18 +143,29 @@ func (f *fence) prove(sent string, floor int64) {
 }
 
 // LastProof returns the send time of the PING of the latest proof of
-// freshness, on the monotonic clock: every message published before it had
-// been handled when its PONG arrived. Unlike Fresh's proof it is kept when
-// a connection is lost, so that an owner can tell how long ago what it kept
-// from the messages was last known current. Every PING the Subscriber sends
-// proves (the health check's too, with or without a fence). It is the zero
-// Time before the first proof.
+// freshness of every connection (the oldest of their latest proofs), on the
+// monotonic clock: every message published before it had been handled
+// when the proofs' PONGs arrived. Unlike Fresh's proofs it is kept when a
+// connection is lost, so that an owner can tell how long ago what it kept
+// from the messages was last known current. Every PING the Subscriber
+// sends proves (the health check's too, with or without a fence). It is
+// the zero Time before every connection has a first proof.
 func (s *Subscriber) LastProof() time.Time {
-	t := s.fence.last.Load()
-	if t == never {
+	links := s.current()
+	oldest := int64(never)
+	for i, l := range links {
+		t := l.fence.last.Load()
+		if t == never {
+			return time.Time{}
+		}
+		if i == 0 || t < oldest {
+			oldest = t
+		}
+	}
+	if len(links) == 0 {
 		return time.Time{}
 	}
-	return s.fence.base.Add(time.Duration(t))
+	return s.base.Add(time.Duration(oldest))
 }
 
 // withdraw forgets every proof, when a connection is lost, and returns the

@@ -33,7 +33,7 @@ func untilFresh(t testing.TB, sub *Subscriber) time.Duration {
 // asks, and it comes within a round trip or so.
 func TestFreshNeedsAProof(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	opts := r.options(ch)
 	opts.MaxStaleness = 50 * time.Millisecond
@@ -105,7 +105,7 @@ func TestFreshWithoutFence(t *testing.T) {
 func TestFenceIdleWithoutReaders(t *testing.T) {
 	shortIdle(t, 300*time.Millisecond)
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	opts := r.options(ch)
 	opts.MaxStaleness = 10 * time.Millisecond
@@ -147,7 +147,7 @@ func TestFenceIdleWithoutReaders(t *testing.T) {
 // the traffic, not each call.
 func TestFreshAtALowReadRate(t *testing.T) {
 	s := redistest.NewReal(t) // the embedded server answers PINGs late under load
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	opts := r.options(ch)
 	opts.MaxStaleness = 10 * time.Millisecond
@@ -173,7 +173,7 @@ func TestFreshAtALowReadRate(t *testing.T) {
 func TestFreshGoesFalseWhenFrozen(t *testing.T) {
 	const maxStale = 100 * time.Millisecond
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	p, client := viaProxy(t, s)
 	r := newRecorder()
 	opts := r.options(ch)
@@ -223,7 +223,7 @@ func TestFreshGoesFalseWhenFrozen(t *testing.T) {
 // before MaxStaleness has passed; proofs on the next connection restore it.
 func TestFreshFalseOnBroken(t *testing.T) {
 	s := redistest.NewOwn(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	name := s.Namespace
 	r := newRecorder()
 	opts := r.options(ch)
@@ -269,7 +269,7 @@ func TestFreshFalseOnBroken(t *testing.T) {
 func TestFreshAfterMessages(t *testing.T) {
 	const maxStale = 2 * time.Millisecond
 	s := redistest.NewReal(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	var handled atomic.Int64 // the number in the last message OnMessage finished with
 	opts := r.options(ch)
@@ -287,7 +287,7 @@ func TestFreshAfterMessages(t *testing.T) {
 	late := 0
 	for i := 1; i <= rounds; i++ {
 		key := string(make([]byte, i)) // its length is the round
-		if err := s.Client.Publish(context.Background(), ch, Message{Keys: []string{key}}.Append(nil)).Err(); err != nil {
+		if err := s.Client.Publish(context.Background(), Channel(ch), Message{Keys: []string{key}}.Append(nil)).Err(); err != nil {
 			t.Fatal(err)
 		}
 		acked := time.Now()
@@ -310,7 +310,7 @@ func TestFreshAfterMessages(t *testing.T) {
 // Fresh runs on every local hit: it must not allocate, on either answer.
 func TestFreshDoesNotAllocate(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	opts := r.options(ch)
 	opts.MaxStaleness = time.Hour
@@ -335,7 +335,7 @@ func TestFreshDoesNotAllocate(t *testing.T) {
 func BenchmarkFresh(b *testing.B) {
 	s := redistest.New(b)
 	r := newRecorder()
-	opts := r.options(Channel(s.Namespace))
+	opts := r.options(s.Namespace)
 	opts.MaxStaleness = time.Hour
 	sub, err := Subscribe(s.NewClient(""), opts)
 	if err != nil {
@@ -393,7 +393,7 @@ func BenchmarkFresh(b *testing.B) {
 func BenchmarkFreshDemand(b *testing.B) {
 	s := redistest.New(b)
 	r := newRecorder()
-	opts := r.options(Channel(s.Namespace))
+	opts := r.options(s.Namespace)
 	opts.MaxStaleness = 5 * time.Millisecond
 	sub, err := Subscribe(s.NewClient(""), opts)
 	if err != nil {
@@ -424,7 +424,7 @@ func BenchmarkFreshDemand(b *testing.B) {
 // the time, one writes the PINGs).
 func TestFenceAddsNoGoroutine(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	opts := r.options(ch)
 	opts.MaxStaleness = 2 * time.Millisecond

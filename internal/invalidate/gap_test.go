@@ -18,7 +18,7 @@ import (
 // upgrade.
 func nextVersion() []byte {
 	b := Message{Keys: []string{"k"}}.Append(nil)
-	b[0] = version2 + 1
+	b[0] = Version + 1
 	return b
 }
 
@@ -27,7 +27,7 @@ func nextVersion() []byte {
 // without breaking the subscription, and warned about once per interval.
 func TestSubscriberReportsGap(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	logger, logs := newCapture()
 	var mu sync.Mutex
@@ -96,8 +96,8 @@ func TestSubscriberReportsGap(t *testing.T) {
 	if len(warns) != 1 {
 		t.Fatalf("%d Warn records for %d undecodable messages within %v, want 1: %+v", len(warns), flood+2, warnEvery, warns)
 	}
-	if e := warns[0].attrs["error"]; !strings.Contains(e, "unknown version 3") {
-		t.Errorf("Warn record carries error %q, want the first cause (unknown version 3)", e)
+	if e := warns[0].attrs["error"]; !strings.Contains(e, "unknown version 4") {
+		t.Errorf("Warn record carries error %q, want the first cause (unknown version 4)", e)
 	}
 	r.noState(t, 50*time.Millisecond) // a bad payload does not break the subscription
 }
@@ -106,7 +106,7 @@ func TestSubscriberReportsGap(t *testing.T) {
 // after it, so its loss is still reported as Broken.
 func TestSubscriberGapKeepsSubscribed(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	p, client := viaProxy(t, s)
 	r := newRecorder()
 	opts := r.options(ch)

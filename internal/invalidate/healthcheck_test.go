@@ -54,7 +54,7 @@ func pingCountingClient(t *testing.T, addr string) (*redis.Client, *atomic.Int64
 // its PINGs.
 func TestSubscriberHealthCheckOff(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 
 	on, onPings := pingCountingClient(t, s.Addr)
 	onRec := newRecorder()
@@ -103,7 +103,7 @@ func TestSubscriberHealthCheckOff(t *testing.T) {
 // HealthCheck's doc says).
 func TestFenceWithHealthCheckOff(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	p := redistest.NewProxy(t, s.Addr)
 	client, pings := pingCountingClient(t, p.Addr())
 	r := newRecorder()

@@ -7,15 +7,9 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"strconv"
 	"time"
 )
-
-// channelPrefix starts every invalidation channel name.
-const channelPrefix = "tiercache:invalidate:"
-
-// Channel returns the pub/sub channel for a namespace:
-// "tiercache:invalidate:" + namespace.
-func Channel(namespace string) string { return channelPrefix + namespace }
 
 // Origin identifies one cache instance, so that an instance can recognise
 // (and ignore) its own messages.
@@ -47,6 +41,18 @@ type Message struct {
 	// time at or before the Unix epoch, or after 2262 (beyond int64
 	// nanoseconds), is written as unknown.
 	Sent time.Time
+	// Seq is the message's position in its channel's log (version 3): the
+	// write script that publishes a version 3 message appends it, and a
+	// receiver that misses messages reads them back from the log by their
+	// positions. 0 means none (a message published without the script).
+	Seq uint64
+	// Version is the wire version Decode read (1, 2 or 3); Append ignores
+	// it (see AppendVersion).
+	Version int
+	// Tracked marks a message that no writer sent: Redis reported, through
+	// server-assisted tracking, that the keys changed (Options.Tracking).
+	// It has no Origin and is never encoded.
+	Tracked bool
 }
 
 // ErrMalformed is wrapped by every error Decode returns.
@@ -56,8 +62,14 @@ var ErrMalformed = errors.New("invalidate: malformed message")
 const (
 	version1  = 1 // no send time
 	version2  = 2 // a send time after the Origin
+	version3  = 3 // a send time that may be 0, and a position after the keys
 	flagAll   = 1 << 0
 	headerLen = 2 + len(Origin{})
+
+	// Version is the newest wire version this release reads and writes.
+	Version = version3
+	// maxSeqDigits bounds the decimal position of version 3: 2^63-1 has 19.
+	maxSeqDigits = 19
 )
 
 // The send times that the wire carries: (epoch, latestSent].
@@ -114,6 +126,29 @@ func sentNanos(t time.Time) uint64 {
 // release still runs, publishers must leave Sent unknown: the tiered
 // package has an option to keep writing version 1 during such an upgrade.
 func (m Message) Append(dst []byte) []byte {
+	if sentNanos(m.Sent) != 0 {
+		return m.AppendVersion(dst, version2)
+	}
+	return m.AppendVersion(dst, version1)
+}
+
+// AppendVersion appends the encoding of m in wire version v (1, 2 or 3) to
+// dst. Version 1 drops Sent, versions 1 and 2 drop Seq. Version 3 is
+// version 2 with a send time that may be 0 (unknown), followed, after the
+// last key, by Seq in decimal ASCII (no sign, no leading zero) when Seq is
+// not 0, and by nothing when it is:
+//
+//	byte 0       version, 3
+//	byte 1       flags, as in version 1
+//	bytes 2..17  Origin
+//	uvarint      Sent, in nanoseconds since the Unix epoch, or 0
+//	uvarint      number of keys N, then the keys, as in version 1
+//	1-19 bytes   Seq, "1" to "9223372036854775807", or nothing
+//
+// The write scripts append the position themselves: they publish the
+// bytes of m (with Seq 0) followed by the decimal position the log gave
+// the message. An unknown v encodes as version 1.
+func (m Message) AppendVersion(dst []byte, v int) []byte {
 	var flags byte
 	keys := m.Keys
 	if m.All {
@@ -123,7 +158,11 @@ func (m Message) Append(dst []byte) []byte {
 	version := byte(version1)
 	sent := sentNanos(m.Sent)
 	size := headerLen + uvarintLen(uint64(len(keys)))
-	if sent != 0 {
+	switch {
+	case v == version3:
+		version = version3
+		size += uvarintLen(sent) + seqLen(m.Seq)
+	case v == version2 && sent != 0:
 		version = version2
 		size += uvarintLen(sent)
 	}
@@ -133,7 +172,7 @@ func (m Message) Append(dst []byte) []byte {
 	dst = grow(dst, size)
 	dst = append(dst, version, flags)
 	dst = append(dst, m.Origin[:]...)
-	if sent != 0 {
+	if version != version1 {
 		dst = binary.AppendUvarint(dst, sent)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
@@ -141,7 +180,22 @@ func (m Message) Append(dst []byte) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(k)))
 		dst = append(dst, k...)
 	}
+	if version == version3 && m.Seq != 0 && m.Seq <= math.MaxInt64 {
+		dst = strconv.AppendUint(dst, m.Seq, 10)
+	}
 	return dst
+}
+
+// seqLen is the length of the decimal position of version 3: nothing for 0.
+func seqLen(seq uint64) int {
+	if seq == 0 || seq > math.MaxInt64 {
+		return 0
+	}
+	n := 1
+	for ; seq >= 10; seq /= 10 {
+		n++
+	}
+	return n
 }
 
 // uvarintLen is the length of the encoding of v by binary.AppendUvarint.
@@ -166,28 +220,31 @@ func Decode(b []byte) (Message, error) {
 	if len(b) < headerLen+1 {
 		return Message{}, fmt.Errorf("%w: %d bytes, need at least %d", ErrMalformed, len(b), headerLen+1)
 	}
-	if v := b[0]; v != version1 && v != version2 {
+	if v := b[0]; v != version1 && v != version2 && v != version3 {
 		return Message{}, fmt.Errorf("%w: unknown version %d", ErrMalformed, v)
 	}
 	if f := b[1]; f&^flagAll != 0 {
 		return Message{}, fmt.Errorf("%w: unknown flags %#02x", ErrMalformed, f)
 	}
 	m.All = b[1]&flagAll != 0
+	m.Version = int(b[0])
 	copy(m.Origin[:], b[2:headerLen])
 	rest := b[headerLen:]
 
 	var err error
-	if b[0] == version2 {
+	if b[0] != version1 {
 		var sent uint64
 		sent, rest, err = uvarint(rest, "send time")
 		if err != nil {
 			return Message{}, err
 		}
-		// 0 is written as version 1, and a time past 2^63-1 is not written.
-		if sent == 0 || sent > math.MaxInt64 {
+		// Version 2 writes 0 as version 1; a time past 2^63-1 is never written.
+		if (sent == 0 && b[0] == version2) || sent > math.MaxInt64 {
 			return Message{}, fmt.Errorf("%w: send time %d out of range", ErrMalformed, sent)
 		}
-		m.Sent = time.Unix(0, int64(sent))
+		if sent != 0 {
+			m.Sent = time.Unix(0, int64(sent))
+		}
 	}
 
 	count, rest, err := uvarint(rest, "key count")
@@ -217,10 +274,35 @@ func Decode(b []byte) (Message, error) {
 		m.Keys = append(m.Keys, string(rest[:n]))
 		rest = rest[n:]
 	}
+	if b[0] == version3 && len(rest) > 0 {
+		if m.Seq, err = parsePosition(rest); err != nil {
+			return Message{}, err
+		}
+		rest = nil
+	}
 	if len(rest) != 0 {
 		return Message{}, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(rest))
 	}
 	return m, nil
+}
+
+// parsePosition parses the decimal position that ends a version 3 message: 1 to
+// 2^63-1, with no sign and no leading zero.
+func parsePosition(b []byte) (uint64, error) {
+	if len(b) > maxSeqDigits || b[0] == '0' {
+		return 0, fmt.Errorf("%w: position %q out of range", ErrMalformed, b)
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("%w: position %q is not decimal", ErrMalformed, b)
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n > math.MaxInt64 {
+		return 0, fmt.Errorf("%w: position %q out of range", ErrMalformed, b)
+	}
+	return n, nil
 }
 
 // uvarint reads one shortest-form unsigned varint from the front of b.

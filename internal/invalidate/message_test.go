@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestStateString(t *testing.T) {
 }
 
 func equal(a, b Message) bool {
-	return a.Origin == b.Origin && a.All == b.All && slices.Equal(a.Keys, b.Keys) && a.Sent.Equal(b.Sent)
+	return a.Origin == b.Origin && a.All == b.All && slices.Equal(a.Keys, b.Keys) && a.Sent.Equal(b.Sent) && a.Seq == b.Seq
 }
 
 // goldenOrigin is the Origin of the golden messages.
@@ -334,6 +335,10 @@ func FuzzDecode(f *testing.F) {
 			f.Add(m.Append(nil))
 		}
 	}
+	for _, seq := range []uint64{0, 1, 10, math.MaxInt64} {
+		f.Add(Message{Origin: o, Keys: []string{"k"}, Sent: time.Unix(0, 5), Seq: seq}.AppendVersion(nil, 3))
+		f.Add(Message{Origin: o, All: true, Seq: seq}.AppendVersion(nil, 3))
+	}
 	f.Add([]byte{})
 	f.Add(cat(header(0), []byte{0x81, 0x00}))
 	f.Add(cat(header2(0), []byte{0, 0}))
@@ -351,10 +356,10 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		if m.Sent.IsZero() != (oldErr == nil) {
+		if (m.Version == 1) != (oldErr == nil) {
 			t.Fatalf("Decode(%x) = %+v, and the previous release's decoder says %v", b, m, oldErr)
 		}
-		again := m.Append(nil)
+		again := m.AppendVersion(nil, m.Version)
 		// The encoding is canonical: what decodes re-encodes to itself.
 		if !bytes.Equal(again, b) {
 			t.Fatalf("Decode(%x) = %+v re-encodes as %x", b, m, again)
@@ -408,5 +413,44 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Version 3: a send time that may be unknown, and the position the write
+// script appends, in decimal, after the keys; canonical both ways.
+func TestVersion3(t *testing.T) {
+	body := Message{Origin: goldenOrigin, Keys: []string{"user:1", "", "a:b"}, Sent: time.Unix(0, goldenSentNanos)}
+	for _, seq := range []uint64{0, 1, 42, math.MaxInt64} {
+		m := body
+		m.Seq = seq
+		b := m.AppendVersion(nil, 3)
+		if len(b) != cap(b) {
+			t.Errorf("seq %d: AppendVersion(3) returned %d bytes in a buffer of %d", seq, len(b), cap(b))
+		}
+		// The script appends the position to the bytes of the message with Seq 0.
+		if want := append(body.AppendVersion(nil, 3), strconv.FormatUint(seq, 10)...); seq != 0 && !bytes.Equal(b, want) {
+			t.Errorf("seq %d: %x, want the body and the decimal position %x", seq, b, want)
+		}
+		got, err := Decode(b)
+		if err != nil || !equal(got, m) || got.Version != 3 {
+			t.Errorf("seq %d: Decode = %+v, %v; want %+v", seq, got, err, m)
+		}
+	}
+	unknown, err := Decode(Message{Keys: []string{"k"}}.AppendVersion(nil, 3))
+	if err != nil || !unknown.Sent.IsZero() {
+		t.Errorf("version 3 with no send time: %+v, %v", unknown, err)
+	}
+	good := body.AppendVersion(nil, 3)
+	for name, b := range map[string][]byte{
+		"leading zero": append(slices.Clone(good), "012"...),
+		"zero":         append(slices.Clone(good), "0"...),
+		"not decimal":  append(slices.Clone(good), "1a"...),
+		"too long":     append(slices.Clone(good), "12345678901234567890"...),
+		"past 2^63-1":  append(slices.Clone(good), "9223372036854775808"...),
+		"sign":         append(slices.Clone(good), "+1"...),
+	} {
+		if m, err := Decode(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Decode = %+v, %v; want ErrMalformed", name, m, err)
+		}
 	}
 }

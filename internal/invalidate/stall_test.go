@@ -35,7 +35,7 @@ func TestHealthCheckNoticesAStalledPeer(t *testing.T) {
 				Dialer: smallSendBuffer(network),
 			})
 			t.Cleanup(func() { _ = client.Close() })
-			ch := Channel(s.Namespace)
+			ch := s.Namespace
 			r := newRecorder()
 			opts := r.options(ch)
 			const hc = 300 * time.Millisecond

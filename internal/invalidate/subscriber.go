@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -18,24 +17,29 @@ import (
 type State int
 
 const (
-	// Subscribed means the server confirmed a channel on the current
-	// connection: every message published on it from now on will be
+	// Subscribed means every channel of a namespace is confirmed on every
+	// connection: every message published for it from now on will be
 	// delivered, or reported as a Gap if it cannot be decoded (until
-	// Broken, or until the channel is removed).
+	// Broken, or until the namespace is removed).
 	Subscribed State = iota + 1
-	// Broken means the connection was lost or the health check failed:
-	// messages on every channel may have been lost since their last
+	// Broken means a connection was lost or failed its health check:
+	// messages of every namespace may have been lost since their last
 	// Subscribed.
 	Broken
-	// Gap means messages on one channel may have been lost while the
+	// Repaired means a namespace is confirmed on every connection again,
+	// and every message it missed since the loss has been read back from
+	// its logs and passed to OnMessage: what the owner kept from the
+	// messages is current, and it may go on using it (Options.Repair).
+	Repaired
+	// Gap means messages of one namespace may have been lost while the
 	// subscription itself holds (a message arrived that this version cannot
 	// decode); the receiver must drop everything it cached from before for
-	// that channel, and may keep using its cache afterwards. It is an event,
-	// not a change of state: the channel is still Subscribed.
+	// that namespace, and may keep using its cache afterwards. It is an
+	// event, not a change of state: the namespace is still Subscribed.
 	Gap
 )
 
-// String returns "Subscribed", "Broken", "Gap" or "State(n)".
+// String returns "Subscribed", "Broken", "Repaired", "Gap" or "State(n)".
 func (s State) String() string {
 	switch s {
 	case Subscribed:
@@ -44,6 +48,8 @@ func (s State) String() string {
 		return "Broken"
 	case Gap:
 		return "Gap"
+	case Repaired:
+		return "Repaired"
 	}
 	return fmt.Sprintf("State(%d)", int(s))
 }
@@ -72,40 +78,65 @@ var warnEvery = 10 * time.Second
 
 // Options configure a Subscriber.
 type Options struct {
-	// Channels is the initial set of channels, usually Channel(namespace)
-	// for each namespace served; Add and Remove change the set later. It
-	// may be empty. A channel must not be empty or appear twice.
-	Channels []string
-	// OnMessage receives each well-formed message on a channel of the set,
-	// with its channel. It is called from the Subscriber's goroutine, one
-	// call at a time, in order. Required.
-	OnMessage func(channel string, m Message)
+	// Namespaces is the initial set of namespaces; Add and Remove change
+	// the set later. It may be empty. A namespace must not be empty or
+	// appear twice.
+	Namespaces []string
+	// OnMessage receives each well-formed message of a namespace of the
+	// set. Required.
+	OnMessage func(namespace string, m Message)
 	// OnState is called on every change of state: Subscribed with a
-	// channel each time the server confirms it on a connection, Broken
-	// with channel "" once per loss of a connection, with its cause. It is
-	// also called with Gap, the channel and the cause, for every message on
-	// a channel of the set that cannot be decoded (it may have named keys
-	// to drop); a Gap changes no state, so it may come many times in a row,
-	// and the channel is still Subscribed after it. Called from the same
-	// goroutine as OnMessage, in order with it. Required.
-	OnState func(st State, channel string, err error)
-	// HealthCheck: every HealthCheck the Subscriber sends PING, and if
-	// nothing arrives within a HealthCheck of it, it reports Broken and
-	// reconnects (time spent in the callbacks does not count). 0 means
-	// DefaultHealthCheck (1s). Negative turns the health check off (see the
-	// package doc for what then ends a silently dead connection).
+	// namespace each time it is confirmed again, Broken with namespace ""
+	// once per loss of a confirmed connection, with its cause; and Gap, with
+	// the namespace and the cause, for every message of it that cannot be
+	// decoded (a Gap changes no state). Required.
+	OnState func(st State, namespace string, err error)
+	// HealthCheck: every HealthCheck the Subscriber sends PING on each
+	// connection, and if nothing arrives within a HealthCheck of it, it
+	// reports Broken and reconnects (time spent in the callbacks does not
+	// count). 0 means DefaultHealthCheck (1s). Negative turns the health
+	// check off (see the package doc).
 	HealthCheck time.Duration
 	// MaxBackoff caps the pause between reconnect attempts, which starts at
 	// 10ms and doubles after each failed attempt (each pause is drawn at
-	// random from its upper half, so that many instances do not reconnect in
-	// step). 0 means DefaultMaxBackoff (1s); it must not be negative.
+	// random from its upper half). 0 means DefaultMaxBackoff (1s); it must
+	// not be negative.
 	MaxBackoff time.Duration
 	// MaxStaleness turns on the freshness fence: Fresh reports true only
-	// while every message published on the channels more than MaxStaleness
-	// before the call has been handled (see Subscriber.Fresh). 0 or
-	// negative means no fence: Fresh always reports true. A positive value
-	// must be at least MinMaxStaleness (1ms).
+	// while every message published more than MaxStaleness before the call
+	// has been handled (see Subscriber.Fresh). 0 or negative means no
+	// fence: Fresh always reports true. A positive value must be at least
+	// MinMaxStaleness (1ms).
 	MaxStaleness time.Duration
+	// Repair reads back what a namespace missed instead of having its
+	// owner purge: after a lost connection, its Subscribed comes as
+	// Repaired once every message published while it was down has been
+	// read back from the channels' logs (see LogKey) and passed to
+	// OnMessage; when the positions of a live channel jump, the messages
+	// in between are read back at once. Where that cannot be proven
+	// complete (a log trimmed past the last position applied, a log
+	// recreated, more than RepairLimit messages, a read that fails), the
+	// namespace is reported Subscribed (after a loss) or as a Gap, as
+	// without Repair. It needs every writer of the namespace to log (the
+	// write scripts of this release do), and does nothing with Tracking,
+	// whose invalidations have no position.
+	Repair bool
+	// RepairLimit is the most messages read back for one channel; more
+	// means a purge, cheaper than reading them. 0 means DefaultRepairLimit
+	// (10,000); it must not be negative.
+	RepairLimit int
+	// Tracking has Redis itself report every change to a namespace's keys,
+	// whoever makes it (any client's write, an expiry, an eviction, a
+	// FLUSHDB): each connection turns on server-assisted invalidation for
+	// itself (CLIENT TRACKING ON REDIRECT to its own id, BCAST, one PREFIX
+	// per namespace) before it subscribes, and hears "__redis__:invalidate"
+	// besides the namespaces' channels. Its messages reach OnMessage with
+	// Message.Tracked set. The prefixes are fixed for a connection: a
+	// namespace added while one is up makes it reconnect (a loss). Where
+	// the server cannot track (miniredis, Redis before 6, CLIENT refused by
+	// an ACL or a proxy), no connection is confirmed, and PermanentError
+	// says why.
+	Tracking bool
 	// Logger receives warnings (lost subscriptions; undecodable messages and
 	// failed subscribe attempts, each kind at most once per 10s with the
 	// number held back since) and debug details. nil means silent.
@@ -119,65 +150,77 @@ type SubscriberStats struct {
 	// Malformed is the number of payloads that Decode rejected (each was
 	// reported as a Gap).
 	Malformed uint64
-	// Reconnects is the number of connection attempts after the first.
+	// Reconnects is the number of connection attempts after the first, on
+	// every connection.
 	Reconnects uint64
 	// FencePings is the number of PINGs sent to prove freshness (see
 	// Subscriber.Fresh).
 	FencePings uint64
-	// HealthPings is the number of PINGs the health check sent.
+	// HealthPings is the number of PINGs the health check sent, and the
+	// first proof of each connection.
 	HealthPings uint64
+	// Replayed is the number of messages read back from the logs
+	// (Options.Repair), after a loss or a gap.
+	Replayed uint64
+	// GapsRepaired is the number of jumps of a live channel's positions
+	// whose messages were read back.
+	GapsRepaired uint64
+	// Connections is the number of connections the Subscriber keeps now:
+	// 1 on a single node, one per master that holds a group channel on a
+	// Cluster.
+	Connections int
 }
 
-// Subscriber receives invalidation messages on a set of channels, over one
-// pub/sub connection, on its own goroutine, until Close.
+// Subscriber receives the invalidation messages of a set of namespaces, over
+// one pub/sub connection per node it needs (one on a single node, one per
+// master on a Cluster), each on goroutines of its own, until Close.
 type Subscriber struct {
-	client    redis.UniversalClient // the Subscriber's own (see ownClient), closed by Close
-	conns     *connSet              // what client dialed: see connSet
-	opts      Options               // validated, defaults filled in; Channels is nil (see set)
+	opts      Options   // validated, defaults filled in; Namespaces is nil (see names)
+	base      time.Time // the fences' epoch, with a monotonic reading
 	log       *slog.Logger
 	warnEvery time.Duration // warnEvery when Subscribe ran
+	own       *ownClient
 
-	cancel    context.CancelFunc // cancels the goroutine's context
-	done      chan struct{}      // closed when the goroutine exits
+	ctx       context.Context // ended by Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup // every link's goroutines, and the topology keeper's
 	closeOnce sync.Once
+	cb        sync.Mutex // held by each callback: one at a time
 
 	mu     sync.Mutex
-	ps     *redis.PubSub  // guarded by mu: the goroutine's current connection, nil between attempts
-	closed bool           // guarded by mu: Close has begun; no new connection may be stored
-	unsubs map[string]int // guarded by mu: UNSUBSCRIBEs sent on ps and not yet confirmed, per channel; nil with each new ps
-	epochs uint64         // guarded by mu: the last epoch given to a channel by Add (see set)
-	// pending holds, per channel, the epochs of the SUBSCRIBEs sent on ps
-	// and not yet confirmed, oldest first; current, the epoch of each
-	// channel's latest confirmation on ps. Both are guarded by mu and
-	// reset with each new ps.
-	pending map[string][]uint64
-	current map[string]uint64
+	closed bool              // guarded by mu: Close has begun
+	names  map[string]*nsRec // guarded by mu: the set
+	epochs uint64            // guarded by mu: the last epoch given to a namespace by Add
+	links  []*link           // guarded by mu: the connections of the current topology
 
-	// set is the set of channels, each with the epoch of the Add that put
-	// it there (a channel removed and added again has a new one). It is
-	// replaced under mu, never modified, so that the goroutine may read it
-	// without mu.
-	set atomic.Pointer[map[string]uint64]
+	view atomic.Pointer[[]*link] // links, for the readers that take no lock (Fresh)
 
-	messages   atomic.Uint64
-	malformed  atomic.Uint64
-	reconnects atomic.Uint64
-	lastErr    atomic.Pointer[error] // see LastError; nil while the connection is confirmed
-	ready      atomic.Bool           // see Ready
-
-	fence fence
+	messages, malformed, reconnects atomic.Uint64
+	repaired, gaps                  atomic.Uint64 // messages read back from logs; gaps of positions read back
+	positions                       positions     // with Repair: where each channel's log stood at its last message
+	retiredPings, retiredHealth     atomic.Uint64 // the fences' counts of links since retired
+	lastErr                         atomic.Pointer[error]
+	permanent                       atomic.Pointer[error]    // see PermanentError
+	prefixes                        atomic.Pointer[[]string] // with Tracking: the set's key prefixes, for a new connection to track
+	refresh                         chan struct{}            // capacity 1: a link asks the keeper to read the topology again
 }
 
-// Subscribe validates opts and starts a Subscriber on its own goroutine. It
-// returns at once: it never waits for Redis and does not fail because Redis
-// is unreachable (the Subscriber keeps trying; Ready reports true and OnState
-// reports Subscribed for each channel when it succeeds, and until then
-// LastError says why it has not). It fails only for a nil client (untyped,
-// or a nil pointer such as a nil *redis.Client), a client that is neither a
-// *redis.Client nor a *redis.ClusterClient, or bad Options, naming the
-// field. The Subscriber dials its connections with a client of its own, made
-// from the options of the one it is given (see ownClient); it never closes
-// the one it is given.
+// nsRec is what the Subscriber keeps for a namespace of the set.
+type nsRec struct {
+	epoch    uint64 // of the Add that put it in the set: confirmations of older ones are stale
+	reported bool   // Subscribed (or Repaired) was reported since the namespace's last loss
+	purge    bool   // the next report is Subscribed: the owner must purge (new, or not repaired)
+}
+
+// Subscribe validates opts and starts a Subscriber. It returns at once: it
+// never waits for Redis and does not fail because Redis is unreachable
+// (the Subscriber keeps trying; Ready reports true and OnState reports
+// Subscribed for each namespace when it succeeds, and until then LastError
+// says why it has not). It fails only for a nil client (untyped, or a nil
+// pointer), a client that is neither a *redis.Client nor a
+// *redis.ClusterClient, or bad Options, naming the field. The Subscriber
+// dials with clients of its own, made from the options of the one it is
+// given (see ownClient); it never closes the one it is given.
 func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) {
 	switch {
 	case client == nil:
@@ -188,21 +231,23 @@ func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) 
 		return nil, errors.New("invalidate: OnMessage must not be nil")
 	case opts.OnState == nil:
 		return nil, errors.New("invalidate: OnState must not be nil")
+	case opts.RepairLimit < 0:
+		return nil, fmt.Errorf("invalidate: RepairLimit must be >= 0, got %d", opts.RepairLimit)
 	case opts.MaxBackoff < 0:
 		return nil, fmt.Errorf("invalidate: MaxBackoff must be >= 0, got %v", opts.MaxBackoff)
 	case opts.MaxStaleness > 0 && opts.MaxStaleness < MinMaxStaleness:
 		return nil, fmt.Errorf("invalidate: MaxStaleness must be <= 0 (no fence) or at least %v, got %v",
 			MinMaxStaleness, opts.MaxStaleness)
 	}
-	set := make(map[string]uint64, len(opts.Channels))
-	for i, ch := range opts.Channels {
-		if ch == "" {
-			return nil, fmt.Errorf("invalidate: Channels[%d] must not be empty", i)
+	names := make(map[string]*nsRec, len(opts.Namespaces))
+	for i, ns := range opts.Namespaces {
+		if ns == "" {
+			return nil, fmt.Errorf("invalidate: Namespaces[%d] must not be empty", i)
 		}
-		if _, dup := set[ch]; dup {
-			return nil, fmt.Errorf("invalidate: Channels[%d] repeats %q", i, ch)
+		if _, dup := names[ns]; dup {
+			return nil, fmt.Errorf("invalidate: Namespaces[%d] repeats %q", i, ns)
 		}
-		set[ch] = uint64(i + 1)
+		names[ns] = &nsRec{epoch: uint64(i + 1), purge: true}
 	}
 	if opts.HealthCheck == 0 {
 		opts.HealthCheck = DefaultHealthCheck
@@ -210,30 +255,39 @@ func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) 
 	if opts.MaxBackoff == 0 {
 		opts.MaxBackoff = DefaultMaxBackoff
 	}
+	if opts.RepairLimit == 0 {
+		opts.RepairLimit = DefaultRepairLimit
+	}
+	if opts.Tracking {
+		opts.Repair = false // tracking's invalidations have no position
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	conns := &connSet{}
-	own, err := ownClient(client, conns)
+	s := &Subscriber{
+		opts:      opts,
+		base:      time.Now(),
+		log:       log,
+		warnEvery: warnEvery,
+		names:     names,
+		epochs:    uint64(len(names)),
+		refresh:   make(chan struct{}, 1),
+	}
+	s.opts.Namespaces = nil
+	s.setPrefixesLocked()
+	own, err := newOwnClient(client, s.track)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Subscriber{
-		client:    own,
-		conns:     conns,
-		opts:      opts,
-		log:       log,
-		warnEvery: warnEvery,
-		cancel:    cancel,
-		done:      make(chan struct{}),
+	s.own = own
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if own.cluster == nil {
+		s.start([]*link{s.newLink(own.pub, "", true, nil)})
+	} else {
+		s.wg.Add(1)
+		go s.keep()
 	}
-	s.opts.Channels = nil
-	s.epochs = uint64(len(set))
-	s.set.Store(&set)
-	s.fence.init(opts.MaxStaleness)
-	go s.run(ctx)
 	return s, nil
 }
 
@@ -245,98 +299,151 @@ func isNilPointer(client redis.UniversalClient) bool {
 	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
-// Add puts channel in the set and, if a connection is up, sends SUBSCRIBE
-// for it on that connection; OnState reports Subscribed for it once the
-// server confirms. Each later connection subscribes to it too, until Remove.
-// Adding a channel already in the set does nothing. The channel is in the
-// set when Add returns, even with an error: an error means SUBSCRIBE could
-// not be sent, which ends the connection (reported as Broken if it was
-// confirmed), and the next one subscribes to the channel. Add fails for an
-// empty channel and, with ErrClosed, once Close has begun. It is safe to
-// call concurrently, from OnMessage and OnState too.
-func (s *Subscriber) Add(ctx context.Context, channel string) error {
-	if channel == "" {
-		return errors.New("invalidate: Add: channel must not be empty")
+// start makes links the current connections and starts their goroutines.
+func (s *Subscriber) start(links []*link) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.links = links
+	s.view.Store(&links)
+	for _, l := range links {
+		s.wg.Add(1)
+		go l.run()
+	}
+}
+
+// Add puts namespace in the set and, on each connection that is up, sends
+// the SUBSCRIBEs of its channels; OnState reports Subscribed for it once
+// every one is confirmed. Each later connection subscribes to them too,
+// until Remove. Adding a namespace already in the set does nothing. The
+// namespace is in the set when Add returns, even with an error: an error
+// means a SUBSCRIBE could not be sent, which ends that connection
+// (reported as Broken if it was confirmed), and the next one subscribes.
+// Add fails for an empty namespace and, with ErrClosed, once Close has
+// begun. It is safe to call concurrently, from the callbacks too.
+func (s *Subscriber) Add(ctx context.Context, namespace string) error {
+	if namespace == "" {
+		return errors.New("invalidate: Add: namespace must not be empty")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	old := *s.set.Load()
-	if _, ok := old[channel]; ok {
+	if _, ok := s.names[namespace]; ok {
 		return nil
-	}
-	set := maps.Clone(old)
-	if set == nil {
-		set = make(map[string]uint64, 1)
 	}
 	s.epochs++
-	set[channel] = s.epochs
-	s.set.Store(&set)
-	if s.ps == nil {
-		return nil // the next connection subscribes to the whole set
+	s.names[namespace] = &nsRec{epoch: s.epochs, purge: true}
+	s.setPrefixesLocked()
+	var errs []error
+	for _, l := range s.links {
+		errs = append(errs, l.subscribe(ctx, namespace, s.epochs))
+		if s.opts.Tracking && l.ps != nil && !l.armedFor(namespace) {
+			l.rearm() // its connection tracks the prefixes of the set it was made with
+		}
 	}
-	s.pending[channel] = append(s.pending[channel], s.epochs)
-	if err := s.ps.Subscribe(ctx, channel); err != nil {
-		return fmt.Errorf("invalidate: subscribe to %q: %w", channel, err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// Remove takes channel out of the set and, if a connection is up, sends
-// UNSUBSCRIBE for it on that connection. Messages on it that arrive after
-// Remove returns are ignored; one whose delivery had begun may still reach
-// OnMessage. Removing a channel not in the set does nothing. The channel is
-// out of the set when Remove returns, even with an error (UNSUBSCRIBE could
-// not be sent, which ends the connection). Remove fails with ErrClosed once
-// Close has begun. It is safe to call concurrently, from OnMessage and
-// OnState too.
-func (s *Subscriber) Remove(ctx context.Context, channel string) error {
+// Remove takes namespace out of the set and, on each connection that is
+// up, sends the UNSUBSCRIBEs of its channels. Messages of it that arrive
+// after Remove returns are ignored; one whose delivery had begun may still
+// reach OnMessage. Removing a namespace not in the set does nothing.
+// Remove fails with ErrClosed once Close has begun. It is safe to call
+// concurrently, from the callbacks too.
+func (s *Subscriber) Remove(ctx context.Context, namespace string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	old := *s.set.Load()
-	if _, ok := old[channel]; !ok {
+	if _, ok := s.names[namespace]; !ok {
 		return nil
 	}
-	set := maps.Clone(old)
-	delete(set, channel)
-	s.set.Store(&set)
-	delete(s.current, channel)
-	if s.ps == nil {
-		return nil
+	delete(s.names, namespace)
+	s.setPrefixesLocked()
+	var errs []error
+	for _, l := range s.links {
+		for _, ch := range l.channels(namespace) {
+			s.positions.forget(ch)
+		}
+		errs = append(errs, l.unsubscribe(ctx, namespace))
 	}
-	if s.unsubs == nil {
-		s.unsubs = make(map[string]int)
-	}
-	s.unsubs[channel]++ // its confirmation is no loss (see loop.unsubscribed)
-	if err := s.ps.Unsubscribe(ctx, channel); err != nil {
-		return fmt.Errorf("invalidate: unsubscribe from %q: %w", channel, err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// inSet reports whether channel is in the set.
-func (s *Subscriber) inSet(channel string) bool {
-	_, ok := (*s.set.Load())[channel]
+// Current reports whether namespace is in the set and every one of its
+// channels has been confirmed, on every connection, for the Add that put it
+// there: every message published for it from now on will be delivered
+// (until Broken, or Remove). A Subscribed that a Remove and a new Add have
+// overtaken (reported as the connection found it, just before) leaves
+// Current false: an owner that acts on Subscribed checks Current first. It
+// is safe to call concurrently, from the callbacks too.
+func (s *Subscriber) Current(namespace string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.currentLocked(namespace)
+}
+
+// currentLocked is Current with mu held.
+func (s *Subscriber) currentLocked(namespace string) bool {
+	rec, ok := s.names[namespace]
+	if !ok || len(s.links) == 0 {
+		return false
+	}
+	for _, l := range s.links {
+		if !l.currentLocked(namespace, rec.epoch) {
+			return false
+		}
+	}
+	return true
+}
+
+// confirmedLocked is told by a link that it confirmed a channel: it
+// returns what to report of namespace, if that completes its confirmation
+// on every connection, once per loss: Subscribed when the owner must purge,
+// Repaired when every message missed was read back; 0 otherwise. mu held.
+func (s *Subscriber) confirmedLocked(namespace string) State {
+	rec, ok := s.names[namespace]
+	if !ok || rec.reported || !s.currentLocked(namespace) {
+		return 0
+	}
+	rec.reported = true
+	if rec.purge {
+		rec.purge = false
+		return Subscribed
+	}
+	return Repaired
+}
+
+// lostLocked is told that a confirmed connection was lost: every
+// namespace will be reported again once confirmed again, as Subscribed
+// unless Repair reads back what it missed. mu held.
+func (s *Subscriber) lostLocked() {
+	for _, rec := range s.names {
+		rec.reported = false
+		if !s.opts.Repair {
+			rec.purge = true
+		}
+	}
+}
+
+// inSet reports whether namespace is in the set.
+func (s *Subscriber) inSet(namespace string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.names[namespace]
 	return ok
 }
 
-// Current reports whether channel is in the set and the current connection
-// has confirmed the SUBSCRIBE of the Add that put it there: every message
-// published on it from now on will be delivered (until Broken, or Remove).
-// A Subscribed that a Remove and a new Add have overtaken (reported as the
-// loop found it, just before) leaves Current false: an owner that acts on
-// Subscribed checks Current first. It is safe to call concurrently, from
-// the callbacks too.
-func (s *Subscriber) Current(channel string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := (*s.set.Load())[channel]
-	return ok && s.current[channel] == e
+// callback runs f while holding cb, so that callbacks run one at a time.
+func (s *Subscriber) callback(f func()) {
+	s.cb.Lock()
+	defer s.cb.Unlock()
+	f()
 }
 
 // Close stops the Subscriber and waits for its goroutines to exit; no
@@ -348,45 +455,65 @@ func (s *Subscriber) Close() error {
 		s.cancel()
 		s.mu.Lock()
 		s.closed = true
-		ps := s.ps
-		s.ps = nil
+		links := s.links
 		s.mu.Unlock()
-		// Unblocks a read, or a write stuck on a peer that reads nothing,
-		// in progress; the goroutine closes ps too, which is harmless.
-		s.conns.closeAll()
-		if ps != nil {
-			_ = ps.Close()
+		for _, l := range links {
+			l.close()
 		}
 	})
-	<-s.done
-	_ = s.client.Close()
+	s.wg.Wait()
+	s.own.close()
 	return nil
 }
 
 // Stats returns the Subscriber's counters.
 func (s *Subscriber) Stats() SubscriberStats {
-	return SubscriberStats{
-		Messages:    s.messages.Load(),
-		Malformed:   s.malformed.Load(),
-		Reconnects:  s.reconnects.Load(),
-		FencePings:  s.fence.pings.Load(),
-		HealthPings: s.fence.healthPings.Load(),
+	st := SubscriberStats{
+		Messages:     s.messages.Load(),
+		Malformed:    s.malformed.Load(),
+		Reconnects:   s.reconnects.Load(),
+		Replayed:     s.repaired.Load(),
+		GapsRepaired: s.gaps.Load(),
+		FencePings:   s.retiredPings.Load(),
+		HealthPings:  s.retiredHealth.Load(),
 	}
+	for _, l := range s.current() {
+		st.FencePings += l.fence.pings.Load()
+		st.HealthPings += l.fence.healthPings.Load()
+		st.Connections++
+	}
+	return st
 }
 
-// Ready reports whether the current connection is confirmed: the server
-// confirmed a channel of the set on it or, while the set is empty, answered
-// a PING on it. It turns false when the connection is lost (before OnState
-// reports Broken) and true again when the next one is confirmed (before
-// OnState reports its first Subscribed). It is safe to call concurrently.
-func (s *Subscriber) Ready() bool { return s.ready.Load() }
+// current returns the links of the current topology; nil before the first.
+func (s *Subscriber) current() []*link {
+	if p := s.view.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Ready reports whether every connection is confirmed: the server
+// confirmed a channel on it or, while the set is empty, answered a PING on
+// it. It turns false when a connection is lost (before OnState reports
+// Broken) and true again when every one is confirmed. It is safe to call
+// concurrently.
+func (s *Subscriber) Ready() bool {
+	links := s.current()
+	for _, l := range links {
+		if !l.ready.Load() {
+			return false
+		}
+	}
+	return len(links) > 0
+}
 
 // LastError returns the error of the most recent failed attempt to
-// subscribe or of the most recent loss of the connection, or nil while the
+// subscribe or of the most recent loss of a connection, or nil while every
 // connection is confirmed (and before the first attempt has failed). The
 // error wraps the one from go-redis, so a dial error shows as it is (say,
 // "connection refused"). It is safe to call concurrently, from OnState too:
-// there it returns nil with Subscribed and the cause of the loss with Broken.
+// there it returns the cause of the loss with Broken.
 func (s *Subscriber) LastError() error {
 	if p := s.lastErr.Load(); p != nil {
 		return *p
@@ -394,11 +521,24 @@ func (s *Subscriber) LastError() error {
 	return nil
 }
 
-// setLastError records err for LastError; nil clears it.
+// setLastError records err for LastError; nil clears it once every
+// connection is confirmed.
 func (s *Subscriber) setLastError(err error) {
 	if err == nil {
-		s.lastErr.Store(nil)
+		if s.Ready() {
+			s.lastErr.Store(nil)
+		}
 		return
 	}
 	s.lastErr.Store(&err)
+}
+
+// PermanentError returns why the Subscriber can never succeed with this
+// server (a feature it needs that the server lacks or refuses), or nil: an
+// owner waiting for Ready may give up at once.
+func (s *Subscriber) PermanentError() error {
+	if p := s.permanent.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

@@ -46,7 +46,7 @@ func newRecorder() *recorder {
 // options returns Options that record into r, with channels as the initial
 // set.
 func (r *recorder) options(channels ...string) Options {
-	return Options{Channels: channels, OnMessage: r.onMessage, OnState: r.onState}
+	return Options{Namespaces: channels, OnMessage: r.onMessage, OnState: r.onState}
 }
 
 func (r *recorder) onMessage(channel string, m Message) {
@@ -170,18 +170,19 @@ func start(t *testing.T, client redis.UniversalClient, opts Options) *Subscriber
 	return sub
 }
 
-func publish(t *testing.T, c *redis.Client, channel string, payload []byte) {
+// publish publishes payload on the classic channel of namespace.
+func publish(t *testing.T, c *redis.Client, namespace string, payload []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if err := c.Publish(ctx, channel, payload).Err(); err != nil {
+	if err := c.Publish(ctx, Channel(namespace), payload).Err(); err != nil {
 		t.Fatalf("PUBLISH: %v", err)
 	}
 }
 
 func TestSubscriberDelivers(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	sub := start(t, s.NewClient(""), r.options(ch))
 	r.nextStateOn(t, Subscribed, ch)
@@ -210,7 +211,7 @@ func TestSubscriberDelivers(t *testing.T) {
 	}
 	got := sub.Stats()
 	got.HealthPings = 0 // the connection's first proof, and perhaps a health check
-	if want := (SubscriberStats{Messages: n + 2}); got != want {
+	if want := (SubscriberStats{Messages: n + 2, Connections: 1}); got != want {
 		t.Fatalf("Stats() = %+v, want %+v", got, want)
 	}
 	r.noState(t, 50*time.Millisecond)
@@ -218,7 +219,7 @@ func TestSubscriberDelivers(t *testing.T) {
 
 func TestSubscriberResubscribesAfterKill(t *testing.T) {
 	s := redistest.NewOwn(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	name := s.Namespace // unique, so a shared real server kills only ours
 	r := newRecorder()
 	sub := start(t, s.NewClient(name), r.options(ch))
@@ -257,7 +258,7 @@ func viaProxy(t *testing.T, s *redistest.Server) (*redistest.Proxy, *redis.Clien
 func subscribeViaProxy(t *testing.T, hc time.Duration) (*redistest.Server, string, *redistest.Proxy, *recorder) {
 	t.Helper()
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	p, client := viaProxy(t, s)
 	r := newRecorder()
 	opts := r.options(ch)
@@ -297,7 +298,7 @@ func TestSubscriberRedisDown(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	r := newRecorder()
 	began := time.Now()
-	sub, err := Subscribe(client, r.options(Channel("down")))
+	sub, err := Subscribe(client, r.options("down"))
 	if err != nil {
 		t.Fatalf("Subscribe with Redis down: %v", err)
 	}
@@ -331,7 +332,7 @@ func TestSubscriberRedisDown(t *testing.T) {
 func TestSubscriberCloseIsIdempotentAndConcurrent(t *testing.T) {
 	s := redistest.New(t)
 	r := newRecorder()
-	sub := start(t, s.NewClient(""), r.options(Channel(s.Namespace)))
+	sub := start(t, s.NewClient(""), r.options(s.Namespace))
 	r.nextState(t, Subscribed, wait)
 
 	errs := make(chan error, 8)
@@ -362,7 +363,7 @@ func TestSubscriberCloseRacesStart(t *testing.T) {
 	client := s.NewClient("")
 	for range 50 {
 		r := newRecorder()
-		sub, err := Subscribe(client, r.options(Channel(s.Namespace)))
+		sub, err := Subscribe(client, r.options(s.Namespace))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -379,7 +380,7 @@ func TestSubscriberCloseRacesStart(t *testing.T) {
 
 func TestSubscriberNoCallbackAfterClose(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	sub := start(t, s.NewClient(""), r.options(ch))
 	r.nextState(t, Subscribed, wait)
@@ -394,7 +395,7 @@ func TestSubscriberNoCallbackAfterClose(t *testing.T) {
 				return
 			default:
 			}
-			_ = s.Client.Publish(context.Background(), ch, payload).Err()
+			_ = s.Client.Publish(context.Background(), Channel(ch), payload).Err()
 		}
 	})
 	defer func() { close(stop); wg.Wait() }()
@@ -421,8 +422,8 @@ func TestSubscribeValidatesOptions(t *testing.T) {
 		field  string // the field the error must name, as it starts the error
 		mutate func(*Options)
 	}{
-		{"Channels[1]", func(o *Options) { o.Channels = []string{"a", ""} }},
-		{"Channels[2]", func(o *Options) { o.Channels = []string{"a", "b", "a"} }},
+		{"Namespaces[1]", func(o *Options) { o.Namespaces = []string{"a", ""} }},
+		{"Namespaces[2]", func(o *Options) { o.Namespaces = []string{"a", "b", "a"} }},
 		{"OnMessage", func(o *Options) { o.OnMessage = nil }},
 		{"OnState", func(o *Options) { o.OnState = nil }},
 		{"MaxBackoff", func(o *Options) { o.MaxBackoff = -1 }},
@@ -446,8 +447,8 @@ func TestSubscribeValidatesOptions(t *testing.T) {
 	if _, err := Subscribe(client, Options{}); err == nil || err.Error() != "invalidate: OnMessage must not be nil" {
 		t.Errorf("Subscribe(zero Options) = %v", err)
 	}
-	if _, err := Subscribe(client, Options{Channels: []string{"a", "a"}, OnMessage: r.onMessage, OnState: r.onState}); err == nil ||
-		err.Error() != `invalidate: Channels[1] repeats "a"` {
+	if _, err := Subscribe(client, Options{Namespaces: []string{"a", "a"}, OnMessage: r.onMessage, OnState: r.onState}); err == nil ||
+		err.Error() != `invalidate: Namespaces[1] repeats "a"` {
 		t.Errorf("repeated channel: %v", err)
 	}
 	if _, err := Subscribe(client, Options{MaxStaleness: time.Microsecond, OnMessage: r.onMessage, OnState: r.onState}); err == nil ||
@@ -514,7 +515,7 @@ func TestSubscriberReplySplitAcrossHealthCheck(t *testing.T) {
 // slower than two health check intervals does not break the subscription.
 func TestSubscriberSlowCallbackIsNotALoss(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	opts := r.options(ch)
 	const hc = 20 * time.Millisecond

@@ -173,7 +173,7 @@ func TestUpgradePreviousReadsThis(t *testing.T) {
 // send time.
 func TestSubscriberDeliversSent(t *testing.T) {
 	s := redistest.New(t)
-	ch := Channel(s.Namespace)
+	ch := s.Namespace
 	r := newRecorder()
 	start(t, s.NewClient(""), r.options(ch))
 	r.nextStateOn(t, Subscribed, ch)

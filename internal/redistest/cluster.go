@@ -9,7 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,57 +20,38 @@ import (
 
 // Cluster is one test's Redis Cluster.
 type Cluster struct {
-	// Addrs are the masters' addresses.
+	// Addrs are the masters' addresses when the cluster formed (a failover
+	// changes which nodes are masters: see Masters).
 	Addrs []string
 	// Namespace is unique to the test, as in Server.
 	Namespace string
-	// Real reports whether the cluster is real: three redis-server masters
-	// that this helper started (and stops), with slots spread across them.
-	// Otherwise it is one embedded server that answers CLUSTER SLOTS as the
-	// owner of every slot.
+	// Real reports whether the cluster is real: redis-server processes that
+	// this helper started (and stops), with slots spread across three
+	// masters. Otherwise it is one embedded server that answers CLUSTER
+	// SLOTS as the owner of every slot.
 	Real bool
 
 	t     testing.TB
-	procs []*exec.Cmd // the masters' processes, aligned with Addrs; nil on the embedded server
+	opts  ClusterOptions
+	nodes []*clusterNode // every node, masters first; nil on the embedded server
+
+	adminMu sync.Mutex
+	admins  map[string]*redis.Client // guarded by adminMu: one admin client per node
 }
 
 // NewCluster returns a cluster for t. With REDIS_ADDR set (the real-server
-// suite) it starts three redis-server processes in cluster mode on free
-// loopback ports and joins them with redis-cli; a missing binary or a cluster
-// that does not form fails the test. Otherwise it uses miniredis.
+// suite) it is NewRealCluster's with the default options: three masters of
+// redis-server processes on free loopback ports; a missing binary or a
+// cluster that does not form fails the test. Otherwise it uses miniredis.
 func NewCluster(t testing.TB) *Cluster {
 	t.Helper()
-	c := &Cluster{Namespace: namespace(t), t: t}
 	if os.Getenv(EnvAddr) == "" {
 		m := miniredis.RunT(t)
-		c.Addrs = []string{m.Addr()}
+		c := &Cluster{Addrs: []string{m.Addr()}, Namespace: namespace(t), t: t, admins: make(map[string]*redis.Client)}
+		t.Cleanup(c.closeAdmins)
 		return c
 	}
-	c.Real = true
-	dir := t.TempDir()
-	for range 3 {
-		port := freePort(t)
-		cmd := startRedis(t, dir, port,
-			"--cluster-enabled", "yes",
-			"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(port)+".conf"))
-		if cmd == nil {
-			return nil
-		}
-		t.Cleanup(func() { stopRedis(cmd) })
-		c.Addrs = append(c.Addrs, "127.0.0.1:"+strconv.Itoa(port))
-		c.procs = append(c.procs, cmd)
-	}
-	for _, addr := range c.Addrs {
-		if !waitPing(t, addr) {
-			return nil
-		}
-	}
-	args := append(append([]string{"--cluster", "create"}, c.Addrs...), "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
-		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
-	}
-	c.waitFormed()
-	return c
+	return NewRealCluster(t, ClusterOptions{})
 }
 
 // NewClient returns a cluster client, closed when the test ends.
@@ -80,51 +61,24 @@ func (c *Cluster) NewClient() *redis.ClusterClient {
 	return cc
 }
 
-// Kill kills the master at addr (one of Addrs) with SIGKILL, as a node that
-// crashed, and waits for its process to exit. Its slots have no replica to
-// fail over to: the commands for them fail, and the other masters go on
-// answering for theirs until the cluster marks itself down, after the
-// default cluster-node-timeout of 15s. It fails the test on the embedded
-// server, which cannot lose one node.
+// Kill kills the node at addr (a master or a replica) with SIGKILL, as a
+// node that crashed, and waits for its process to exit. A master's slots
+// fail over to its replica, if it has one, after cluster-node-timeout
+// (CrashFailover waits for that); without one, the commands for them fail,
+// and the other masters go on answering for theirs until the cluster marks
+// itself down, after cluster-node-timeout. It fails the test on the
+// embedded server, which cannot lose one node.
 func (c *Cluster) Kill(addr string) {
 	c.t.Helper()
 	if !c.Real {
 		c.t.Fatal("redistest: the embedded cluster is one server and cannot lose a node (set REDIS_ADDR)")
 		return
 	}
-	for i, a := range c.Addrs {
-		if a == addr {
-			stopRedis(c.procs[i])
-			return
-		}
+	if n := c.node(addr); n != nil {
+		n.kill()
+		return
 	}
-	c.t.Fatalf("redistest: Kill(%q): not a master of the cluster %v", addr, c.Addrs)
-}
-
-// waitFormed waits until every node reports cluster_state:ok and agrees on
-// the slot map, so the first commands of a test are not redirected.
-func (c *Cluster) waitFormed() {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ok := true
-		for _, addr := range c.Addrs {
-			cl := redis.NewClient(&redis.Options{Addr: addr})
-			info, err := cl.ClusterInfo(context.Background()).Result()
-			slots, _ := cl.ClusterSlots(context.Background()).Result()
-			_ = cl.Close()
-			if err != nil || !strings.Contains(info, "cluster_state:ok") || len(slots) != len(c.Addrs) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("redistest: cluster %v did not form within 20s", c.Addrs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c.t.Fatalf("redistest: Kill(%q): not a node of the cluster %v", addr, c.Addrs)
 }
 
 // startRedis starts a redis-server on 127.0.0.1:port that keeps nothing on

@@ -23,6 +23,11 @@ import (
 //   - CutData: the other way round, every connection but the pub/sub ones
 //     is closed, and every new one too: a client that hears (or, frozen,
 //     does not hear) invalidations but cannot read or write.
+//   - SetDelay: every byte reaches the other side a given delay after the
+//     proxy read it, in order, as over a long or congested path;
+//   - Stall: nothing is read from either side until the stall ends, so
+//     what the peers send piles up in their socket buffers (and then in
+//     their own), as behind a link that stopped draining; nothing is lost.
 type Proxy struct {
 	ln       net.Listener
 	upstream string
@@ -32,10 +37,14 @@ type Proxy struct {
 	cutSub atomic.Bool               // close connections that subscribe
 	refuse atomic.Bool               // close every new connection at once
 	small  atomic.Bool               // give new connections small socket buffers
+	delay  atomic.Int64              // nanoseconds every chunk is held (SetDelay)
+	done   chan struct{}             // closed when the proxy closes
 
-	mu     sync.Mutex
-	links  []*link // guarded by mu: every link accepted so far
-	closed bool    // guarded by mu
+	mu      sync.Mutex
+	links   []*link       // guarded by mu: every link accepted so far
+	closed  bool          // guarded by mu
+	resume  chan struct{} // guarded by mu: non-nil while stalled, closed when the stall ends
+	stalled int           // guarded by mu: how many Stall(true) are in force
 }
 
 // splitSpec makes the proxy pass a reply from the server up to marker, wait
@@ -46,12 +55,12 @@ type splitSpec struct {
 }
 
 type link struct {
-	down, up net.Conn
-	frozen   atomic.Bool
-	stalled  atomic.Bool   // the proxy no longer reads what the client sends
-	pubsub   atomic.Bool   // the client sent SUBSCRIBE on it
-	done     chan struct{} // closed by close
-	once     sync.Once
+	down, up  net.Conn
+	frozen    atomic.Bool
+	stalled   atomic.Bool // the proxy no longer reads what the client sends
+	pubsub    atomic.Bool // the client sent SUBSCRIBE on it
+	closeOnce sync.Once
+	closed    chan struct{} // closed by close
 }
 
 // NewProxy listens on a free loopback port and forwards to upstream until the
@@ -77,7 +86,7 @@ func NewUnixProxy(t testing.TB, upstream string) *Proxy {
 }
 
 func startProxy(t testing.TB, ln net.Listener, upstream string) *Proxy {
-	p := &Proxy{ln: ln, upstream: upstream}
+	p := &Proxy{ln: ln, upstream: upstream, done: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -187,7 +196,7 @@ func (p *Proxy) accept() {
 			_ = down.Close()
 			continue
 		}
-		l := &link{down: down, up: up, done: make(chan struct{})}
+		l := &link{down: down, up: up, closed: make(chan struct{})}
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -206,18 +215,29 @@ var subscribeCmd = []byte("subscribe")
 
 // pipe copies src to dst, dropping what it reads while the link is frozen.
 // fromClient marks the client-to-server direction, where SUBSCRIBE is
-// watched for; the other direction applies a pending split.
+// watched for; the other direction applies a pending split. Once a chunk has
+// been delayed (SetDelay), every later chunk of the direction goes through
+// the same queue, so that bytes keep their order when the delay changes.
 func (p *Proxy) pipe(l *link, dst, src net.Conn, fromClient bool) {
 	defer p.wg.Done()
 	defer l.close()
+	var queue chan heldChunk // nil until the first delayed chunk
+	defer func() {
+		if queue != nil {
+			close(queue)
+		}
+	}()
 	buf := make([]byte, 64<<10)
 	for {
 		if fromClient && l.stalled.Load() {
-			<-l.done
+			<-l.closed
 			return
 		}
 		n, err := src.Read(buf)
 		if err != nil {
+			return
+		}
+		if !p.waitStall(l) {
 			return
 		}
 		if l.frozen.Load() {
@@ -240,23 +260,113 @@ func (p *Proxy) pipe(l *link, dst, src net.Conn, fromClient bool) {
 				chunk = chunk[i:]
 			}
 		}
+		if d := time.Duration(p.delay.Load()); d > 0 || queue != nil {
+			if queue == nil {
+				queue = make(chan heldChunk, 1024)
+				p.wg.Add(1)
+				go p.deliver(l, dst, queue)
+			}
+			select {
+			case queue <- heldChunk{due: time.Now().Add(d), b: bytes.Clone(chunk)}:
+			case <-l.closed:
+				return
+			}
+			continue
+		}
 		if _, err := dst.Write(chunk); err != nil {
 			return
 		}
 	}
 }
 
+// heldChunk is a chunk of a delayed direction and when it is due.
+type heldChunk struct {
+	due time.Time
+	b   []byte
+}
+
+// deliver writes the chunks of queue to dst in order, each once it is due,
+// until queue is closed or a write fails.
+func (p *Proxy) deliver(l *link, dst net.Conn, queue <-chan heldChunk) {
+	defer p.wg.Done()
+	defer l.close()
+	for c := range queue {
+		if wait := time.Until(c.due); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-l.closed:
+				return
+			}
+		}
+		if _, err := dst.Write(c.b); err != nil {
+			return
+		}
+	}
+}
+
+// SetDelay holds every chunk read from now on for d before passing it on,
+// in both directions of every connection, keeping the order of the bytes
+// (a later chunk never overtakes an earlier one, whatever the delays). 0
+// ends the delay for chunks read from then on.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(max(d, 0))) }
+
+// Stall(true) stops the proxy reading from any connection, old or new, in
+// either direction, until as many Stall(false) calls; a chunk read just
+// before is held, not dropped. The peers see a link that accepts their
+// bytes until their socket buffers fill, then none.
+func (p *Proxy) Stall(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case on:
+		p.stalled++
+		if p.resume == nil {
+			p.resume = make(chan struct{})
+		}
+	case p.stalled > 0:
+		p.stalled--
+		if p.stalled == 0 {
+			close(p.resume)
+			p.resume = nil
+		}
+	}
+}
+
+// waitStall returns once the proxy is not stalled: true, or false if the
+// link or the proxy closed meanwhile.
+func (p *Proxy) waitStall(l *link) bool {
+	p.mu.Lock()
+	resume := p.resume
+	p.mu.Unlock()
+	if resume == nil {
+		return true
+	}
+	select {
+	case <-resume:
+		return true
+	case <-l.closed:
+		return false
+	case <-p.done:
+		return false
+	}
+}
+
 func (l *link) close() {
-	l.once.Do(func() { close(l.done) })
+	l.closeOnce.Do(func() { close(l.closed) })
 	_ = l.down.Close()
 	_ = l.up.Close()
 }
 
 func (p *Proxy) close() {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
 	p.closed = true
 	links := p.links
 	p.mu.Unlock()
+	close(p.done)
 	_ = p.ln.Close()
 	for _, l := range links {
 		l.close()

@@ -14,6 +14,17 @@
 // KillPubSub, KillPubSubIfAny, ConfigSet) fail the test when called on a
 // server it does not own, that is the shared one at REDIS_ADDR, which other
 // tests and programs are using.
+//
+// A test that needs a Redis Cluster asks NewCluster (real in the
+// real-server suite, one embedded server otherwise) or NewRealCluster, which
+// always starts redis-server processes of the test's own: three masters,
+// with a replica each if asked, and proxies in front of the cluster bus if
+// asked. Its helpers pick keys by master (KeysOn, MasterOf, Slot), fail a
+// master over gracefully or by a crash (Failover, CrashFailover), and break
+// the bus: a delay (SetBusDelay), a stall (StallBus), and links dropped by
+// cluster-link-sendbuf-limit under a flood of large messages (FloodBus). A
+// new cluster takes about two seconds to start: Redis keeps a master that
+// just started out of service that long.
 package redistest
 
 import (

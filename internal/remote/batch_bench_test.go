@@ -196,7 +196,7 @@ func BenchmarkWriteManyDesigns(b *testing.B) {
 			for i, k := range bb.keys {
 				writes[i] = remote.Write{Key: k, Value: bb.val, TTL: time.Hour}
 			}
-			_, err := bb.st.WriteMany(ctx, writes, bb.ch, func([]string) []byte { return bb.msg })
+			_, err := bb.st.WriteMany(ctx, writes, func([]string) []byte { return bb.msg })
 			return err
 		}},
 	} {

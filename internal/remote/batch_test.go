@@ -155,7 +155,7 @@ func TestGetManyAnswersDuringWritePause(t *testing.T) {
 	}
 	wctx, wcancel := context.WithTimeout(bg, 100*time.Millisecond)
 	defer wcancel()
-	if _, err := st.WriteMany(wctx, []remote.Write{{Key: "k", Value: []byte("w")}}, "", nil); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := st.WriteMany(wctx, []remote.Write{{Key: "k", Value: []byte("w")}}, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("WriteMany during a write pause: err = %v, want DeadlineExceeded (the pause is real)", err)
 	}
 	if time.Since(paused) >= 2*time.Second {
@@ -283,11 +283,11 @@ func TestBatchesReturnAtTheirDeadline(t *testing.T) {
 			return r != nil, err
 		}},
 		{"WriteMany/transaction", func(st *remote.Store, ctx context.Context) (bool, error) {
-			r, err := st.WriteMany(ctx, []remote.Write{{Key: "a", Value: []byte("v")}}, "ch", nil)
+			r, err := st.WriteMany(ctx, []remote.Write{{Key: "a", Value: []byte("v")}}, nil)
 			return r != nil, err
 		}},
 		{"WriteMany/script", func(st *remote.Store, ctx context.Context) (bool, error) {
-			r, err := st.WriteMany(ctx, []remote.Write{{Key: "a", Value: []byte("v"), Cond: remote.IfAbsent}}, "ch", nil)
+			r, err := st.WriteMany(ctx, []remote.Write{{Key: "a", Value: []byte("v"), Cond: remote.IfAbsent}}, nil)
 			return r != nil, err
 		}},
 		{"Acquire", func(st *remote.Store, ctx context.Context) (bool, error) {
@@ -378,7 +378,7 @@ func TestBatchesWithAClusterNodeDown(t *testing.T) {
 	for i, k := range keys {
 		writes[i] = remote.Write{Key: k, Value: []byte("w")}
 	}
-	res, err := st.WriteMany(ctx, writes, "ch:"+cl.Namespace, nil)
+	res, err := st.WriteMany(ctx, writes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +449,7 @@ func BenchmarkWriteMany(b *testing.B) {
 	}
 	payload := func([]string) []byte { return bb.msg }
 	bb.run(b, func() error {
-		res, err := bb.st.WriteMany(ctx, writes, bb.ch, payload)
+		res, err := bb.st.WriteMany(ctx, writes, payload)
 		if err == nil && res[0].Err != nil {
 			err = res[0].Err
 		}

@@ -11,8 +11,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/tiercache/internal/invalidate"
 	"github.com/tiercache/tiercache/internal/redistest"
 	"github.com/tiercache/tiercache/internal/remote"
+	"github.com/tiercache/tiercache/internal/slot"
 )
 
 // The store's contract on a Redis Cluster client: keys spread over every
@@ -22,7 +24,7 @@ func TestOnCluster(t *testing.T) {
 	ctx := context.Background()
 	cl := redistest.NewCluster(t)
 	client := cl.NewClient()
-	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace, ScanCount: 10})
+	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace, ScanCount: 10, ClassicPubSub: true})
 
 	const n = 300
 	want := make([]string, n)
@@ -52,16 +54,16 @@ func TestOnCluster(t *testing.T) {
 		t.Fatalf("GetWithTTL on a cluster = %q, %v, %v", v, ttl, err)
 	}
 
-	ch := "ch:" + cl.Namespace
+	ch := invalidate.Channel(cl.Namespace)
 	sub := listen(t, client, ch)
-	if err := st.SetAndPublish(ctx, "k:000", []byte("w"), 0, ch, []byte("one")); err != nil {
+	if err := st.SetAndPublish(ctx, "k:000", []byte("w"), 0, []byte("one")); err != nil {
 		t.Fatal(err)
 	}
 	if m := receive(t, sub); m.Payload != "one" {
 		t.Fatalf("SetAndPublish on a cluster published %q", m.Payload)
 	}
 	join := func(ks []string) []byte { return []byte(strings.Join(ks, ",")) }
-	if err := st.DeleteAndPublish(ctx, ch, join, want...); err != nil {
+	if err := st.DeleteAndPublish(ctx, join, want...); err != nil {
 		t.Fatalf("DeleteAndPublish across slots: %v", err)
 	}
 	var named []string
@@ -74,5 +76,49 @@ func TestOnCluster(t *testing.T) {
 	}
 	if left, err := st.Keys(ctx); err != nil || len(left) != 0 {
 		t.Fatalf("after DeleteAndPublish: %d keys left, %v", len(left), err)
+	}
+}
+
+// On a Cluster, a write publishes its invalidation on a group channel that
+// lives on the node that holds the key (never over the cluster bus), logs
+// it there, and publishes nothing on the classic channel. Checked for a key
+// on every master.
+func TestShardedPublishOnCluster(t *testing.T) {
+	ctx := context.Background()
+	cl := redistest.NewCluster(t)
+	if !cl.Real {
+		t.Skip("the embedded server has no sharded pub/sub: the classic channel is used")
+	}
+	client := cl.NewClient()
+	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace})
+	classic := listen(t, client, invalidate.Channel(cl.Namespace))
+	for _, master := range cl.Masters() {
+		key := cl.KeysOn(master, cl.Namespace+":", 1)[0]
+		node := redis.NewClient(&redis.Options{Addr: master})
+		t.Cleanup(func() { _ = node.Close() })
+		// Every group channel whose first slot the node owns.
+		sub := node.Subscribe(ctx)
+		t.Cleanup(func() { _ = sub.Close() })
+		n := 0
+		for g := range invalidate.Groups {
+			if cl.MasterOf("{"+slot.Tag(invalidate.GroupSlot(g))+"}") == master {
+				if err := sub.SSubscribe(ctx, invalidate.GroupChannel(cl.Namespace, g)); err != nil {
+					t.Fatal(err)
+				}
+				n++
+			}
+		}
+		for range n {
+			if _, err := sub.Receive(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.SetAndPublish(ctx, key, []byte("v"), 0, []byte("sharded")); err != nil {
+			t.Fatalf("SetAndPublish of %q on %s: %v", key, master, err)
+		}
+		if m := receive(t, sub); m.Payload != "sharded" {
+			t.Fatalf("key %q on %s: published %q on %q", key, master, m.Payload, m.Channel)
+		}
+		noMessage(t, classic, "a sharded write on the classic channel")
 	}
 }

@@ -38,7 +38,7 @@ func TestDeadlineUnderPauseAll(t *testing.T) {
 			// below is then one EVALSHA, which the server runs once the pause
 			// ends (after a NOSCRIPT, go-redis would send EVAL on the ctx,
 			// which has ended by then).
-			if err := st.SetAndPublish(bg, "k", []byte("old"), 0, "deadline-ch", nil); err != nil {
+			if err := st.SetAndPublish(bg, "k", []byte("old"), 0, nil); err != nil {
 				t.Fatal(err)
 			}
 			const (
@@ -54,10 +54,10 @@ func TestDeadlineUnderPauseAll(t *testing.T) {
 			}{
 				{"GetWithTTL", func(ctx context.Context) error { _, _, err := st.GetWithTTL(ctx, "k"); return err }},
 				{"SetAndPublish", func(ctx context.Context) error {
-					return st.SetAndPublish(ctx, "k", []byte("new"), 0, "deadline-ch", nil)
+					return st.SetAndPublish(ctx, "k", []byte("new"), 0, nil)
 				}},
 				{"DeleteAndPublish", func(ctx context.Context) error {
-					return st.DeleteAndPublish(ctx, "deadline-ch", nil, "other")
+					return st.DeleteAndPublish(ctx, nil, "other")
 				}},
 			}
 			for _, op := range ops {
@@ -167,10 +167,10 @@ func TestCallsRunInlineWhenTheyCan(t *testing.T) {
 			"GetMany":    func() error { _, err := st.GetMany(tc.ctx, []string{"k"}); return err },
 			"Keys":       func() error { _, err := st.Keys(tc.ctx); return err },
 			"SetAndPublish": func() error {
-				return st.SetAndPublish(tc.ctx, "k", []byte("v"), 0, "ch:"+s.Namespace, nil)
+				return st.SetAndPublish(tc.ctx, "k", []byte("v"), 0, nil)
 			},
 			"DeleteAndPublish": func() error {
-				return st.DeleteAndPublish(tc.ctx, "ch:"+s.Namespace, func([]string) []byte { return nil }, "k")
+				return st.DeleteAndPublish(tc.ctx, func([]string) []byte { return nil }, "k")
 			},
 		}
 		for name, op := range ops {

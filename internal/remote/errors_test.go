@@ -38,15 +38,15 @@ func TestErrorShape(t *testing.T) {
 			"get", []string{"1"}, remote.ErrNotFound, fmt.Sprintf(`remote: get "1" in namespace %q: not found`, ns)},
 		{"GetWithTTL cancelled", func() error { _, _, err := st.GetWithTTL(cancelled, "k"); return err }(),
 			"get", []string{"k"}, context.Canceled, fmt.Sprintf(`remote: get "k" in namespace %q: context canceled`, ns)},
-		{"SetAndPublish bad ttl", st.SetAndPublish(bg, "k", nil, -time.Second, "ch", nil),
+		{"SetAndPublish bad ttl", st.SetAndPublish(bg, "k", nil, -time.Second, nil),
 			"set", []string{"k"}, nil, fmt.Sprintf(`remote: set "k" in namespace %q: ttl must be >= 0, got -1s`, ns)},
-		{"SetAndPublish ttl under 1ms", st.SetAndPublish(bg, "k", nil, time.Microsecond, "ch", nil),
+		{"SetAndPublish ttl under 1ms", st.SetAndPublish(bg, "k", nil, time.Microsecond, nil),
 			"set", []string{"k"}, nil, fmt.Sprintf(`remote: set "k" in namespace %q: ttl must be 0 or at least 1ms, got 1µs`, ns)},
-		{"SetAndPublish cancelled", st.SetAndPublish(cancelled, "k", nil, 0, "ch", nil),
+		{"SetAndPublish cancelled", st.SetAndPublish(cancelled, "k", nil, 0, nil),
 			"set", []string{"k"}, context.Canceled, ""},
-		{"DeleteAndPublish cancelled", st.DeleteAndPublish(cancelled, "ch", noop, "a", "b"),
+		{"DeleteAndPublish cancelled", st.DeleteAndPublish(cancelled, noop, "a", "b"),
 			"delete", []string{"a", "b"}, context.Canceled, fmt.Sprintf(`remote: delete "a", "b" in namespace %q: context canceled`, ns)},
-		{"DeleteAndPublish of many cancelled", st.DeleteAndPublish(cancelled, "ch", noop, "a", "b", "c", "d", "e"),
+		{"DeleteAndPublish of many cancelled", st.DeleteAndPublish(cancelled, noop, "a", "b", "c", "d", "e"),
 			"delete", []string{"a", "b", "c", "d", "e"}, context.Canceled,
 			fmt.Sprintf(`remote: delete "a", "b", "c" … and 2 more in namespace %q: context canceled`, ns)},
 		{"Keys cancelled", func() error { _, err := st.Keys(cancelled); return err }(),
@@ -78,7 +78,7 @@ func TestErrorKeysAreCopied(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	keys := []string{"a", "b"}
-	err := st.DeleteAndPublish(ctx, "ch", nil, keys...)
+	err := st.DeleteAndPublish(ctx, nil, keys...)
 	keys[0] = "changed"
 	var re *remote.Error
 	if !errors.As(err, &re) || re.Keys[0] != "a" {

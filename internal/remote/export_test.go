@@ -12,3 +12,13 @@ func (s *Store) Namespace() string { return s.namespace }
 // EnforcesDeadlines reports whether the store's client enforces a ctx's
 // deadline itself (see clientEnforcesDeadlines).
 func (s *Store) EnforcesDeadlines() bool { return s.enforcesDeadlines }
+
+// Silent returns a Silent store of the same client and namespace: its
+// writes publish nothing, for a test's setup.
+func (s *Store) Silent() *Store {
+	st, err := New(s.client, Options{Namespace: s.namespace, Silent: true})
+	if err != nil {
+		panic(err)
+	}
+	return st
+}

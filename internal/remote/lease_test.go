@@ -94,7 +94,7 @@ func TestLeaseRelease(t *testing.T) {
 		{Key: "k", Value: []byte("loaded"), Cond: remote.IfEqual, Expect: remote.LeaseMarker(tok)},
 		{Key: "j", Delete: true, Cond: remote.IfEqual, Expect: remote.LeaseMarker("not-ours")},
 		{Key: "j", Delete: true, Cond: remote.IfEqual, Expect: remote.LeaseMarker(tok)},
-	}, "", nil)
+	}, nil)
 	if err != nil || !res[0].Applied || res[1].Applied || !res[2].Applied {
 		t.Fatalf("releases = %+v, %v; want applied, not, applied", res, err)
 	}

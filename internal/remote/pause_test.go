@@ -43,7 +43,7 @@ func TestGetWithTTLAnswersDuringWritePause(t *testing.T) {
 	// The pause is real: a write waits for it.
 	wctx, wcancel := context.WithTimeout(bg, 100*time.Millisecond)
 	defer wcancel()
-	if err := st.SetAndPublish(wctx, "k", []byte("w"), 0, "pause-ch", nil); !errors.Is(err, context.DeadlineExceeded) {
+	if err := st.SetAndPublish(wctx, "k", []byte("w"), 0, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("SetAndPublish during a write pause: err = %v, want DeadlineExceeded", err)
 	}
 	if time.Since(paused) >= 2*time.Second {

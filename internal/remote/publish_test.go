@@ -4,25 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
-// Publish publishes the payload as given, and a call whose ctx has ended
-// sends nothing and returns an error naming the keys it was given.
+// Publish hands the write script the payload built for the keys, which
+// publishes it on the namespace's channel with its position in the log
+// after it; a call whose ctx has ended sends nothing and returns an error
+// naming the keys it was given.
 func TestPublish(t *testing.T) {
 	st, s := newStore(t)
-	ch := "ch:" + s.Namespace
-	sub := listen(t, s.Client, ch)
-	if err := st.Publish(context.Background(), ch, []byte("\x00payload"), "a"); err != nil {
+	sub := listen(t, s.Client, "tiercache:invalidate:"+s.Namespace)
+	var got []string
+	payload := func(keys []string) []byte {
+		got = append([]string(nil), keys...)
+		return []byte("\x00payload")
+	}
+	if err := st.Publish(context.Background(), payload, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if m := receive(t, sub); m.Payload != "\x00payload" {
-		t.Fatalf("published %q", m.Payload)
+	if m := receive(t, sub); !strings.HasPrefix(m.Payload, "\x00payload") || len(got) != 1 || got[0] != "a" {
+		t.Fatalf("published %q for the keys %q", m.Payload, got)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := st.Publish(ctx, ch, []byte("late"), "a", "b")
+	err := st.Publish(ctx, payload, "a", "b")
 	want := fmt.Sprintf(`remote: publish "a", "b" in namespace %q: context canceled`, s.Namespace)
 	if !errors.Is(err, context.Canceled) || err.Error() != want {
 		t.Fatalf("Publish with an ended ctx: %v; want %s", err, want)

@@ -115,8 +115,7 @@ func TestGetWithTTLHookFailure(t *testing.T) {
 // commands reaches the next (a value, an error, a key).
 func TestReusedCommandsKeepCallsApart(t *testing.T) {
 	ctx := context.Background()
-	st, s := newStore(t)
-	ch := "ch:" + s.Namespace
+	st, _ := newStore(t)
 	const n = 50
 	for i := range n {
 		if i%3 == 0 {
@@ -126,7 +125,7 @@ func TestReusedCommandsKeepCallsApart(t *testing.T) {
 		if i%2 == 0 {
 			ttl = time.Hour
 		}
-		if err := st.SetAndPublish(ctx, fmt.Sprint("k", i), []byte(fmt.Sprint("v", i)), ttl, ch, nil); err != nil {
+		if err := st.SetAndPublish(ctx, fmt.Sprint("k", i), []byte(fmt.Sprint("v", i)), ttl, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

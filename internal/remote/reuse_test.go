@@ -54,9 +54,8 @@ func TestReusedCommandsPrintTheirArguments(t *testing.T) {
 	st := mustNew(t, client, remote.Options{Namespace: s.Namespace})
 	h := &cmdStrings{}
 	client.AddHook(h)
-	ch := "ch:" + s.Namespace
 	for range 2 { // the second time, the commands are reused
-		if err := st.SetAndPublish(ctx, "key", []byte("value"), 1500*time.Millisecond, ch, []byte("msg")); err != nil {
+		if err := st.SetAndPublish(ctx, "key", []byte("value"), 1500*time.Millisecond, []byte("msg")); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := st.GetWithTTL(ctx, "key"); err != nil {
@@ -65,7 +64,7 @@ func TestReusedCommandsPrintTheirArguments(t *testing.T) {
 	}
 	k := st.RedisKey("key")
 	want := []string{
-		" 1 " + k + " value 1500 " + ch + " msg: 1", // evalsha <sha> 1 key value ms channel payload: reply
+		" 1 " + k + " " + s.Namespace + " msg  c 10000 S value 1500 : 1", // evalsha <sha> 1 key ns payload where pub loglen op value ms cond: position
 		"get " + k + ": value",
 		"pttl " + k + ": ",
 	}
@@ -88,17 +87,16 @@ func TestSetAndPublishAfterScriptFlush(t *testing.T) {
 	ctx := context.Background()
 	s := redistest.NewOwn(t)
 	st := mustNew(t, s.Client, remote.Options{Namespace: s.Namespace})
-	ch := "ch:" + s.Namespace
-	sub := listen(t, s.Client, ch)
+	sub := listen(t, s.Client, "tiercache:invalidate:"+s.Namespace)
 	for i := range 3 {
 		if err := s.Client.ScriptFlush(ctx).Err(); err != nil {
 			t.Fatal(err)
 		}
 		payload := fmt.Sprint("msg-", i)
-		if err := st.SetAndPublish(ctx, "k", []byte(payload), time.Hour, ch, []byte(payload)); err != nil {
+		if err := st.SetAndPublish(ctx, "k", []byte(payload), time.Hour, []byte(payload)); err != nil {
 			t.Fatalf("SetAndPublish after SCRIPT FLUSH: %v", err)
 		}
-		if m := receive(t, sub); m.Payload != payload {
+		if m := receive(t, sub); m.Payload != payload { // not version 3: no position after it
 			t.Fatalf("published %q, want %q", m.Payload, payload)
 		}
 		if v, _ := get(ctx, st, "k"); string(v) != payload {

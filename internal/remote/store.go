@@ -37,7 +37,26 @@ type Options struct {
 	// fewer round trips and longer server work per call.
 	// Default: 1000. Must be >= 0.
 	ScanCount int
+
+	// LogLength is about how many invalidations the write script keeps in
+	// each channel's log (XADD … MAXLEN ~), for subscribers to read back.
+	// Default: DefaultLogLength. Must be >= 0.
+	LogLength int
+
+	// Silent makes the writes publish (and log) nothing: plain SETs and
+	// DELs, for a fleet whose every subscriber tracks its keys with
+	// server-assisted invalidation.
+	Silent bool
+
+	// ClassicPubSub makes the writes on a Cluster publish on the
+	// namespace's classic channel (over the cluster bus), as releases
+	// before the group channels did, instead of a group channel: for a
+	// rolling upgrade from such a release. It changes nothing elsewhere.
+	ClassicPubSub bool
 }
+
+// DefaultLogLength is Options.LogLength when it is 0.
+const DefaultLogLength = 10_000
 
 // validate reports the first invalid field of o, by name.
 func (o Options) validate() error {
@@ -48,6 +67,9 @@ func (o Options) validate() error {
 	}
 	if o.ScanCount < 0 {
 		return fmt.Errorf("remote: ScanCount must be >= 0, got %d", o.ScanCount)
+	}
+	if o.LogLength < 0 {
+		return fmt.Errorf("remote: LogLength must be >= 0, got %d", o.LogLength)
 	}
 	return nil
 }
@@ -61,6 +83,9 @@ type Store struct {
 	prefix            string // namespace + ":"
 	pattern           string // SCAN MATCH pattern: escaped prefix + "*"
 	scanCount         int64
+	logLen            int  // Options.LogLength, or its default
+	silent            bool // Options.Silent
+	classic           bool // Options.ClassicPubSub
 
 	// Whether the Store has run the script of WriteMany, Acquire and Renew
 	// by EVAL: until it has, it sends EVAL rather than EVALSHA, since a
@@ -89,6 +114,9 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.ScanCount == 0 {
 		opts.ScanCount = defaultScanCount
 	}
+	if opts.LogLength == 0 {
+		opts.LogLength = DefaultLogLength
+	}
 	_, cluster := client.(*redis.ClusterClient)
 	prefix := opts.Namespace + ":"
 	return &Store{
@@ -99,6 +127,9 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		prefix:            prefix,
 		pattern:           EscapeGlob(prefix) + "*",
 		scanCount:         int64(opts.ScanCount),
+		logLen:            opts.LogLength,
+		silent:            opts.Silent,
+		classic:           opts.ClassicPubSub,
 	}, nil
 }
 

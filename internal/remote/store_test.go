@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/tiercache/internal/invalidate"
 	"github.com/tiercache/tiercache/internal/leakcheck"
 	"github.com/tiercache/tiercache/internal/redistest"
 	"github.com/tiercache/tiercache/internal/remote"
@@ -44,10 +45,10 @@ func newError(t *testing.T, opts remote.Options) error {
 }
 
 // put writes value at key for ttl (0: no expiry), publishing nothing: a
-// test's setup, through WriteMany.
+// test's setup, through WriteMany of a Silent store.
 func put(t testing.TB, st *remote.Store, key string, value []byte, ttl time.Duration) {
 	t.Helper()
-	res, err := st.WriteMany(context.Background(), []remote.Write{{Key: key, Value: value, TTL: ttl}}, "", nil)
+	res, err := st.Silent().WriteMany(context.Background(), []remote.Write{{Key: key, Value: value, TTL: ttl}}, nil)
 	if err == nil {
 		err = res[0].Err
 	}
@@ -65,15 +66,15 @@ func get(ctx context.Context, st *remote.Store, key string) ([]byte, error) {
 // The seed's first test: put, get, delete; a missing key is ErrNotFound.
 func TestPutGetDelete(t *testing.T) {
 	ctx := context.Background()
-	st, s := newStore(t)
-	if err := st.SetAndPublish(ctx, "key", []byte("value"), 0, "ch:"+s.Namespace, nil); err != nil {
+	st, _ := newStore(t)
+	if err := st.SetAndPublish(ctx, "key", []byte("value"), 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := get(ctx, st, "key")
 	if err != nil || string(got) != "value" {
 		t.Fatalf("GetWithTTL = %q, %v; want value", got, err)
 	}
-	if err := st.DeleteAndPublish(ctx, "ch:"+s.Namespace, nil, "key"); err != nil {
+	if err := st.DeleteAndPublish(ctx, nil, "key"); err != nil {
 		t.Fatal(err)
 	}
 	_, err = get(ctx, st, "key")
@@ -211,7 +212,7 @@ func TestTTLs(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
 	set := func(key string, ttl time.Duration) error {
-		return st.SetAndPublish(ctx, key, []byte("v"), ttl, "ch:"+s.Namespace, nil)
+		return st.SetAndPublish(ctx, key, []byte("v"), ttl, nil)
 	}
 	if err := set("forever", 0); err != nil {
 		t.Fatal(err)
@@ -265,14 +266,14 @@ func TestGetWithTTL(t *testing.T) {
 func TestSetAndPublish(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
-	ch := "ch:" + s.Namespace
+	ch := invalidate.Channel(s.Namespace)
 	sub := listen(t, s.Client, ch)
 	calls := &redistest.RoundTrips{}
 	s.Client.AddHook(calls)
 	for i, ttl := range []time.Duration{0, 5 * time.Second} {
 		calls.Reset()
 		payload := fmt.Sprintf("msg-%d", i)
-		if err := st.SetAndPublish(ctx, "k", []byte(payload), ttl, ch, []byte(payload)); err != nil {
+		if err := st.SetAndPublish(ctx, "k", []byte(payload), ttl, []byte(payload)); err != nil {
 			t.Fatal(err)
 		}
 		if i > 0 && calls.Count() != 1 { // the first call may load the script
@@ -294,7 +295,7 @@ func TestSetAndPublish(t *testing.T) {
 	// A cancelled call does neither.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := st.SetAndPublish(cctx, "other", []byte("x"), 0, ch, []byte("x")); !errors.Is(err, context.Canceled) {
+	if err := st.SetAndPublish(cctx, "other", []byte("x"), 0, []byte("x")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled SetAndPublish err = %v, want context.Canceled", err)
 	}
 	if n := s.Client.Exists(ctx, st.RedisKey("other")).Val(); n != 0 {
@@ -308,7 +309,7 @@ func TestSetAndPublish(t *testing.T) {
 func TestDeleteAndPublish(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
-	ch := "ch:" + s.Namespace
+	ch := invalidate.Channel(s.Namespace)
 	sub := listen(t, s.Client, ch)
 	keys := make([]string, 2500)
 	for i := range keys {
@@ -318,13 +319,13 @@ func TestDeleteAndPublish(t *testing.T) {
 		}
 	}
 	join := func(ks []string) []byte { return []byte(strings.Join(ks, ",")) }
-	if err := st.DeleteAndPublish(ctx, ch, join, "k1", "k2", "absent"); err != nil {
+	if err := st.DeleteAndPublish(ctx, join, "k1", "k2", "absent"); err != nil {
 		t.Fatal(err)
 	}
 	if msg := receive(t, sub); msg.Payload != "k1,k2,absent" {
 		t.Fatalf("one message for all keys: got %q", msg.Payload)
 	}
-	if err := st.DeleteAndPublish(ctx, ch, join, keys...); err != nil {
+	if err := st.DeleteAndPublish(ctx, join, keys...); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -337,7 +338,7 @@ func TestDeleteAndPublish(t *testing.T) {
 	if left, err := st.Keys(ctx); err != nil || len(left) != 0 {
 		t.Fatalf("after DeleteAndPublish, Keys = %d keys, %v", len(left), err)
 	}
-	if err := st.DeleteAndPublish(ctx, ch, join); err != nil {
+	if err := st.DeleteAndPublish(ctx, join); err != nil {
 		t.Fatalf("DeleteAndPublish with no keys: %v", err)
 	}
 	if m, err := sub.ReceiveTimeout(ctx, 50*time.Millisecond); err == nil {
@@ -355,12 +356,12 @@ func TestCancelledContext(t *testing.T) {
 	noop := func([]string) []byte { return nil }
 	checks := map[string]error{
 		"GetWithTTL":       func() error { _, _, err := st.GetWithTTL(ctx, "k"); return err }(),
-		"SetAndPublish":    st.SetAndPublish(ctx, "k", []byte("v"), 0, "ch", nil),
-		"DeleteAndPublish": st.DeleteAndPublish(ctx, "ch", noop, "k"),
+		"SetAndPublish":    st.SetAndPublish(ctx, "k", []byte("v"), 0, nil),
+		"DeleteAndPublish": st.DeleteAndPublish(ctx, noop, "k"),
 		"Keys":             func() error { _, err := st.Keys(ctx); return err }(),
 		"GetMany":          func() error { _, err := st.GetMany(ctx, []string{"k"}); return err }(),
 		"WriteMany": func() error {
-			_, err := st.WriteMany(ctx, []remote.Write{{Key: "k", Value: []byte("v")}}, "ch", noop)
+			_, err := st.WriteMany(ctx, []remote.Write{{Key: "k", Value: []byte("v")}}, noop)
 			return err
 		}(),
 		"Acquire":        func() error { _, err := st.Acquire(ctx, []string{"k"}, "token", time.Second); return err }(),

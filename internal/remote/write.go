@@ -19,6 +19,8 @@ const (
 	// IfEqual applies it only if the key holds exactly Write.Expect: a lease
 	// marker, say, or bytes being replaced.
 	IfEqual
+	// invalidateOnly writes nothing: the key is only invalidated (Publish).
+	invalidateOnly
 )
 
 // Write is one write of WriteMany.
@@ -49,47 +51,46 @@ type Result struct {
 	Err error
 }
 
-// WriteMany applies writes and, when channel is not empty, publishes
-// their invalidation on it, in one round trip per Redis node. It returns
-// one Result per write, aligned with writes.
+// WriteMany applies writes and publishes their invalidation, in one round
+// trip per Redis node. It returns one Result per write, aligned with
+// writes.
 //
 // The writes are split into groups: all of them on a single node, one hash
-// slot's on a Cluster; 1000 at most either way. Each group applies, in
-// order, its writes whose Cond holds and then, if it applied at least one
-// and channel is not empty, publishes payload(the group's keys) on channel,
-// atomically: a group's writes and its message happen together or not at
-// all. WriteMany calls payload once per group, on the caller's goroutine,
-// before it sends anything; with payload nil the message is empty.
+// slot's on a Cluster; 1000 at most either way. Each group is one run of
+// the write script (see script.go): it applies, in order, its writes whose
+// Cond holds and then, if it applied at least one, logs and publishes
+// payload(the group's keys), atomically: a group's writes and its message
+// happen together or not at all. WriteMany calls payload once per group,
+// on the caller's goroutine, before it sends anything; with payload nil
+// the message is empty. A Silent store publishes nothing: its writes that
+// are all Always go as plain SETs and DELs, in one pipeline.
 //
-// Every group goes in one pipeline. A group is one Lua script, sent by
-// EVALSHA (the groups that a node answers NOSCRIPT, having run nothing,
-// are sent again by EVAL), except on a single node when every write is
-// Always: then each group is a MULTI/EXEC transaction, which costs the
-// server less (see writeTx).
+// Every group goes in one pipeline, by EVALSHA (the groups that a node
+// answers NOSCRIPT, having run nothing, are sent again by EVAL).
 //
 // The error is non-nil only when the whole call failed, and then the
 // Results are nil: a write is invalid (an unknown Cond, or a TTL that the
 // package doc forbids: the *Error names its key, and nothing is sent), or
 // ctx ended (some groups may have been applied, or be applied later; see
-// clientEnforcesDeadlines). A group that fails (a Cluster node down) sets
-// the Err of its writes.
-func (s *Store) WriteMany(ctx context.Context, writes []Write, channel string, payload func(keys []string) []byte) ([]Result, error) {
+// clientEnforcesDeadlines). A group that fails (a Cluster node down, no
+// invalidation channel on the node) sets the Err of its writes.
+func (s *Store) WriteMany(ctx context.Context, writes []Write, payload func(keys []string) []byte) ([]Result, error) {
 	if len(writes) == 0 {
 		return []Result{}, nil
 	}
-	b := writeBatch{writes: writes, channel: channel, ops: make([]writeOp, len(writes)), tx: !s.cluster}
+	b := writeBatch{writes: writes, ops: make([]writeOp, len(writes)), plain: s.silent}
 	for i, w := range writes {
 		op, err := newWriteOp(w)
 		if err != nil {
 			return nil, s.opError("write-many", err, w.Key)
 		}
 		b.ops[i] = op
-		b.tx = b.tx && w.Cond == Always
+		b.plain = b.plain && w.Cond == Always
 	}
 	key := func(i int) string { return writes[i].Key }
 	b.groups, b.rk = s.groups(len(writes), key), s.packKeys(len(writes), key)
 	b.payloads = make([][]byte, len(b.groups))
-	if channel != "" && payload != nil {
+	if payload != nil && !s.silent {
 		for gi, g := range b.groups {
 			keys := make([]string, len(g))
 			for j, i := range g {
@@ -111,14 +112,14 @@ func (s *Store) WriteMany(ctx context.Context, writes []Write, channel string, p
 
 // writeOp is a Write as the commands take it.
 type writeOp struct {
-	code   string // see writeScript
+	code   string // see the write script
 	value  []byte
 	ms     int64 // PX argument; 0 means no expiry
 	expect []byte
 }
 
 func newWriteOp(w Write) (writeOp, error) {
-	if w.Cond > IfEqual {
+	if w.Cond > invalidateOnly {
 		return writeOp{}, fmt.Errorf("unknown Cond %d", w.Cond)
 	}
 	op := writeOp{code: writeCodes[w.Cond]}
@@ -137,10 +138,10 @@ func newWriteOp(w Write) (writeOp, error) {
 	return op, nil
 }
 
-// The codes of writeScript, by Cond.
+// The codes of the write script, by Cond.
 var (
-	writeCodes  = [...]string{Always: "S", IfAbsent: "N", IfEqual: "E"}
-	deleteCodes = [...]string{Always: "D", IfAbsent: "d", IfEqual: "e"}
+	writeCodes  = [...]string{Always: "S", IfAbsent: "N", IfEqual: "E", invalidateOnly: "I"}
+	deleteCodes = [...]string{Always: "D", IfAbsent: "d", IfEqual: "e", invalidateOnly: "I"}
 )
 
 // writeBatch is the work of a WriteMany.
@@ -150,19 +151,17 @@ type writeBatch struct {
 	rk       []string  // Redis keys, aligned with writes
 	groups   [][]int   // positions in writes
 	payloads [][]byte  // per group
-	channel  string
-	tx       bool // a single node, every write Always: see writeTx
+	plain    bool      // a Silent store, every write Always: plain commands, no script
 }
 
 func (s *Store) writeMany(ctx context.Context, b writeBatch) ([]Result, error) {
-	if b.tx {
-		return s.writeTx(ctx, b)
+	if b.plain {
+		return s.writePlain(ctx, b)
 	}
 	calls := make([]scriptCall, len(b.groups))
 	for gi, g := range b.groups {
 		keys := make([]string, len(g))
-		args := make([]any, 2, 2+4*len(g))
-		args[0], args[1] = b.channel, b.payloads[gi]
+		args := s.invalidation(make([]any, 0, scriptArgs+4*len(g)), b.payloads[gi], b.rk[g[0]])
 		for j, i := range g {
 			keys[j] = b.rk[i]
 			op := &b.ops[i]
@@ -191,85 +190,35 @@ func (s *Store) writeMany(ctx context.Context, b writeBatch) ([]Result, error) {
 	return res, nil
 }
 
-// writeTx sends the groups of b, whose writes are all Always, as one
-// MULTI/EXEC transaction each, every transaction in one pipeline: MULTI,
-// the group's SETs and DELs, its PUBLISH, EXEC. Redis runs a transaction
-// at once and whole, so each group's writes and its message happen
-// together, as in the script, for less: each redis.call of a script costs
-// Redis some 0.7µs.
-//
-// Against the real Redis 7.0 of the test suite, on loopback, for 100
-// SET … PX of 100 bytes and a PUBLISH (BenchmarkWriteManyDesigns), a
-// pipeline (not atomic) took a median of 191µs and 104µs of the server's
-// CPU, a transaction 234µs and 129µs, a script 241µs and 173µs.
-// BenchmarkWriteMany takes 205µs against 185µs for BenchmarkPipelineSet,
-// 1.10 times as long (the median ratio of 20 interleaved runs), and 103µs
-// of server CPU against 99µs.
-//
-// A Cluster cannot take it: its pipelines send a command without keys
-// (MULTI, EXEC, PUBLISH) to any node, and its TxPipeline holds the keys of
-// one hash slot.
-func (s *Store) writeTx(ctx context.Context, b writeBatch) ([]Result, error) {
-	// One backing array for every command's arguments.
-	args := make([]any, 5*len(b.writes))
-	queued := make([][]redis.Cmder, len(b.groups)) // per group: its writes' and its PUBLISH's replies, QUEUED
-	execs := make([]*redis.SliceCmd, len(b.groups))
+// writePlain sends the writes of b, all Always on a Silent store, as plain
+// SETs and DELs in one pipeline: without an invalidation to make atomic
+// with them, nothing needs a script.
+func (s *Store) writePlain(ctx context.Context, b writeBatch) ([]Result, error) {
 	pipe := s.client.Pipeline()
-	for gi, g := range b.groups {
-		_ = pipe.Process(ctx, redis.NewStatusCmd(ctx, "multi"))
-		q := make([]redis.Cmder, 0, len(g)+1)
-		for _, i := range g {
-			a, op := args[5*i:5*i+5], &b.ops[i]
-			switch {
-			case op.code == "D":
-				a[0], a[1] = "del", b.rk[i]
-				a = a[:2]
-			case op.ms == 0:
-				a[0], a[1], a[2] = "set", b.rk[i], op.value
-				a = a[:3]
-			default:
-				a[0], a[1], a[2], a[3], a[4] = "set", b.rk[i], op.value, "px", op.ms
-			}
-			q = append(q, redis.NewStatusCmd(ctx, a...))
+	cmds := make([]redis.Cmder, len(b.writes))
+	for i := range b.writes {
+		op := &b.ops[i]
+		switch {
+		case op.code == "D":
+			cmds[i] = pipe.Del(ctx, b.rk[i])
+		default:
+			cmds[i] = pipe.Set(ctx, b.rk[i], op.value, time.Duration(op.ms)*time.Millisecond)
 		}
-		if b.channel != "" {
-			q = append(q, redis.NewStatusCmd(ctx, "publish", b.channel, b.payloads[gi]))
-		}
-		for _, c := range q {
-			_ = pipe.Process(ctx, c)
-		}
-		queued[gi], execs[gi] = q, redis.NewSliceCmd(ctx, "exec")
-		_ = pipe.Process(ctx, execs[gi])
 	}
 	if _, err := pipe.Exec(ctx); err != nil && ctxEnded(ctx) {
 		return nil, withCtxErr(ctx, err)
 	}
 	res := make([]Result, len(b.writes))
-	for gi, g := range b.groups {
-		if err := txError(queued[gi], execs[gi]); err != nil {
-			b.groupFailed(s, res, g, err)
-			continue
-		}
+	for _, g := range b.groups {
 		for _, i := range g {
+			if err := cmds[i].Err(); err != nil {
+				b.groupFailed(s, res, g, err)
+				break
+			}
 			res[i].Applied = true
 		}
 	}
 	return res, nil
-}
-
-// txError returns why the transaction whose commands were queued and then
-// exec did not run, or nil if it ran.
-func txError(queued []redis.Cmder, exec *redis.SliceCmd) error {
-	for _, c := range queued { // a command refused while queued (EXECABORT)
-		if err := c.Err(); err != nil {
-			return err
-		}
-	}
-	replies, err := exec.Result()
-	if err == nil && len(replies) != len(queued) { // nil: discarded
-		err = fmt.Errorf("EXEC returned %d replies for %d commands", len(replies), len(queued))
-	}
-	return err
 }
 
 // groupFailed sets the Result of each write of g to one *Error naming
@@ -282,43 +231,6 @@ func (b writeBatch) groupFailed(s *Store, res []Result, g []int, err error) {
 	err = s.opError("write-many", err, keys...)
 	for _, i := range g {
 		res[i].Err = err
+		res[i].Applied = false
 	}
 }
-
-// writeScript applies one group's writes. KEYS are the group's keys;
-// ARGV[1] is the channel ("" for none) and ARGV[2] the message; then each
-// write has four: its code, value, PX milliseconds ("0": no expiry) and
-// expected value. The codes: S set, N set if absent, E set if equal; D
-// delete, d delete if absent (nothing to do), e delete if equal. A key that
-// holds another type than a string is equal to nothing. It returns one '1'
-// (applied) or '0' per write.
-var writeScript = redis.NewScript(`
-local out, applied, j = {}, 0, 3
-for i, k in ipairs(KEYS) do
-  local op, ms = ARGV[j], ARGV[j+2]
-  local ok = true
-  if op == 'E' or op == 'e' then
-    ok = redis.pcall('GET', k) == ARGV[j+3]
-  elseif op == 'N' or op == 'd' then
-    ok = redis.call('EXISTS', k) == 0
-  end
-  if not ok then
-    out[i] = '0'
-  else
-    if op == 'D' or op == 'e' then
-      redis.call('DEL', k)
-    elseif op == 'd' then
-    elseif ms == '0' then
-      redis.call('SET', k, ARGV[j+1])
-    else
-      redis.call('SET', k, ARGV[j+1], 'PX', ms)
-    end
-    out[i] = '1'
-    applied = applied + 1
-  end
-  j = j + 4
-end
-if applied > 0 and ARGV[1] ~= '' then
-  redis.call('PUBLISH', ARGV[1], ARGV[2])
-end
-return table.concat(out)`)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tiercache/tiercache/internal/invalidate"
 	"github.com/tiercache/tiercache/internal/redistest"
 	"github.com/tiercache/tiercache/internal/remote"
 )
@@ -73,15 +74,15 @@ func TestWriteManyConds(t *testing.T) {
 		{Key: "nothing", Delete: true, Cond: remote.IfAbsent},
 	}
 	want := []bool{true, true, true, false, true, false, false, true, false, true, true}
-	if _, err := st.WriteMany(ctx, []remote.Write{{Key: "warm-up", Cond: remote.IfAbsent}}, "", nil); err != nil {
+	if _, err := st.WriteMany(ctx, []remote.Write{{Key: "warm-up", Cond: remote.IfAbsent}}, nil); err != nil {
 		t.Fatal(err) // loads the script, opens the connections
 	}
-	ch := "ch:" + s.Namespace
+	ch := invalidate.Channel(s.Namespace)
 	sub := subscribe(t, s.Client, ch)
 	calls := &redistest.RoundTrips{}
 	s.Client.AddHook(calls)
 	var p payloads
-	res, err := st.WriteMany(ctx, writes, ch, p.fn)
+	res, err := st.WriteMany(ctx, writes, p.fn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,38 +131,41 @@ func TestWriteManyConds(t *testing.T) {
 	res, err = st.WriteMany(ctx, []remote.Write{
 		{Key: "held", Value: []byte("x"), Cond: remote.IfAbsent},
 		{Key: "neq", Delete: true, Cond: remote.IfEqual, Expect: []byte("old")},
-	}, ch, p.fn)
+	}, p.fn)
 	if err != nil || res[0].Applied || res[1].Applied || res[0].Err != nil || res[1].Err != nil {
 		t.Fatalf("WriteMany of writes whose Cond fails = %+v, %v", res, err)
 	}
 	noMessage(t, sub, "a group that applied nothing")
 
-	// No channel: nothing published, payload not called.
+	// A Silent store: nothing published, payload not called.
 	p.calls = nil
-	if _, err := st.WriteMany(ctx, []remote.Write{{Key: "a", Value: []byte("B")}}, "", p.fn); err != nil {
+	silent := st.Silent()
+	if _, err := silent.WriteMany(ctx, []remote.Write{{Key: "a", Value: []byte("B")}}, p.fn); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.WriteMany(ctx, []remote.Write{{Key: "c", Value: []byte("C"), Cond: remote.IfAbsent}}, "", p.fn); err != nil {
+	if _, err := silent.WriteMany(ctx, []remote.Write{{Key: "c", Value: []byte("C"), Cond: remote.IfAbsent}}, p.fn); err != nil {
 		t.Fatal(err)
 	}
 	if len(p.calls) != 0 {
-		t.Fatalf("payload called %d times without a channel", len(p.calls))
+		t.Fatalf("payload called %d times by a Silent store", len(p.calls))
 	}
-	noMessage(t, sub, "no channel")
-	if res, err := st.WriteMany(ctx, nil, ch, p.fn); err != nil || len(res) != 0 {
+	noMessage(t, sub, "a Silent store")
+	if res, err := st.WriteMany(ctx, nil, p.fn); err != nil || len(res) != 0 {
 		t.Fatalf("WriteMany(nil) = %v, %v", res, err)
 	}
 }
 
-// A batch of Always writes on a single node is a MULTI/EXEC per group of
-// 1000, with its message, all in one round trip.
-func TestWriteManyAlwaysIsTransactions(t *testing.T) {
+// A batch of Always writes on a single node is one script per group of
+// 1000, with its message, all in one round trip; a Silent store sends the
+// same batch as plain SETs and DELs, still in one round trip, publishing
+// nothing.
+func TestWriteManyGroupsAndSilent(t *testing.T) {
 	ctx := context.Background()
 	st, s := newStore(t)
 	if _, err := st.GetMany(ctx, []string{"warm-up"}); err != nil {
 		t.Fatal(err)
 	}
-	ch := "ch:" + s.Namespace
+	ch := invalidate.Channel(s.Namespace)
 	sub := subscribe(t, s.Client, ch)
 	writes := make([]remote.Write, 2500)
 	for i := range writes {
@@ -169,39 +173,54 @@ func TestWriteManyAlwaysIsTransactions(t *testing.T) {
 	}
 	writes[7] = remote.Write{Key: writes[7].Key, Delete: true}
 	put(t, st, writes[7].Key, []byte("deleted"), 0)
-	calls := &redistest.RoundTrips{}
-	s.Client.AddHook(calls)
-	multis := pipelineCommands{name: "multi", args: make(chan []any, 10)}
-	s.Client.AddHook(multis)
-	var p payloads
-	res, err := st.WriteMany(ctx, writes, ch, p.fn)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := st.WriteMany(ctx, []remote.Write{{Key: "warm-up", Cond: remote.IfAbsent}}, nil); err != nil {
+		t.Fatal(err) // loads the script
 	}
-	if calls.Count() != 1 || len(multis.args) != 3 {
-		t.Fatalf("WriteMany took %d round trips and %d transactions, want 1 and 3", calls.Count(), len(multis.args))
-	}
-	for i := range res {
-		if !res[i].Applied || res[i].Err != nil {
-			t.Fatalf("write %d: %+v", i, res[i])
+	receive(t, sub)
+	for _, silent := range []bool{false, true} {
+		w := st
+		if silent {
+			w = st.Silent()
 		}
-	}
-	if len(p.calls) != 3 || len(p.calls[0]) != 1000 || len(p.calls[2]) != 500 {
-		t.Fatalf("payload called %d times, want 3 (1000, 1000, 500 keys)", len(p.calls))
-	}
-	var named []string
-	for range 3 {
-		named = append(named, strings.Split(receive(t, sub).Payload, ",")...)
-	}
-	noMessage(t, sub, "three groups")
-	if len(named) != len(writes) || named[0] != "k0000" || named[2499] != "k2499" {
-		t.Fatalf("the messages named %d keys, want the 2500 in order", len(named))
-	}
-	if _, err := get(ctx, st, writes[7].Key); !errors.Is(err, remote.ErrNotFound) {
-		t.Fatalf("the Delete in a transaction: err = %v", err)
-	}
-	if v, ttl, err := st.GetWithTTL(ctx, "k2000"); err != nil || string(v) != "v" || ttl <= 2000*time.Second || ttl > 2001*time.Second {
-		t.Fatalf("k2000 = %q, %v, %v", v, ttl, err)
+		calls := &redistest.RoundTrips{}
+		s.Client.AddHook(calls)
+		var p payloads
+		res, err := w.WriteMany(ctx, writes, p.fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if calls.Count() != 1 {
+			t.Fatalf("silent %v: WriteMany took %d round trips, want 1", silent, calls.Count())
+		}
+		for i := range res {
+			if !res[i].Applied || res[i].Err != nil {
+				t.Fatalf("silent %v: write %d: %+v", silent, i, res[i])
+			}
+		}
+		if silent {
+			if len(p.calls) != 0 {
+				t.Fatalf("a Silent store called payload %d times", len(p.calls))
+			}
+			noMessage(t, sub, "a Silent store")
+			break
+		}
+		if len(p.calls) != 3 || len(p.calls[0]) != 1000 || len(p.calls[2]) != 500 {
+			t.Fatalf("payload called %d times, want 3 (1000, 1000, 500 keys)", len(p.calls))
+		}
+		var named []string
+		for range 3 {
+			named = append(named, strings.Split(receive(t, sub).Payload, ",")...)
+		}
+		noMessage(t, sub, "three groups")
+		if len(named) != len(writes) || named[0] != "k0000" || named[2499] != "k2499" {
+			t.Fatalf("the messages named %d keys, want the 2500 in order", len(named))
+		}
+		if _, err := get(ctx, st, writes[7].Key); !errors.Is(err, remote.ErrNotFound) {
+			t.Fatalf("the Delete: err = %v", err)
+		}
+		if v, ttl, err := st.GetWithTTL(ctx, "k2000"); err != nil || string(v) != "v" || ttl <= 2000*time.Second || ttl > 2001*time.Second {
+			t.Fatalf("k2000 = %q, %v, %v", v, ttl, err)
+		}
 	}
 }
 
@@ -220,10 +239,10 @@ func TestWriteManyPublishesPerAppliedGroup(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ch := "ch:" + s.Namespace
+	ch := invalidate.Channel(s.Namespace)
 	sub := subscribe(t, s.Client, ch)
 	var p payloads
-	res, err := st.WriteMany(ctx, writes, ch, p.fn)
+	res, err := st.WriteMany(ctx, writes, p.fn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +285,7 @@ func TestWriteManyAfterScriptFlush(t *testing.T) {
 	}
 	write := func(k string) {
 		t.Helper()
-		res, err := st.WriteMany(ctx, []remote.Write{{Key: k, Value: []byte("v"), Cond: remote.IfAbsent}}, "", nil)
+		res, err := st.WriteMany(ctx, []remote.Write{{Key: k, Value: []byte("v"), Cond: remote.IfAbsent}}, nil)
 		if err != nil || !res[0].Applied || res[0].Err != nil {
 			t.Fatalf("WriteMany(%s) = %+v, %v", k, res, err)
 		}
@@ -298,7 +317,7 @@ func TestWriteManyRejectsInvalidWrites(t *testing.T) {
 		{Key: "bad", Value: []byte("v"), Cond: 7},
 	} {
 		var p payloads
-		res, err := st.WriteMany(ctx, []remote.Write{{Key: "good", Value: []byte("v")}, bad}, "ch", p.fn)
+		res, err := st.WriteMany(ctx, []remote.Write{{Key: "good", Value: []byte("v")}, bad}, p.fn)
 		var re *remote.Error
 		if res != nil || !errors.As(err, &re) || re.Op != "write-many" || !slices.Equal(re.Keys, []string{"bad"}) {
 			t.Fatalf("WriteMany with %+v = %v, %#v; want an *Error naming the key", bad, res, err)
@@ -317,13 +336,13 @@ func TestWriteManyRejectsInvalidWrites(t *testing.T) {
 		t.Fatal("an invalid batch wrote a key")
 	}
 	// A Delete ignores its TTL.
-	if res, err := st.WriteMany(ctx, []remote.Write{{Key: "bad", Delete: true, TTL: -1}}, "", nil); err != nil || !res[0].Applied {
+	if res, err := st.WriteMany(ctx, []remote.Write{{Key: "bad", Delete: true, TTL: -1}}, nil); err != nil || !res[0].Applied {
 		t.Fatalf("a Delete with a negative TTL = %+v, %v", res, err)
 	}
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	res, err := st.WriteMany(cctx, []remote.Write{{Key: "good", Value: []byte("v")}}, "", nil)
+	res, err := st.WriteMany(cctx, []remote.Write{{Key: "good", Value: []byte("v")}}, nil)
 	if res != nil || !errors.Is(err, context.Canceled) {
 		t.Fatalf("WriteMany with a cancelled ctx = %v, %v", res, err)
 	}
@@ -338,8 +357,8 @@ func TestWriteManyOnCluster(t *testing.T) {
 	ctx := context.Background()
 	cl := redistest.NewCluster(t)
 	client := cl.NewClient()
-	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace})
-	ch := "ch:" + cl.Namespace
+	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace, ClassicPubSub: true})
+	ch := invalidate.Channel(cl.Namespace)
 	sub := subscribe(t, client, ch)
 	var writes []remote.Write
 	slots := make(map[int]bool) // the slots of the writes that apply
@@ -355,7 +374,7 @@ func TestWriteManyOnCluster(t *testing.T) {
 		writes = append(writes, w)
 	}
 	var p payloads
-	res, err := st.WriteMany(ctx, writes, ch, p.fn)
+	res, err := st.WriteMany(ctx, writes, p.fn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,12 +415,12 @@ func TestWriteManyGroupRefused(t *testing.T) {
 	ctx := context.Background()
 	s := redistest.NewReal(t)
 	st := mustNew(t, s.Client, remote.Options{Namespace: s.Namespace})
-	ch := "ch:" + s.Namespace
+	ch := invalidate.Channel(s.Namespace)
 	sub := subscribe(t, s.Client, ch)
 	s.ConfigSet("maxmemory", "1")
 	for _, cond := range []remote.Cond{remote.Always, remote.IfAbsent} { // a transaction, a script
 		writes := []remote.Write{{Key: "a", Value: []byte("v"), Cond: cond}, {Key: "b", Value: []byte("v"), Cond: cond}}
-		res, err := st.WriteMany(ctx, writes, ch, func([]string) []byte { return []byte("m") })
+		res, err := st.WriteMany(ctx, writes, func([]string) []byte { return []byte("m") })
 		if err != nil {
 			t.Fatalf("Cond %d: WriteMany = %v; want the failure in the Results", cond, err)
 		}
