@@ -14,7 +14,7 @@ type Stats struct {
 	Misses      uint64 // Gets that did not (including those that found an expired one)
 	Evictions   uint64 // entries removed to bring a shard within its bounds (entries or bytes; expired or not)
 	Expirations uint64 // expired entries found, and removed, by Get
-	Rejections  uint64 // stores that kept nothing: refused by admission, or larger than a shard's byte bound
+	Rejections  uint64 // stores that kept nothing: refused by admission, larger than a shard's byte bound, or of a key not equal to itself
 	Bytes       int64  // bytes held now, as the Sizer counts them
 }
 

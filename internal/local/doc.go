@@ -14,7 +14,8 @@
 // and, if set, MaxBytes bytes as the Sizer counts them. A store brings its
 // shard back within both bounds, by the policy below. A value larger than
 // its shard's share of MaxBytes is never stored: the store removes the
-// key's old entry instead, and counts a rejection.
+// key's old entry instead, and counts a rejection. Neither is a key not
+// equal to itself (a NaN, or a value holding one), which no Get could find.
 //
 // # Policy: what is admitted, what is evicted, and why
 //

@@ -27,6 +27,10 @@ const agingCheck = 16
 // same) or if admission refused it. now is the Cache's clock. s.mu must be
 // held.
 func (s *shard[K, V]) put(e *entry[K, V], now int64) bool {
+	if e.key != e.key {
+		s.rejections++ // a NaN, or a key holding one: no Get could find it
+		return false
+	}
 	old := s.lookup(e.key)
 	if e.cost > s.lim.bytes {
 		if old != nil {
