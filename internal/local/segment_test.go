@@ -53,3 +53,46 @@ func TestRandomOperationsKeepSegmentsConsistent(t *testing.T) {
 		})
 	}
 }
+
+// A hit that moves its entry to the front of protected allocates nothing.
+// One that moves it from probation to protected allocates at most an
+// element of golang-lru's list for each entry that enters a segment: the
+// entry, in protected, and the one protected hands back to probation.
+func TestMovingHitAllocations(t *testing.T) {
+	for _, tc := range []struct {
+		policy Policy
+		keys   int     // all held: the window and probation or protected
+		allocs float64 // the most per hit
+	}{
+		{LRU, 100, 0},
+		{TinyLFU, 98, 2},
+	} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			c, _ := newManual[int, int](t, Options[int]{Size: 100, Shards: 1, Policy: tc.policy})
+			keys := intKeys(0, tc.keys)
+			for _, k := range keys {
+				c.Set(k, k, forever)
+			}
+			for range 2 { // in turn: each read finds its key the least recently read
+				for _, k := range keys {
+					mustGet(t, c, k, k)
+				}
+			}
+			s := &c.shards[0]
+			seq, i := s.seq.Load(), 0
+			allocs := testing.AllocsPerRun(10*len(keys), func() {
+				if _, ok := c.Get(keys[i%len(keys)]); !ok {
+					t.Fatal("miss")
+				}
+				i++
+			})
+			if moved := s.seq.Load() - seq; moved < uint64(i)*9/10 {
+				t.Fatalf("%d of %d hits moved their entry to protected, want nearly all", moved, i)
+			}
+			if allocs > tc.allocs {
+				t.Fatalf("a hit that moves its entry allocates %v times, want at most %v", allocs, tc.allocs)
+			}
+			checkInvariants(t, c)
+		})
+	}
+}
