@@ -92,8 +92,8 @@ func (c *Cache[K, V]) newEntry(key K, h uint64, value V, d int64) *entry[K, V] {
 
 // Get returns the value stored under key and true, or the zero V and false
 // if there is none or it has expired (an expired entry is removed). A hit
-// takes no lock (but for the moves described in the package doc) and does
-// not allocate.
+// takes no lock and does not allocate, but for the moves described in the
+// package doc.
 func (c *Cache[K, V]) Get(key K) (V, bool) {
 	s := c.shard(key)
 	if p, ok := s.index.Load(key); ok {

@@ -64,8 +64,25 @@
 // probation to protected, and within protected only once the entry has
 // fallen out of the most recent quarter of protected (with LRU, the whole
 // shard is protected). So recency within protected is exact only up to
-// that quarter. A store takes the shard's lock and allocates the entry it
+// that quarter. A move within protected allocates nothing; a move from
+// probation to protected allocates, as every move between segments does
+// (see Segments). A store takes the shard's lock and allocates the entry it
 // publishes.
+//
+// # Segments
+//
+// Each segment of a shard (window, probation, protected) is a
+// github.com/hashicorp/golang-lru/v2/simplelru LRU from key to entry, with
+// no bound of its own: the shard counts each segment's entries and bytes
+// around it and decides what leaves, by the policy above. The LRUs keep the
+// order and find entries by key under the shard's lock; hits find them
+// through the index. An LRU allocates a list element for each key it adds,
+// and moves elements only within itself, so every entry that enters a
+// segment costs an element: a store of a new key, its admission from the
+// window, and a move between probation and protected. Moving an entry to
+// the front of its segment, and an update (a new entry for a key in its
+// old entry's place), allocate nothing. Each LRU's map keeps the room of
+// the most entries its segment has held.
 //
 // # Life and expiry
 //
