@@ -45,7 +45,7 @@ type Stats struct {
 	Misses      uint64 // Gets that did not
 	Evictions   uint64 // entries removed to keep a shard within its bounds
 	Expirations uint64 // expired entries found, and removed, by Get
-	Rejections  uint64 // Sets that kept nothing: a value larger than a shard's bytes, or refused at once by admission
+	Rejections  uint64 // Sets that kept nothing: a value larger than a shard's bytes, a key not equal to itself (a NaN), or refused at once by admission
 	Bytes       int64  // bytes held now, as the Sizer counts them
 }
 

@@ -7,9 +7,11 @@
 //
 // Concurrency. A Cache is safe for concurrent use by any number of
 // goroutines. It is split into shards by key hash, each with its own lock.
-// A hit (Get that finds a live value) takes no lock and does not allocate,
-// and hits on one hot key from many cores do not contend on a cache line
-// of their own, so hits scale across cores. Set, Delete and Purge lock a
+// A hit (Get that finds a live value) takes no lock and does not allocate
+// (but for the one hit that promotes a key read again to the keys kept
+// longest, which moves it under its shard's lock), and hits on one hot key
+// from many cores do not contend on a cache line of their own, so hits
+// scale across cores. Set, Delete and Purge lock a
 // shard at a time.
 //
 // Bounds. Size (entries) and MaxBytes (bytes, as the Sizer counts them)

@@ -14,7 +14,7 @@ type Stats struct {
 	Misses      uint64 // Gets that did not (including those that found an expired one)
 	Evictions   uint64 // entries removed to bring a shard within its bounds (entries or bytes; expired or not)
 	Expirations uint64 // expired entries found, and removed, by Get
-	Rejections  uint64 // stores that kept nothing: refused by admission, or larger than a shard's byte bound
+	Rejections  uint64 // stores that kept nothing: refused by admission, larger than a shard's byte bound, or of a key not equal to itself
 	Bytes       int64  // bytes held now, as the Sizer counts them
 }
 
@@ -92,8 +92,8 @@ func (c *Cache[K, V]) newEntry(key K, h uint64, value V, d int64) *entry[K, V] {
 
 // Get returns the value stored under key and true, or the zero V and false
 // if there is none or it has expired (an expired entry is removed). A hit
-// takes no lock (but for the moves described in the package doc) and does
-// not allocate.
+// takes no lock and does not allocate, but for the moves described in the
+// package doc.
 func (c *Cache[K, V]) Get(key K) (V, bool) {
 	s := c.shard(key)
 	if p, ok := s.index.Load(key); ok {

@@ -14,7 +14,8 @@
 // and, if set, MaxBytes bytes as the Sizer counts them. A store brings its
 // shard back within both bounds, by the policy below. A value larger than
 // its shard's share of MaxBytes is never stored: the store removes the
-// key's old entry instead, and counts a rejection.
+// key's old entry instead, and counts a rejection. Neither is a key not
+// equal to itself (a NaN, or a value holding one), which no Get could find.
 //
 // # Policy: what is admitted, what is evicted, and why
 //
@@ -54,8 +55,9 @@
 //
 // # Concurrency
 //
-// A Cache is safe for concurrent use. A hit (Get) takes no lock and does
-// not allocate: it finds the key in a lock-free index beside the segments.
+// A Cache is safe for concurrent use. A hit (Get) takes no lock and, but
+// for a move from probation (below), does not allocate: it finds the key
+// in a lock-free index beside the segments.
 // It writes one cell, picked at random, of a hit counter split over cache
 // lines, and the entry's count only while that is below its cap this aging
 // period, so that a hot key read from every core bounces no cache line of
@@ -63,8 +65,25 @@
 // probation to protected, and within protected only once the entry has
 // fallen out of the most recent quarter of protected (with LRU, the whole
 // shard is protected). So recency within protected is exact only up to
-// that quarter. A store takes the shard's lock and allocates the entry it
+// that quarter. A move within protected allocates nothing; a move from
+// probation to protected allocates, as every move between segments does
+// (see Segments). A store takes the shard's lock and allocates the entry it
 // publishes.
+//
+// # Segments
+//
+// Each segment of a shard (window, probation, protected) is a
+// github.com/hashicorp/golang-lru/v2/simplelru LRU from key to entry, with
+// no bound of its own: the shard counts each segment's entries and bytes
+// around it and decides what leaves, by the policy above. The LRUs keep the
+// order and find entries by key under the shard's lock; hits find them
+// through the index. An LRU allocates a list element for each key it adds,
+// and moves elements only within itself, so every entry that enters a
+// segment costs an element: a store of a new key, its admission from the
+// window, and a move between probation and protected. Moving an entry to
+// the front of its segment, and an update (a new entry for a key in its
+// old entry's place), allocate nothing. Each LRU's map keeps the room of
+// the most entries its segment has held.
 //
 // # Life and expiry
 //

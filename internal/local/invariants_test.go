@@ -5,10 +5,11 @@ import (
 	"testing"
 )
 
-// checkInvariants fails t unless every shard of c is consistent: its
-// segments are well linked, their counts and bytes are what their members
-// add up to, every member says which segment holds it, the index maps
-// exactly the members, and the shard is within its bounds.
+// checkInvariants fails t unless every shard of c is consistent: each
+// segment's LRU agrees with itself (its list and its map hold the same
+// entries, each under its own key), its counts and bytes are what its
+// members add up to, every member says which segment holds it, the index
+// maps exactly the members, and the shard is within its bounds.
 func checkInvariants[K comparable, V any](t testing.TB, c *Cache[K, V]) {
 	t.Helper()
 	for i := range c.shards {
@@ -27,10 +28,17 @@ func (s *shard[K, V]) check() error {
 	members := map[*entry[K, V]]bool{}
 	for _, l := range []*segment[K, V]{&s.window, &s.probation, &s.protected} {
 		n, b := 0, int64(0)
-		var prev *entry[K, V]
-		for e := l.head; e != nil; e = e.next {
-			if e.prev != prev {
-				return fmt.Errorf("segment %d: %v's prev link is broken", l.id, e.key)
+		keys, values := l.lru.Keys(), l.lru.Values() // oldest first, from the list; as many values as the map holds
+		if len(keys) != len(values) || len(keys) != l.lru.Len() {
+			return fmt.Errorf("segment %d: its LRU lists %d keys and %d values, and says it holds %d",
+				l.id, len(keys), len(values), l.lru.Len())
+		}
+		for i, e := range values {
+			if any(keys[i]) != any(e.key) {
+				return fmt.Errorf("segment %d holds %v under the key %v", l.id, e.key, keys[i])
+			}
+			if p, ok := l.lru.Peek(e.key); !ok || p != e {
+				return fmt.Errorf("segment %d: its LRU's map does not lead to %v", l.id, e.key)
 			}
 			if got := e.seg.Load(); got != l.id {
 				return fmt.Errorf("segment %d holds %v, which says it is in %d", l.id, e.key, got)
@@ -41,10 +49,9 @@ func (s *shard[K, V]) check() error {
 			members[e] = true
 			n++
 			b += e.cost
-			prev = e
 		}
-		if l.tail != prev {
-			return fmt.Errorf("segment %d: tail is not its last member", l.id)
+		if e := l.oldest(); n > 0 && e != values[0] || n == 0 && e != nil {
+			return fmt.Errorf("segment %d: its oldest is not the last of its list", l.id)
 		}
 		if n != l.len || b != l.bytes {
 			return fmt.Errorf("segment %d counts %d entries, %d bytes; its members add up to %d, %d", l.id, l.len, l.bytes, n, b)

@@ -27,6 +27,10 @@ const agingCheck = 16
 // same) or if admission refused it. now is the Cache's clock. s.mu must be
 // held.
 func (s *shard[K, V]) put(e *entry[K, V], now int64) bool {
+	if e.key != e.key {
+		s.rejections++ // a NaN, or a key holding one: no Get could find it
+		return false
+	}
 	old := s.lookup(e.key)
 	if e.cost > s.lim.bytes {
 		if old != nil {
@@ -39,10 +43,10 @@ func (s *shard[K, V]) put(e *entry[K, V], now int64) bool {
 	case old != nil:
 		// An update: e takes old's place, its count, and a use.
 		l := s.segmentOf(old)
-		l.remove(old)
 		f, _ := bumped(old.freq.Load(), s.epoch)
 		e.freq.Store(f)
-		s.push(l, e)
+		l.replace(old, e)
+		s.stamp(l, e)
 	case s.counts:
 		s.growSketch()
 		e.freq.Store(packFreq(s.epoch, s.sketch.increment(e.hash)))
@@ -62,21 +66,18 @@ func (s *shard[K, V]) put(e *entry[K, V], now int64) bool {
 // counted as rejected rather than evicted if it goes.
 func (s *shard[K, V]) fit(e *entry[K, V], now int64) {
 	for s.counts && s.window.len > 0 && s.window.over(s.lim.winLen, s.lim.winBytes) {
-		c := s.window.tail
-		s.window.remove(c)
-		s.admit(c, e, now)
+		s.admit(s.window.removeOldest(), e, now)
 	}
 	for {
 		n, b := s.held()
 		if n <= s.lim.len && b <= s.lim.bytes {
 			return
 		}
-		v := s.victim(now)
-		if v == nil {
-			v = s.window.tail // the shard holds something: it is over its bounds
+		l, _ := s.victim(now)
+		if l == nil {
+			l = &s.window // the shard holds something: it is over its bounds
 		}
-		s.segmentOf(v).remove(v)
-		s.drop(v, e)
+		s.drop(l.removeOldest(), e)
 	}
 }
 
@@ -94,13 +95,12 @@ func (s *shard[K, V]) admit(c, e *entry[K, V], now int64) {
 			s.push(&s.probation, c)
 			return
 		}
-		v := s.victim(now)
+		l, v := s.victim(now)
 		if v == nil || (v.deadline > now && !s.wins(c, v)) {
 			s.drop(c, e)
 			return
 		}
-		s.segmentOf(v).remove(v)
-		s.drop(v, e)
+		s.drop(l.removeOldest(), e)
 	}
 }
 
@@ -109,20 +109,23 @@ func (s *shard[K, V]) wins(c, v *entry[K, V]) bool {
 	return freqAt(c.freq.Load(), s.epoch) > freqAt(v.freq.Load(), s.epoch)
 }
 
-// victim returns the entry that must go for room: an expired oldest entry
-// of probation or protected if there is one, else the oldest of
-// probation, else of protected; nil if both are empty.
-func (s *shard[K, V]) victim(now int64) *entry[K, V] {
-	p, r := s.probation.tail, s.protected.tail
+// victim returns the entry that must go for room, and the segment it is
+// the oldest of: an expired oldest entry of probation or protected if there
+// is one, else the oldest of probation, else of protected; nils if both are
+// empty.
+func (s *shard[K, V]) victim(now int64) (*segment[K, V], *entry[K, V]) {
+	p, r := s.probation.oldest(), s.protected.oldest()
 	switch {
 	case p != nil && p.deadline <= now:
-		return p
+		return &s.probation, p
 	case r != nil && r.deadline <= now:
-		return r
+		return &s.protected, r
 	case p != nil:
-		return p
+		return &s.probation, p
+	case r != nil:
+		return &s.protected, r
 	}
-	return r
+	return nil, nil
 }
 
 // drop forgets v, in no segment any more, evicted for room; if v is e, the

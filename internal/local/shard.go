@@ -83,7 +83,9 @@ func eightTenths[T int | int64](n T) T {
 
 // init sets up shard s of n entries and b bytes under policy p.
 func (s *shard[K, V]) init(n int, b int64, p Policy) {
-	s.window.id, s.probation.id, s.protected.id = inWindow, inProbation, inProtected
+	s.window.init(inWindow)
+	s.probation.init(inProbation)
+	s.protected.init(inProtected)
 	s.lim = newLimits(n, b, p)
 	s.counts = p == TinyLFU
 	s.promotes = s.counts && s.lim.protLen > 0 && s.lim.protBytes > 0
@@ -151,22 +153,26 @@ func (s *shard[K, V]) promote(e *entry[K, V]) {
 	case inProbation:
 		s.probation.remove(e)
 		s.push(&s.protected, e)
-		for s.protected.over(s.lim.protLen, s.lim.protBytes) && s.protected.tail != e {
-			d := s.protected.tail
-			s.protected.remove(d)
-			s.push(&s.probation, d)
+		for s.protected.over(s.lim.protLen, s.lim.protBytes) && s.protected.oldest() != e {
+			s.push(&s.probation, s.protected.removeOldest())
 		}
 	case inProtected:
-		s.protected.remove(e)
-		s.push(&s.protected, e)
+		s.protected.toFront(e)
+		s.stamp(&s.protected, e)
 	}
 	s.mu.Unlock()
 }
 
 // push puts e, in no segment, at the front of l, with the seq that tells
-// hits whether to move it (see farAway). s.mu must be held.
+// hits whether to move it. s.mu must be held.
 func (s *shard[K, V]) push(l *segment[K, V], e *entry[K, V]) {
 	l.pushFront(e)
+	s.stamp(l, e)
+}
+
+// stamp gives e, just put at the front of l, the seq that tells hits
+// whether to move it (see farAway). s.mu must be held.
+func (s *shard[K, V]) stamp(l *segment[K, V], e *entry[K, V]) {
 	switch {
 	case l == &s.protected:
 		e.seq.Store(s.seq.Add(1))
@@ -237,14 +243,7 @@ func (s *shard[K, V]) segmentOf(e *entry[K, V]) *segment[K, V] {
 // purge removes every entry, leaving the counts alone. s.mu must be held.
 func (s *shard[K, V]) purge() {
 	for _, l := range []*segment[K, V]{&s.window, &s.probation, &s.protected} {
-		for e := l.head; e != nil; {
-			next := e.next
-			s.index.CompareAndDelete(e.key, e)
-			e.prev, e.next = nil, nil
-			e.seg.Store(inNone)
-			e = next
-		}
-		l.head, l.tail, l.len, l.bytes = nil, nil, 0, 0
+		l.clear(func(e *entry[K, V]) { s.index.CompareAndDelete(e.key, e) })
 	}
 }
 
