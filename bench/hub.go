@@ -150,7 +150,7 @@ func hub(ctx context.Context, e *env, cfg config) ([]row, error) {
 		return nil, err
 	}
 	hitPings := float64(w.pings.Load()-p0) / s.elapsed.Seconds()
-	healthCheck, maxStaleness := time.Second, tiered.DefaultMaxStaleness
+	healthCheck, maxStaleness := time.Second, tiered.DefaultMaxStaleness // HubOptions{}'s, as documented
 	return []row{
 		judge(row{Measure: fmt.Sprintf("Hub, %d caches: pub/sub conns", hubCaches), Tiered: fmt.Sprint(w.subs.Load()),
 			Baseline: fmt.Sprintf("plain client %d", plainWire.subs.Load()), Target: "1"}, w.subs.Load() == 1),
