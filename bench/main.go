@@ -1,63 +1,20 @@
-// Command bench measures tiercache against its baselines and checks its
-// consistency under load, then prints a report with a target beside each
-// figure, and a summary line: how many targets passed, and which missed.
+// Command bench measures tiercache beside what it stands in for, in the
+// same run: a plain go-redis call (GET, SET, MGET, a pipeline, PUBLISH) or
+// a bare LRU (golang-lru's simplelru under a mutex). It prints one table:
+// each figure, its baseline, a target that compares them, and whether the
+// target was met.
 //
-//	go run ./bench                                   # embedded miniredis, no setup
-//	go run ./bench -redis 127.0.0.1:6379             # a real server (or a redis:// URL)
-//	go run ./bench -scenarios localhit,zipf -duration 5s -json out.json
+//	go run ./bench                                   # embedded miniredis, under 30s
+//	go run ./bench -redis 127.0.0.1:6379             # a real server
+//	go run ./bench -long                             # longer measurements, steadier figures
+//	go run ./bench -scenarios localhit,zipf -duration 2s
 //	go run ./bench -check                            # exit 1 if a target is missed
+//	go run ./bench -redis 127.0.0.1:6379 -markdown   # the README's table; writes bench/results.json
 //
-// Flags:
-//
-//	-redis SERVER        host:port (as REDIS_ADDR takes) or a URL as redis.ParseURL
-//	                     takes (redis://…, rediss://… for TLS); empty: an embedded miniredis
-//	-scenarios LIST      comma-separated scenarios to run (default: all, in the order below)
-//	-instances N         tiered.Cache instances, each with its own Redis client (3)
-//	-duration D          time per timed measurement (2s)
-//	-rounds N            rounds each timed measurement is split into; medians are quoted (5)
-//	-n N                 invalidation trials (500)
-//	-callers N           stampede: goroutines that Fetch the cold key (200)
-//	-max-staleness D     HubOptions.MaxStaleness in stalehunt, nanosleep, frozen (5ms)
-//	-idle D              hub: how long the process idles for each CPU figure (10s)
-//	-outage D            outage: how long its own server stays stopped (2s)
-//	-shared-scheduler    keep GOMAXPROCS in zipf and stalehunt (see below)
-//	-json FILE           also write every result as JSON to FILE
-//	-check               exit 1 if any target is missed (for CI); else misses exit 0
-//
-// The report ends with one summary line:
-//
-//	== N of M targets pass[, K missed: scenario "measure", …][ (J more n/a on the embedded server)]
-//
-// (wrapped at 100 columns, as every line the bench prints, when the misses
-// make it longer): a miss is named by its scenario and its measure, after
-// the short label of its section if it has one.
-//
-// Exit codes: 0 when the run completed (targets missed or not, unless
-// -check), 1 on an error or, with -check, a missed target, 2 on a bad flag,
-// 130 on an interrupt.
-//
-// Scenarios: localhit, remotehit, write, batch, zipf, stampede, lease,
-// invalidation, stalehunt, hub, nanosleep, frozen, lag, outage (see
-// runScenario). The outage scenario stops a Redis server: never the run's,
-// but one of its own (a miniredis, or with -redis a redis-server process on
-// a free loopback port; skipped without the binary). Each run works in a
-// fresh namespace "tiercache-bench-<random hex>" and, at the end, on an
-// error or on SIGINT, deletes every key under it (SCAN MATCH and UNLINK;
-// never KEYS or FLUSH*), closes every cache and client and stops the
-// embedded server. Every key it writes also expires in 10 minutes, in case
-// the process is killed.
-//
-// On the embedded server, miniredis runs in this process: per-op figures
-// that involve it count its allocations and CPU time too, and the report
-// marks them with *.
-//
-// All instances live in this one process. So that goroutines spinning on
-// local hits in every instance do not hold every P and delay the network
-// wake-ups of all of them (separate processes each have their own
-// scheduler), zipf and stalehunt give the runtime GOMAXPROCS × instances Ps;
-// -shared-scheduler turns that off.
-//
-// The same measurements run as Go benchmarks with `go test -bench . ./bench`.
+// Every key the run writes starts with a fresh "tcbench-<random hex>" and
+// expires in 10 minutes; the run deletes them (SCAN MATCH, UNLINK) before
+// it exits, an interrupted one too. README.md, Performance, says how each
+// row is measured.
 package main
 
 import (
@@ -68,138 +25,179 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
+// config holds the lengths of the measurements.
+type config struct {
+	duration time.Duration // per timed job (localhit, remote, write, batch), and per side of zipf
+	rounds   int           // a job's time is split into this many rounds, alternating with the others
+	idle     time.Duration // hub: each idle window, and the window of local hits
+	paced    time.Duration // paced: how long each rate is read
+	lag      time.Duration // lag: how long the instances write
+	zipfKeys int           // zipf: keys drawn
+	zipfSize int           // zipf: entries of the local tier and of the bare LRU
+}
+
+func defaultConfig() config {
+	return config{duration: 400 * time.Millisecond, rounds: 5, idle: 2 * time.Second,
+		paced: 3 * time.Second, lag: 2 * time.Second, zipfKeys: 100_000, zipfSize: 10_000}
+}
+
+// longConfig is -long: a run about five times as long, in ten rounds.
+func longConfig() config {
+	return config{duration: 3 * time.Second, rounds: 10, idle: 10 * time.Second,
+		paced: 15 * time.Second, lag: 10 * time.Second, zipfKeys: 100_000, zipfSize: 10_000}
+}
+
+// scenario is one part of the run: it adds rows to the table.
+type scenario struct {
+	name string
+	run  func(context.Context, *env, config) ([]row, error)
+}
+
+// scenarios run in this order.
+var scenarios = []scenario{
+	{"localhit", localHit}, {"remote", remoteHit}, {"write", write}, {"batch", batch}, {"zipf", zipf},
+	{"stampede", stampede}, {"paced", pacedReads}, {"hub", hub}, {"lag", lag},
+}
+
+// options is what the command line sets.
+type options struct {
+	cfg      config
+	redis    string
+	names    []string
+	markdown bool
+	results  string
+	check    bool
+	command  string // the command line, for the results
+}
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// run runs the bench with args and returns the exit code.
+// run runs the bench with args and returns the exit code: 0, 1 on an error
+// (or, with -check, a missed target), 2 on a bad flag.
 func run(args []string, stdout, stderr io.Writer) int {
-	o := defaultOptions()
-	fs := newFlags(&o, stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	installGoRedisLog()
-	cfg := o.config()
-	cfg.progress = newProgress(os.Stderr)
-	names, err := parseScenarios(o.scenarios)
-	if err == nil {
-		err = validate(cfg)
-	}
-	if err == nil {
-		_, _, err = parseRedis(o.redis)
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
 	if err != nil {
-		printWrapped(stderr, "bench: "+err.Error(), "", "  ")
-		fs.Usage()
+		fmt.Fprintln(stderr, "bench:", err)
 		return 2
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	env, err := openEnv(ctx, o.redis)
+	r, err := execute(ctx, o, stderr)
 	if err != nil {
-		printWrapped(stderr, err.Error(), "", "  ")
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	rep := newReport(env, cfg)
-	rep.printHeader(stdout)
-	code := 0
-	for _, name := range names {
-		t0 := time.Now()
-		res, err := runScenario(ctx, env, cfg, name)
-		cfg.progress.done()
-		if err != nil {
-			if ctx.Err() != nil {
-				fmt.Fprintf(stderr, "bench: interrupted during %s; cleaning up\n", name)
-				code = 130
-			} else {
-				printWrapped(stderr, fmt.Sprintf("bench: %s: %v", name, err), "", "  ")
-				code = 1
-			}
-			break
+	if o.markdown {
+		if err := r.save(o.results); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
 		}
-		printScenario(stdout, rep.add(res, time.Since(t0)))
-	}
-	rep.Elapsed = time.Since(rep.Started)
-	rep.LoadEnd = loadAvg()
-	if cerr := env.close(); cerr != nil {
-		printWrapped(stderr, cerr.Error(), "", "  ")
-		rep.Cleanup = cerr.Error()
-		code = max(code, 1)
+		fmt.Fprint(stdout, r.markdown())
 	} else {
-		rep.Cleanup = "every key of " + env.namespace + " deleted; caches, clients and server closed"
+		r.printText(stdout, o.redis == "")
 	}
-	if code == 0 {
-		rep.printSummary(stdout)
-		printWrapped(stdout, "cleanup: "+rep.Cleanup, "", "  ")
-	}
-	if o.jsonPath != "" && len(rep.Scenarios) > 0 {
-		if err := rep.writeJSON(o.jsonPath); err != nil {
-			printWrapped(stderr, err.Error(), "", "  ")
-			code = max(code, 1)
-		}
-	}
-	return exitCode(code, len(rep.verdict().missed), o.check)
-}
-
-// exitCode is the process's exit code: code when the run failed (non-zero),
-// else 1 when check is set and targets were missed, else 0.
-func exitCode(code, missed int, check bool) int {
-	if code == 0 && check && missed > 0 {
+	if o.check && slices.ContainsFunc(r.Rows, func(x row) bool { return x.Status == "missed" }) {
 		return 1
 	}
-	return code
+	return 0
 }
 
-// parseScenarios parses -scenarios: names, comma-separated, or empty for
-// every scenario.
-func parseScenarios(s string) ([]string, error) {
-	if strings.TrimSpace(s) == "" {
-		return scenarioNames, nil
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	o := options{command: strings.Join(append([]string{"go run ./bench"}, args...), " ")}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.redis, "redis", "", "the server: host:port, or a redis:// URL; empty: an embedded miniredis")
+	names := fs.String("scenarios", "", "comma-separated scenarios to run (default all: "+scenarioList()+")")
+	duration := fs.Duration("duration", 0, "time of each timed job, split into rounds (default 400ms; -long 3s)")
+	long := fs.Bool("long", false, "measure about five times as long, for steadier figures")
+	fs.BoolVar(&o.markdown, "markdown", false, "print the README's table instead of the report, and write the results to -results")
+	fs.StringVar(&o.results, "results", "bench/results.json", "where -markdown writes the results, which the README's table renders")
+	fs.BoolVar(&o.check, "check", false, "exit 1 if a target is missed")
+	if err := fs.Parse(args); err != nil {
+		return o, err
 	}
-	var out []string
-	for _, name := range strings.Split(s, ",") {
-		name = strings.TrimSpace(name)
-		if name == "" || slices.Contains(out, name) {
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.cfg = defaultConfig()
+	if *long {
+		o.cfg = longConfig()
+	}
+	if *duration < 0 {
+		return o, fmt.Errorf("-duration must be > 0, got %v", *duration)
+	} else if *duration > 0 {
+		o.cfg.duration = *duration
+	}
+	if _, _, err := parseRedis(o.redis); err != nil {
+		return o, err
+	}
+	for _, n := range strings.Split(*names, ",") {
+		if n = strings.TrimSpace(n); n == "" || slices.Contains(o.names, n) {
 			continue
 		}
-		if !slices.Contains(scenarioNames, name) {
-			return nil, fmt.Errorf("unknown scenario %q (have %s)", name, strings.Join(scenarioNames, ", "))
+		if !slices.ContainsFunc(scenarios, func(s scenario) bool { return s.name == n }) {
+			return o, fmt.Errorf("-scenarios: no scenario %q (have %s)", n, scenarioList())
 		}
-		out = append(out, name)
+		o.names = append(o.names, n)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("-scenarios names none")
-	}
-	return out, nil
+	return o, nil
 }
 
-func validate(cfg config) error {
-	switch {
-	case cfg.instances < 1:
-		return fmt.Errorf("-instances must be >= 1, got %d", cfg.instances)
-	case cfg.duration <= 0:
-		return fmt.Errorf("-duration must be > 0, got %v", cfg.duration)
-	case cfg.rounds < 1:
-		return fmt.Errorf("-rounds must be >= 1, got %d", cfg.rounds)
-	case cfg.trials < 1:
-		return fmt.Errorf("-n must be >= 1, got %d", cfg.trials)
-	case cfg.stampedeCallers < 1:
-		return fmt.Errorf("-callers must be >= 1, got %d", cfg.stampedeCallers)
-	case cfg.maxStaleness < time.Millisecond:
-		return fmt.Errorf("-max-staleness must be >= 1ms, got %v", cfg.maxStaleness)
-	case cfg.idleFor <= 0:
-		return fmt.Errorf("-idle must be > 0, got %v", cfg.idleFor)
-	case cfg.outageFor <= 0:
-		return fmt.Errorf("-outage must be > 0, got %v", cfg.outageFor)
+func scenarioList() string {
+	var names []string
+	for _, s := range scenarios {
+		names = append(names, s.name)
 	}
-	return nil
+	return strings.Join(names, ", ")
+}
+
+// execute runs the scenarios o selects (every one if none) and returns the
+// results; progress goes to progress.
+func execute(ctx context.Context, o options, progress io.Writer) (*results, error) {
+	start := time.Now()
+	e, err := openEnv(ctx, o.redis)
+	if err != nil {
+		return nil, err
+	}
+	r := &results{Date: start.Format(time.DateOnly), Command: o.command, Server: e.server,
+		Machine: fmt.Sprintf("GOMAXPROCS %d on %d CPUs, %s %s/%s%s", runtime.GOMAXPROCS(0), runtime.NumCPU(),
+			runtime.Version(), runtime.GOOS, runtime.GOARCH, loadAvg())}
+	for _, s := range scenarios {
+		if len(o.names) > 0 && !slices.Contains(o.names, s.name) {
+			continue
+		}
+		fmt.Fprintf(progress, "bench: %s…\n", s.name)
+		rows, err := s.run(ctx, e, o.cfg)
+		if cerr := e.closeAll(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = e.close()
+			return nil, fmt.Errorf("bench: %s: %w", s.name, err)
+		}
+		r.Rows = append(r.Rows, rows...)
+	}
+	if err := e.close(); err != nil {
+		return nil, err
+	}
+	r.Took = time.Since(start).Round(100 * time.Millisecond).String()
+	return r, nil
+}
+
+// loadAvg returns ", load average X" from /proc/loadavg, or "".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return ", load " + f[0]
+	}
+	return ""
 }

@@ -1,149 +1,177 @@
 package main
 
 import (
-	"flag"
-	"go/parser"
-	"go/token"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tiercache/tiercache/internal/leakcheck"
+	"github.com/tiercache/tiercache/internal/redistest"
 )
 
-func TestParseScenarios(t *testing.T) {
-	got, err := parseScenarios(" zipf,localhit,,zipf ")
-	if err != nil || !slices.Equal(got, []string{"zipf", "localhit"}) {
-		t.Errorf("parseScenarios = %q, %v", got, err)
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// tinyConfig runs every scenario in a few seconds, under -race too.
+func tinyConfig() config {
+	return config{duration: 20 * time.Millisecond, rounds: 2, idle: 300 * time.Millisecond,
+		paced: 300 * time.Millisecond, lag: 200 * time.Millisecond, zipfKeys: 2000, zipfSize: 200}
+}
+
+// servers are what the scenario tests run on: the embedded server, and
+// the one at REDIS_ADDR when it is set.
+func servers() []string {
+	if addr := os.Getenv(redistest.EnvAddr); addr != "" {
+		return []string{"", addr}
 	}
-	if _, err := parseScenarios("zipf,nope"); err == nil {
-		t.Error("unknown scenario accepted")
+	return []string{""}
+}
+
+// rowOf returns the row whose measure is m.
+func rowOf(t *testing.T, r *results, m string) row {
+	t.Helper()
+	i := slices.IndexFunc(r.Rows, func(x row) bool { return x.Measure == m })
+	if i < 0 {
+		t.Fatalf("no row %q", m)
 	}
-	if _, err := parseScenarios(","); err == nil {
-		t.Error("no scenario accepted")
-	}
-	if got, err := parseScenarios(" "); err != nil || !slices.Equal(got, scenarioNames) {
-		t.Errorf("parseScenarios(empty) = %q, %v; want every scenario", got, err)
+	return r.Rows[i]
+}
+
+// TestScenarios runs every scenario briefly and checks what does not
+// depend on the machine's speed: every row is filled in, the targets that
+// count calls, connections and goroutines are met, the report fits in
+// reportWidth, and the run left no key behind.
+func TestScenarios(t *testing.T) {
+	for _, server := range servers() {
+		t.Run("server="+server, func(t *testing.T) {
+			o := options{cfg: tinyConfig(), redis: server, command: "go run ./bench"}
+			r, err := execute(context.Background(), o, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range r.Rows {
+				if x.Measure == "" || x.Tiered == "" || x.Baseline == "" || (x.Target == "") != (x.Status == "") {
+					t.Errorf("row not filled in: %+v", x)
+				}
+			}
+			if n := len(r.Rows); n < 20 {
+				t.Errorf("%d rows, want every scenario's", n)
+			}
+			for _, m := range []string{"stampede: loader calls", "Hub, 30 caches: pub/sub conns",
+				"Hub, 30 caches: goroutines", "Hub idle: PINGs/s", "Hub serving hits: PINGs/s"} {
+				if x := rowOf(t, r, m); x.Status != "met" {
+					t.Errorf("%+v: target missed", x)
+				}
+			}
+			var out bytes.Buffer
+			r.printText(&out, server == "")
+			for l := range strings.Lines(out.String()) {
+				if width(strings.TrimRight(l, "\n")) > reportWidth {
+					t.Errorf("line wider than %d: %q", reportWidth, l)
+				}
+			}
+			t.Logf("\n%s", out.String())
+		})
 	}
 }
 
-// TestParseRedis: -redis takes a URL, as redis.ParseURL does, or host:port,
-// as REDIS_ADDR does; anything else is an error that names the flag.
-func TestParseRedis(t *testing.T) {
-	for _, c := range []struct {
-		in, addr, server string
-		db               int
-		tls              bool
-	}{
-		{"redis://127.0.0.1:6379/0", "127.0.0.1:6379", "Redis at redis://127.0.0.1:6379/0", 0, false},
-		{"redis://:secret@10.0.0.1:6380/2", "10.0.0.1:6380", "Redis at redis://:xxxxx@10.0.0.1:6380/2", 2, false},
-		{"rediss://cache.example:6390", "cache.example:6390", "Redis at rediss://cache.example:6390", 0, true},
-		{"127.0.0.1:6379", "127.0.0.1:6379", "Redis at 127.0.0.1:6379", 0, false},
-		{"localhost:6380", "localhost:6380", "Redis at localhost:6380", 0, false},
-		{"[::1]:6379", "[::1]:6379", "Redis at [::1]:6379", 0, false},
-	} {
-		o, server, err := parseRedis(c.in)
-		if err != nil {
-			t.Errorf("parseRedis(%q): %v", c.in, err)
-			continue
-		}
-		if o.Addr != c.addr || o.DB != c.db || (o.TLSConfig != nil) != c.tls || server != c.server {
-			t.Errorf("parseRedis(%q) = addr %q db %d tls %v, %q; want %q %d %v, %q",
-				c.in, o.Addr, o.DB, o.TLSConfig != nil, server, c.addr, c.db, c.tls, c.server)
-		}
-	}
-	if o, server, err := parseRedis(""); o != nil || server != "" || err != nil {
-		t.Errorf(`parseRedis("") = %v, %q, %v; want the embedded server`, o, server, err)
-	}
-	for _, bad := range []string{"127.0.0.1", "localhost", "host:port", "127.0.0.1:0", "127.0.0.1:65536",
-		"http://127.0.0.1:6379", "redis://127.0.0.1:6379/x"} {
-		_, _, err := parseRedis(bad)
-		if err == nil || !strings.HasPrefix(err.Error(), "-redis ") || !strings.Contains(err.Error(), bad) {
-			t.Errorf("parseRedis(%q) = %v, want an error naming -redis and the value", bad, err)
-		}
-	}
-}
-
-// TestExitCode: a run that completed exits 0 with missed targets, unless
-// -check; a failed run keeps its code.
-func TestExitCode(t *testing.T) {
-	for _, c := range []struct {
-		code, missed int
-		check        bool
-		want         int
-	}{
-		{0, 0, false, 0}, {0, 3, false, 0}, {0, 0, true, 0}, {0, 3, true, 1},
-		{1, 0, true, 1}, {1, 3, false, 1}, {130, 3, true, 130},
-	} {
-		if got := exitCode(c.code, c.missed, c.check); got != c.want {
-			t.Errorf("exitCode(%d, %d missed, check %v) = %d, want %d", c.code, c.missed, c.check, got, c.want)
-		}
-	}
-	// The misses a -check run counts are the summary line's.
-	if n := len(fixedReport(true).verdict().missed); exitCode(0, n, true) != 1 || exitCode(0, n, false) != 0 {
-		t.Errorf("the fixed report's %d misses do not fail -check alone", n)
-	}
-}
-
-// TestFlags parses the command line as run does, and checks the usage text
-// is no wider than the report.
-func TestFlags(t *testing.T) {
-	o := defaultOptions()
-	var out strings.Builder
-	fs := newFlags(&o, &out)
-	if err := fs.Parse([]string{"-check", "-redis", "127.0.0.1:6379", "-shared-scheduler", "-n", "7"}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := o.config()
-	if !o.check || o.redis != "127.0.0.1:6379" || cfg.separate || cfg.trials != 7 || cfg.instances != 3 {
-		t.Errorf("parsed %+v, config %+v", o, cfg)
-	}
-	if d := defaultOptions(); d.check || !d.config().separate {
-		t.Errorf("defaults: check %v, separate %v", d.check, d.config().separate)
-	}
-	fs.Usage()
-	usage := out.String()
-	checkLines(t, usage)
-	for _, want := range []string{"  -check\n", "  -redis string\n", "REDIS_ADDR", "rediss://", "exit with code 1"} {
-		if !strings.Contains(usage, want) {
-			t.Errorf("usage lacks %q:\n%s", want, usage)
-		}
-	}
-}
-
-// TestRunRejectsBadFlags: run exits 2 on a bad flag, before it starts any
-// server, and 0 on -h.
-func TestRunRejectsBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-redis", "6379"}, {"-instances", "0"}, {"-scenarios", "nope"}, {"-nope"}} {
-		var stdout, stderr strings.Builder
-		if code := run(args, &stdout, &stderr); code != 2 || stdout.Len() != 0 {
-			t.Errorf("run(%q) = %d (stdout %q), want 2", args, code, stdout.String())
-		}
-		if args[0] == "-redis" && !strings.Contains(stderr.String(), `bench: -redis "6379"`) {
-			t.Errorf("run(%q) said %q", args, stderr.String())
-		}
-	}
-	var stdout, stderr strings.Builder
-	if code := run([]string{"-h"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "usage: go run ./bench") {
-		t.Errorf("run(-h) = %d, %q", code, stderr.String())
-	}
-}
-
-// TestDocListsFlagsAndScenarios: the package comment names every flag and
-// every scenario.
-func TestDocListsFlagsAndScenarios(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, parser.ParseComments|parser.PackageClauseOnly)
+// TestCloseDeletesKeys: close deletes every key of the run and nothing
+// else.
+func TestCloseDeletesKeys(t *testing.T) {
+	ctx := context.Background()
+	s := redistest.New(t)
+	e, err := openEnv(ctx, s.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := f.Doc.Text()
-	o := defaultOptions()
-	newFlags(&o, &strings.Builder{}).VisitAll(func(fl *flag.Flag) {
-		if !strings.Contains(doc, "\t-"+fl.Name+" ") {
-			t.Errorf("the package comment does not list -%s", fl.Name)
+	other := s.Namespace + ":stays"
+	if err := s.Client.Set(ctx, other, "x", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.populate(ctx, e.ns("x"), keys("k", 2500), value); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.close(); err != nil {
+		t.Fatal(err)
+	}
+	iter, left := s.Client.Scan(ctx, 0, e.prefix+"*", 1000).Iterator(), 0
+	for iter.Next(ctx) {
+		left++
+	}
+	if err := iter.Err(); err != nil || left != 0 {
+		t.Errorf("keys left after close: %d (%v)", left, err)
+	}
+	if err := s.Client.Get(ctx, other).Err(); err != nil {
+		t.Errorf("close deleted another key: %v", err)
+	}
+}
+
+// TestMarkdown: -markdown prints what the results file it writes renders.
+func TestMarkdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "results.json")
+	var out, errs bytes.Buffer
+	code := run([]string{"-scenarios", "stampede", "-markdown", "-results", path}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	r, err := loadResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.markdown(); got != out.String() || !strings.HasPrefix(got, beginMarker) {
+		t.Errorf("-markdown printed\n%s\nits results render\n%s", out.String(), got)
+	}
+	if r.Command != "go run ./bench -scenarios stampede -markdown -results "+path || len(r.Rows) != 1 {
+		t.Errorf("results: %+v", r)
+	}
+}
+
+// TestREADME: the README's performance table is the rendering of
+// results.json, byte for byte (regenerate both with go run ./bench
+// -redis 127.0.0.1:6379 -markdown, and paste its output).
+func TestREADME(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i, j := strings.Index(readme, beginMarker), strings.Index(readme, endMarker)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no section between %q and %q", beginMarker, endMarker)
+	}
+	r, err := loadResults("results.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readme[i:j+len(endMarker)+1], r.markdown(); got != want {
+		t.Errorf("README.md's performance table is not results.json's; want\n%s", want)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	o, err := parseFlags([]string{"-long", "-duration", "1s", "-scenarios", "zipf, hub,zipf"}, &bytes.Buffer{})
+	if err != nil || o.cfg.duration != time.Second || o.cfg.idle != longConfig().idle || !slices.Equal(o.names, []string{"zipf", "hub"}) {
+		t.Errorf("parseFlags = %+v, %v", o, err)
+	}
+	for _, bad := range [][]string{{"-scenarios", "nope"}, {"-redis", "127.0.0.1"}, {"-duration", "-1s"}, {"extra"}} {
+		if _, err := parseFlags(bad, &bytes.Buffer{}); err == nil {
+			t.Errorf("parseFlags(%q) accepted", bad)
 		}
-	})
-	for _, name := range scenarioNames {
-		if !strings.Contains(doc, name) {
-			t.Errorf("the package comment does not name the scenario %s", name)
+		if code := run(bad, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
+			t.Errorf("run(%q) = %d, want 2", bad, code)
 		}
+	}
+	for in, want := range map[string]string{"127.0.0.1:6379": "127.0.0.1:6379",
+		"redis://:secret@10.0.0.1:6380/2": "10.0.0.1:6380"} {
+		if o, _, err := parseRedis(in); err != nil || o.Addr != want {
+			t.Errorf("parseRedis(%q) = %v, %v", in, o, err)
+		}
+	}
+	if _, name, _ := parseRedis("redis://:secret@h:1"); strings.Contains(name, "secret") {
+		t.Errorf("the report would show the password: %q", name)
 	}
 }

@@ -1,20 +1,8 @@
-//go:build !linux
+//go:build !unix
 
 package main
 
-import (
-	"errors"
-	"time"
-)
+import "time"
 
-// rawNanosleep says whether nanosleep is the raw system call.
-const rawNanosleep = false
-
-// nanosleep falls back to time.Sleep where the raw system call is not wired
-// up; the report says so.
-func nanosleep(d time.Duration) { time.Sleep(d) }
-
-// cpuTime is only measured on Linux.
-func cpuTime() (time.Duration, error) {
-	return 0, errors.New("bench: process CPU time is only measured on Linux")
-}
+// cpuTime is 0 where the process's CPU time is not measured.
+func cpuTime() time.Duration { return 0 }

@@ -20,6 +20,12 @@
 // pause clients or limit output buffers, so without it the suite skips. It
 // prints one row per phase, for the README.
 //
+// Beside it, consistency tests that assert what the bench used to report:
+// TestStaleHunt, TestNanosleepPoller and TestFrozenSubscription (no read
+// older than MaxStaleness, with the proof off as a control), and TestOutage
+// (a server of its own stopped under traffic, StaleIfError on and off; it
+// logs a table for the README).
+//
 // Run it alone with
 //
 //	REDIS_ADDR=127.0.0.1:6379 go test -race -count=1 -v ./faults/
