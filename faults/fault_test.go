@@ -3,7 +3,6 @@ package faults
 import (
 	"context"
 	"flag"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,32 +25,57 @@ const (
 
 // TestFaults runs the traffic on three instances through phases of faults,
 // then checks the promises listed in the package doc. The table it logs has
-// one row per phase: reads (successful Gets), reads more than 5 ms and more
-// than 100 ms behind (and the worst), read-your-writes violations, calls past
-// their deadline by more than 20 ms (and the worst overrun), failed calls and
-// lost subscriptions.
-func TestFaults(t *testing.T) {
-	if os.Getenv(redistest.EnvAddr) == "" {
-		t.Skipf("faults: needs a real Redis server (set %s): the embedded one cannot pause clients, "+
-			"limit output buffers or lose its data in a restart", redistest.EnvAddr)
-	}
+// one row per phase: reads (successful Gets), reads more than MaxStaleness
+// and more than 100 ms behind (and the worst), read-your-writes
+// violations, calls past their deadline by more than 20 ms (and the worst
+// overrun), failed calls, lost subscriptions, and how they came back:
+// purged, or repaired from the log (and the keys the repairs dropped).
+func TestFaults(t *testing.T) { runFaults(t, suite{name: "invalidation messages"}) }
+
+// TestFaultsTracking is TestFaults with HubOptions.Tracking: the same
+// faults, the same promises.
+func TestFaultsTracking(t *testing.T) {
+	runFaults(t, suite{name: "Tracking", tracking: true})
+}
+
+// TestFaultsCluster is TestFaults on a Cluster of the test's own (three
+// masters, a replica each), with failovers for the faults that a single
+// node's restart, pauses and buffer limit are.
+func TestFaultsCluster(t *testing.T) {
+	runFaults(t, suite{name: "Cluster", cluster: true})
+}
+
+func runFaults(t *testing.T, su suite) {
 	began := time.Now()
-	s := redistest.NewOwn(t)
+	var g target
+	if su.cluster {
+		g.c = redistest.NewRealCluster(t, redistest.ClusterOptions{Replicas: 1})
+	} else {
+		g.s = redistest.NewOwn(t)
+	}
 	f := &fixture{}
 	ev := &events{f: f}
+	rec := &recoveries{f: f}
 	for i := range nInstances {
-		name := s.Namespace + "-i" + strconv.Itoa(i)
-		client := s.NewClient(name) // default options: no ContextTimeoutEnabled
-		c, err := tiered.New(client, tiered.Options[string]{
-			Namespace:   s.Namespace,
+		name := g.namespace() + "-i" + strconv.Itoa(i)
+		client := g.client(t, name) // default options: no ContextTimeoutEnabled
+		hub, err := tiered.NewHub(client, tiered.HubOptions{
 			HealthCheck: healthCheck,
+			Tracking:    su.tracking,
 			Logger:      ev.logger(i),
+			Observer:    rec.observer(),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = c.Close() })
+		t.Cleanup(func() { _ = hub.Close() })
+		c, err := tiered.NewCache(hub, tiered.Options[string]{Namespace: g.namespace()})
+		if err != nil {
+			t.Fatal(err)
+		}
 		f.insts = append(f.insts, c)
+		f.hubs = append(f.hubs, hub)
+		f.clients = append(f.clients, client)
 		f.names = append(f.names, name)
 	}
 	if !f.waitSubscribed(t, "at start") {
@@ -66,13 +90,17 @@ func TestFaults(t *testing.T) {
 	f.start()
 	t.Cleanup(f.stopTraffic)
 
-	ph := &phases{t: t, s: s, f: f, dry: *dry}
+	ph := &phases{t: t, g: g, f: f, dry: *dry}
 	ph.run("baseline", func() { time.Sleep(time.Second) })
 	ph.run("pubsub kill", ph.kills)
-	ph.run("restart", ph.restartServer)
-	ph.run("pause WRITE", func() { ph.pauses("WRITE") })
-	ph.run("pause ALL", func() { ph.pauses("ALL") })
-	ph.run("buffer limit", ph.bufferLimit)
+	if su.cluster {
+		ph.run("failover", ph.failovers)
+	} else {
+		ph.run("restart", ph.restartServer)
+		ph.run("pause WRITE", func() { ph.pauses("WRITE") })
+		ph.run("pause ALL", func() { ph.pauses("ALL") })
+		ph.run("buffer limit", ph.bufferLimit)
+	}
 	// After the faults: the subscriptions are back (run waited for them);
 	// from here on no call may fail.
 	calm := len(ph.names)
@@ -82,20 +110,22 @@ func TestFaults(t *testing.T) {
 	rows := f.judge(ph.names, ph.restarts)
 	for i, r := range rows {
 		r.breaks = ph.breaks[i]
+		r.recovery = rec.phase(i)
 	}
 	tab, total := table(rows)
 	mode := "faults injected"
 	if *dry {
 		mode = "DRY RUN, no fault injected"
 	}
-	t.Logf("%s; %d instances, %d keys, %d writer and %d readers per instance, %v deadline per call:\n%s",
-		mode, nInstances, nKeys, 1, readersPer, callTimeout, tab)
-	t.Logf("sets and deletes: %d; pub/sub connections killed: %d; restarts: %d", total.sets, ph.killed, len(ph.restarts))
+	t.Logf("%s, %s; %d instances, %d keys, %d writer and %d readers per instance, %v deadline per call:\n%s",
+		su.name, mode, nInstances, nKeys, 1, readersPer, callTimeout, tab)
+	t.Logf("sets and deletes: %d; pub/sub connections killed: %d; restarts: %d; failovers: %d",
+		total.sets, ph.killed, len(ph.restarts), ph.failedOver)
 	for i, r := range rows {
 		if r.errs > 0 {
 			t.Logf("errors in %s: %s", r.name, kinds(r.errKinds))
 		}
-		if l := ev.phase(i, s.Namespace); l != "" {
+		if l := ev.phase(i, g.namespace()); l != "" {
 			t.Logf("logged in %s: %s", r.name, l)
 		}
 		for _, e := range r.examples {
@@ -107,8 +137,8 @@ func TestFaults(t *testing.T) {
 			"(a write that reached Redis after its caller gave up)", total.staleOfFailed, staleLimit)
 	}
 
-	// The >5ms column is reported, not asserted: bounding how far behind a
-	// read may be in normal operation is later work.
+	// The >MaxStaleness column is reported, not asserted: bounding how far
+	// behind a read may be under faults is later work.
 	if total.ryw > 0 {
 		t.Errorf("%d reads returned a version older than one their own instance had written before", total.ryw)
 	}
@@ -138,10 +168,14 @@ func TestFaults(t *testing.T) {
 
 	f.checkConvergence(t)
 
-	for _, c := range f.insts {
+	for i, c := range f.insts {
 		if err := c.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
+		if err := f.hubs[i].Close(); err != nil {
+			t.Errorf("Hub.Close: %v", err)
+		}
+		_ = f.clients[i].Close() // the user's: go-redis's goroutines go with it
 	}
 	if leaked := leakcheck.Wait(leakcheck.Grace); len(leaked) > 0 {
 		t.Errorf("%d goroutine(s) still running after Close of every cache:\n\n%s",

@@ -15,7 +15,7 @@ func TestJudge(t *testing.T) {
 	f.keys[0].acks = []ack{
 		{version: 1, at: ms(10), inst: 0},
 		{version: 2, at: ms(20), inst: 1},
-		{version: 3, at: ms(30), inst: 0},
+		{version: 3, at: ms(35), inst: 0},
 		{version: 4, at: ms(55), inst: 1}, // after the restart
 	}
 	f.keys[0].failed = []int64{5}
@@ -23,11 +23,11 @@ func TestJudge(t *testing.T) {
 		return sample{op: opGet, inst: inst, version: version, start: ms(start), end: ms(end), deadline: ms(start + 200)}
 	}
 	f.samples = [][]sample{{
-		read(0, 1, 25, 26),   // 5 ms behind v2: not noted (the count is of more than 5 ms)
-		read(0, 1, 26, 27),   // 6 ms behind v2: noted
-		read(0, 2, 31, 32),   // 1 ms behind v3, and v3 was instance 0's own: RYW
-		read(1, 2, 31, 32),   // 1 ms behind, not its own write
-		read(0, 0, 35, 45),   // overlaps the restart: not judged
+		read(0, 1, 30, 31),   // 10 ms behind v2: not noted (the count is of more than MaxStaleness, 10 ms)
+		read(0, 1, 31, 32),   // 11 ms behind v2: noted
+		read(0, 2, 36, 37),   // 1 ms behind v3, and v3 was instance 0's own: RYW
+		read(1, 2, 36, 37),   // 1 ms behind, not its own write
+		read(0, 0, 38, 45),   // overlaps the restart: not judged
 		read(0, 0, 52, 53),   // after the restart, before v4: fine
 		read(0, 0, 180, 181), // 125 ms behind v4 (acknowledged after the restart): stale
 		read(1, 0, 180, 181), // the same, and v4 was instance 1's own: RYW too

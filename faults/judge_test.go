@@ -7,13 +7,15 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tiercache/tiercache/tiered"
 )
 
 // Judging limits.
 const (
-	staleNoted = 5 * time.Millisecond   // reported, not bounded: see TestFaults
-	staleLimit = 100 * time.Millisecond // no read may be this far behind
-	lateSlack  = 20 * time.Millisecond  // a call may return this long past its deadline
+	staleNoted = tiered.DefaultMaxStaleness // reported, not bounded: see TestFaults
+	staleLimit = 100 * time.Millisecond     // no read may be this far behind
+	lateSlack  = 20 * time.Millisecond      // a call may return this long past its deadline
 )
 
 // span is a restart of the server: from the kill until it answered PING.
@@ -30,8 +32,9 @@ type row struct {
 	worstOver     int64 // ns past the deadline, the worst call
 	errs          int
 	errKinds      map[string]int
-	breaks        uint64 // subscriptions lost, all instances
-	staleOfFailed int    // of the stale reads, those of a version whose Set failed
+	breaks        uint64   // subscriptions lost, all instances
+	recovery      recovery // how they came back
+	staleOfFailed int      // of the stale reads, those of a version whose Set failed
 	examples      []string
 }
 
@@ -59,6 +62,9 @@ func (r *row) add(o *row) {
 		r.example("%s", e)
 	}
 	r.breaks += o.breaks
+	r.recovery.purges += o.recovery.purges
+	r.recovery.repairs += o.recovery.repairs
+	r.recovery.repairedKeys += o.recovery.repairedKeys
 	r.staleOfFailed += o.staleOfFailed
 }
 
@@ -169,13 +175,15 @@ func table(rows []*row) (string, *row) {
 	}
 	var b strings.Builder
 	line := func(cells ...any) {
-		const format = "%-12s %7v %6v %6v %8v %5v %5v %9v %7v %6v"
+		const format = "%-12s %7v %6v %6v %8v %5v %5v %9v %7v %6v %6v %7v %8v"
 		b.WriteString(strings.TrimRight(fmt.Sprintf(format, cells...), " ") + "\n")
 	}
-	line("phase", "reads", ">5ms", ">100ms", "worst", "RYW", "late", "worst", "errors", "breaks")
-	line("", "", "behind", "behind", "behind", "", "", "overrun", "", "")
+	line("phase", "reads", ">10ms", ">100ms", "worst", "RYW", "late", "worst", "errors", "breaks", "purges", "repairs", "keys")
+	line("", "", "behind", "behind", "behind", "", "", "overrun", "", "", "", "", "repaired")
 	for _, r := range append(rows, total) {
-		line(r.name, r.reads, r.noted, r.stale, dur(r.worstStale), r.ryw, r.late, dur(r.worstOver), r.errs, r.breaks)
+		rc := r.recovery
+		line(r.name, r.reads, r.noted, r.stale, dur(r.worstStale), r.ryw, r.late, dur(r.worstOver), r.errs, r.breaks,
+			rc.purges, rc.repairs, rc.repairedKeys)
 	}
 	return b.String(), total
 }

@@ -7,21 +7,20 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/tiercache/tiercache/internal/redistest"
 )
 
 // phases runs the faults, one phase after another, on the test's goroutine.
 type phases struct {
 	t   *testing.T
-	s   *redistest.Server
+	g   target
 	f   *fixture
 	dry bool // run the schedule but inject nothing
 
-	names    []string
-	breaks   []uint64 // per phase: subscriptions lost, all instances
-	restarts []span
-	killed   int
+	names      []string
+	breaks     []uint64 // per phase: subscriptions lost, all instances
+	restarts   []span
+	killed     int
+	failedOver int
 }
 
 // run runs one phase: fn injects its faults; then run lets the last of them
@@ -54,7 +53,7 @@ func (p *phases) kills() {
 			name = ""
 		}
 		if !p.dry {
-			p.killed += p.s.KillPubSubIfAny(name)
+			p.killed += p.g.killPubSub(name)
 		}
 	}
 }
@@ -69,7 +68,7 @@ func (p *phases) restartServer() {
 			continue
 		}
 		begin := p.f.now()
-		p.s.Restart()
+		p.g.s.Restart()
 		p.restarts = append(p.restarts, span{begin: begin, done: p.f.now()})
 		p.f.waitSubscribed(p.t, "after a restart")
 	}
@@ -80,7 +79,7 @@ func (p *phases) restartServer() {
 func (p *phases) pauses(mode string) {
 	for range 3 {
 		if !p.dry {
-			p.s.Pause(mode, 500*time.Millisecond)
+			p.g.s.Pause(mode, 500*time.Millisecond)
 		}
 		time.Sleep(500 * time.Millisecond)
 		p.f.waitSubscribed(p.t, "after CLIENT PAUSE "+mode)
@@ -95,14 +94,14 @@ func (p *phases) bufferLimit() {
 	const param = "client-output-buffer-limit"
 	restore := "pubsub 32mb 8mb 60" // Redis's default
 	// CONFIG GET answers "normal 0 0 0 slave … pubsub <hard> <soft> <seconds>".
-	fields := strings.Fields(p.s.Client.ConfigGet(context.Background(), param).Val()[param])
+	fields := strings.Fields(p.g.s.Client.ConfigGet(context.Background(), param).Val()[param])
 	for i, f := range fields {
 		if f == "pubsub" && i+3 < len(fields) {
 			restore = strings.Join(fields[i:i+4], " ")
 		}
 	}
 	if !p.dry {
-		p.s.ConfigSet(param, "pubsub 1kb 512b 1")
+		p.g.s.ConfigSet(param, "pubsub 1kb 512b 1")
 	}
 	var stop atomic.Bool
 	var done []<-chan struct{}
@@ -115,6 +114,29 @@ func (p *phases) bufferLimit() {
 		<-d
 	}
 	if !p.dry {
-		p.s.ConfigSet(param, restore)
+		p.g.s.ConfigSet(param, restore)
+	}
+}
+
+// failovers fails over, gracefully, the master of the first key and then
+// that of a key on another master, each once the instances have subscribed
+// again and served some traffic.
+func (p *phases) failovers() {
+	c, ns := p.g.c, p.g.namespace()
+	done := map[string]bool{}
+	for k := range nKeys {
+		time.Sleep(300 * time.Millisecond)
+		key := ns + ":" + keyName(k)
+		if m := c.MasterOf(key); done[m] || len(done) == 2 {
+			continue
+		}
+		if p.dry {
+			done[c.MasterOf(key)] = true
+			continue
+		}
+		_, now := c.Failover(key)
+		done[now] = true
+		p.failedOver++
+		p.f.waitSubscribed(p.t, "after a failover")
 	}
 }

@@ -65,11 +65,13 @@ type keyState struct {
 // fixture is the suite's state: the instances, the keys' histories and the
 // samples of every call.
 type fixture struct {
-	base  time.Time
-	insts []*tiered.Cache[string]
-	names []string // each instance's client name, for KillPubSub
-	keys  [nKeys]keyState
-	phase atomic.Int32 // index of the phase running now
+	base    time.Time
+	insts   []*tiered.Cache[string]
+	hubs    []*tiered.Hub           // each instance's
+	clients []redis.UniversalClient // each instance's
+	names   []string                // each instance's client name, for KillPubSub
+	keys    [nKeys]keyState
+	phase   atomic.Int32 // index of the phase running now
 
 	stop    atomic.Bool // ends the traffic
 	wg      sync.WaitGroup

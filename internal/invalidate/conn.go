@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -46,6 +47,9 @@ func newOwnClient(c redis.UniversalClient, track func(addr string) func(context.
 		own.pub = redis.NewClient(&pub)
 	case *redis.ClusterClient:
 		o := *c.Options()
+		// go-redis appends the nodes it discovers to Addrs in place: a copy
+		// of the options must not share the array with the caller's client.
+		o.Addrs = slices.Clone(o.Addrs)
 		o.Dialer = own.conns.wrap(o.Dialer, &redis.Options{DialTimeout: o.DialTimeout, TLSConfig: o.TLSConfig})
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 2, 0, 2
 		o.Protocol = 2

@@ -383,6 +383,17 @@ func (lp *loop) subscribed(channel string) error {
 		s.log.Debug("invalidate: confirmation of a channel removed since", slog.String("channel", channel))
 		return nil
 	}
+	if !lp.confirmed && len(l.groups) > 0 {
+		s.mu.Lock()
+		waiting := len(l.pending) > 0
+		s.mu.Unlock()
+		if waiting {
+			return nil // every channel first, then the node's ownership of them
+		}
+		if err := lp.checkOwner(); err != nil {
+			return err
+		}
+	}
 	lp.confirm()
 	if s.opts.Repair {
 		lp.repairConfirmed()

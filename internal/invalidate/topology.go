@@ -90,9 +90,21 @@ func (s *Subscriber) keep() {
 	}
 }
 
+// staleTopology, when a test sets it, rewrites every topology the keeper
+// reads, as a view the nodes no longer hold would be.
+var staleTopology func(topology) topology
+
 // readTopology reads which master owns each group's first slot
 // (CLUSTER SLOTS) and whether the masters have sharded pub/sub.
 func (s *Subscriber) readTopology() (topology, error) {
+	t, err := s.readSlots()
+	if err == nil && staleTopology != nil {
+		t = staleTopology(t)
+	}
+	return t, err
+}
+
+func (s *Subscriber) readSlots() (topology, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, max(s.opts.HealthCheck, time.Second))
 	defer cancel()
 	slots, err := s.own.cluster.ClusterSlots(ctx).Result()
@@ -167,4 +179,37 @@ func (s *Subscriber) sleep(d time.Duration) bool {
 	case <-s.ctx.Done():
 		return false
 	}
+}
+
+// checkOwner asks the link's node, on a connection of its own, whether it
+// owns the first slot of each of the link's groups, once the server has
+// confirmed every channel of the link: a node that stops owning a slot
+// after that unsubscribes the link from the slot's channels (and the link
+// connects again), so a link confirmed by a master stays on a master. A
+// replica accepts SSUBSCRIBE too, and hears its master's messages by
+// replication, late, while it answers the fence's PINGs at once: a link
+// on it must never prove freshness. A node that does not own them is an
+// error; the keeper reads the topology again.
+func (lp *loop) checkOwner() error {
+	l, s := lp.l, lp.l.s
+	ctx, cancel := context.WithTimeout(l.ctx, max(s.opts.HealthCheck, time.Second))
+	defer cancel()
+	slots, err := l.client.ClusterSlots(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("invalidate: ask %s which slots it serves: %w", l.addr, err)
+	}
+	for _, g := range l.groups {
+		first := int(GroupSlot(g))
+		owner := ""
+		for _, r := range slots {
+			if r.Start <= first && first <= r.End && len(r.Nodes) > 0 {
+				owner = r.Nodes[0].Addr
+				break
+			}
+		}
+		if owner != l.addr {
+			return fmt.Errorf("invalidate: %s no longer serves slot %d (%s does, it says)", l.addr, first, owner)
+		}
+	}
+	return nil
 }

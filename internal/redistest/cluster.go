@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -56,7 +57,7 @@ func NewCluster(t testing.TB) *Cluster {
 
 // NewClient returns a cluster client, closed when the test ends.
 func (c *Cluster) NewClient() *redis.ClusterClient {
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: slices.Clone(c.Addrs)}) // go-redis appends to Addrs in place
 	c.t.Cleanup(func() { _ = cc.Close() })
 	return cc
 }

@@ -1,7 +1,6 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"strconv"
 	"strings"
@@ -113,19 +112,7 @@ func (s *Server) killPubSub(op, name string) (n int, ok bool) {
 		s.t.Fatalf("redistest: CLIENT LIST: %v", err)
 		return 0, false
 	}
-	sc := bufio.NewScanner(strings.NewReader(list))
-	for sc.Scan() {
-		var id, cname string
-		for _, f := range strings.Fields(sc.Text()) {
-			if v, ok := strings.CutPrefix(f, "id="); ok {
-				id = v
-			} else if v, ok := strings.CutPrefix(f, "name="); ok {
-				cname = v
-			}
-		}
-		if id == "" || (name != "" && cname != name) {
-			continue
-		}
+	for _, id := range clientIDs(list, name) {
 		err := s.Client.Do(ctx, "CLIENT", "KILL", "ID", id).Err()
 		switch {
 		case err == nil:
