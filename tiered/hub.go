@@ -65,7 +65,10 @@ type HubOptions struct {
 	// lag metric): set the oldest that an instance of the fleet reads while
 	// a rolling upgrade is under way (an instance purges its whole local
 	// tier for each message it cannot read), then remove it. A Hub with
-	// WireVersion below 3 purges after a loss, as those releases do. This
+	// WireVersion below 3 purges after a loss, as those releases do; so
+	// does one that has heard, on a namespace, a message without a
+	// position (from such a Hub, or another program's PUBLISH), for that
+	// namespace, until it closes: that writer's changes are in no log. This
 	// release reads all three. Must be 0, 1, 2 or 3.
 	WireVersion int
 

@@ -266,3 +266,46 @@ func TestGapOnALiveSubscriptionIsRepaired(t *testing.T) {
 func lostMessage(seq int64, key string) string {
 	return string(invalidate.Message{Origin: invalidate.NewOrigin(), Keys: []string{key}, Seq: uint64(seq)}.AppendVersion(nil, 3))
 }
+
+// A writer that logs nothing (a release before the log, or another program
+// that PUBLISHes a version 1 or 2 message) cannot be read back: once a Hub
+// has heard one on a namespace, a loss there is purged, not repaired, and
+// no read returns the old value of what such a writer wrote meanwhile.
+func TestUnloggedWriterMakesRepairAPurge(t *testing.T) {
+	s := redistest.NewReal(t)
+	w := newInstance(t, s, "w", tiered.Options[string]{})
+	r := newACLReader(t, s, tiered.Options[string]{})
+	raw := s.NewClient("raw")
+	rk := s.Namespace + ":k"
+	unlogged := func(value string) {
+		t.Helper()
+		msg := invalidate.Message{Origin: invalidate.NewOrigin(), Sent: time.Now(), Keys: []string{"k"}}.AppendVersion(nil, 2)
+		if err := raw.Set(bg, rk, value, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := raw.Publish(bg, invalidate.Channel(s.Namespace), msg).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Set(bg, "k", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the reader hears the write", func() bool { return r.Stats().Invalidations >= 1 })
+	unlogged("v2") // heard live
+	waitFor(t, 5*time.Second, "the reader hears the unlogged write", func() bool { return r.Stats().Invalidations >= 2 })
+	if v, err := r.Get(bg, "k"); err != nil || v != "v2" {
+		t.Fatalf("Get = %q, %v; want v2", v, err)
+	}
+	r.deafen(t)
+	unlogged("v3") // missed, and in no log
+	if err := w.Set(bg, "other", "x"); err != nil { // missed, and logged
+		t.Fatal(err)
+	}
+	r.hear(t)
+	if v, err := r.Get(bg, "k"); err != nil || v != "v3" {
+		t.Fatalf("after the loss: Get = %q, %v; want v3 (stats %+v)", v, err, r.Stats())
+	}
+	if st := r.Stats(); st.Repairs != 0 {
+		t.Errorf("stats %+v: a repair, where an unlogged writer was heard", st)
+	}
+}

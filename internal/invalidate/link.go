@@ -322,6 +322,9 @@ func (lp *loop) handle(msg any) error {
 			lp.gap(ns, m.Channel, len(m.Payload), err)
 			return nil
 		}
+		if s.opts.Repair && dec.Seq == 0 && !dec.Tracked {
+			s.unlogged(ns)
+		}
 		if s.opts.Repair && dec.Seq != 0 {
 			if err := lp.positioned(ns, m.Channel, dec, m.Payload); err != nil {
 				s.log.Info("invalidate: messages were missed and cannot be read back; reporting a gap",
@@ -432,7 +435,10 @@ func (lp *loop) repairConfirmed() {
 	}
 	s.mu.Unlock()
 	for _, w := range work {
-		ok := lp.repairLink(w.ns)
+		s.mu.Lock()
+		unlogged := s.names[w.ns] != nil && s.names[w.ns].unlogged
+		s.mu.Unlock()
+		ok := !unlogged && lp.repairLink(w.ns)
 		s.mu.Lock()
 		if rec := s.names[w.ns]; rec != nil && rec.epoch == w.epoch && l.fixed != nil {
 			l.fixed[w.ns] = w.epoch

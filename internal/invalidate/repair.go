@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,4 +274,23 @@ func (lp *loop) positioned(namespace, channel string, m Message, payload string)
 	}
 	s.positions.set(channel, next)
 	return err
+}
+
+// unlogged is told that a message without a position was heard on
+// namespace: its writer (a release before the log, or another program that
+// publishes a version 1 or 2 message) logs nothing, so what it writes while
+// a connection is down cannot be read back. From then on, until the
+// Subscriber closes, a loss on the namespace is purged, not repaired.
+func (s *Subscriber) unlogged(namespace string) {
+	s.mu.Lock()
+	rec := s.names[namespace]
+	first := rec != nil && !rec.unlogged
+	if first {
+		rec.unlogged = true
+	}
+	s.mu.Unlock()
+	if first {
+		s.log.Info("invalidate: a writer of the namespace logs nothing; a lost subscription will be purged, not repaired",
+			slog.String("namespace", namespace))
+	}
 }

@@ -210,6 +210,7 @@ type nsRec struct {
 	epoch    uint64 // of the Add that put it in the set: confirmations of older ones are stale
 	reported bool   // Subscribed (or Repaired) was reported since the namespace's last loss
 	purge    bool   // the next report is Subscribed: the owner must purge (new, or not repaired)
+	unlogged bool   // with Repair: a message without a position was heard, so a loss is purged (see unlogged)
 }
 
 // Subscribe validates opts and starts a Subscriber. It returns at once: it
