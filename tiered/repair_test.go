@@ -297,7 +297,7 @@ func TestUnloggedWriterMakesRepairAPurge(t *testing.T) {
 		t.Fatalf("Get = %q, %v; want v2", v, err)
 	}
 	r.deafen(t)
-	unlogged("v3") // missed, and in no log
+	unlogged("v3")                                  // missed, and in no log
 	if err := w.Set(bg, "other", "x"); err != nil { // missed, and logged
 		t.Fatal(err)
 	}
