@@ -52,6 +52,9 @@ import (
 //   - redis-cpu-µs/write: the Redis processes' CPU (INFO cpu, user + sys,
 //     every node), less their idle rate measured just before (the health
 //     checks' PINGs, the cluster bus);
+//   - busiest-node-cpu-µs/write: the same for the node that spent the most
+//     (on a single node, the same figure): a Redis process uses one core,
+//     so this node is where the fleet stops scaling;
 //   - script-µs/write, publish-µs/write, spublish-µs/write, set-µs/write:
 //     Redis's own time in the write script, and in the PUBLISH, SPUBLISH
 //     or SET commands (the script's included; INFO commandstats, every
@@ -152,10 +155,10 @@ func benchFanout(b *testing.B, nodes []string, open func(string) redis.Universal
 		}
 	}
 	time.Sleep(100 * time.Millisecond) // the warm-up's messages
-	idleStart, idleCPU := time.Now(), redisCPU(b, nodes)
+	idleStart, idleCPU := time.Now(), redisCPUEach(b, nodes)
 	time.Sleep(300 * time.Millisecond)
-	idleRate := float64(redisCPU(b, nodes)-idleCPU) / float64(time.Since(idleStart))
-	cpu0, stats0, start := redisCPU(b, nodes), commandStats(b, nodes), time.Now()
+	idleEnd, idleTime := redisCPUEach(b, nodes), time.Since(idleStart)
+	cpu0, stats0, start := redisCPUEach(b, nodes), commandStats(b, nodes), time.Now()
 
 	var lags, sent []time.Duration
 	writes := 0
@@ -179,9 +182,16 @@ func benchFanout(b *testing.B, nodes []string, open func(string) redis.Universal
 		writes++
 	}
 	elapsed := time.Since(start)
-	cpu := float64(redisCPU(b, nodes)-cpu0) - idleRate*float64(elapsed)
+	cpu1 := redisCPUEach(b, nodes)
 	stats := commandStats(b, nodes)
 	round.Store(nil)
+	var cpu, busiest float64
+	for i := range nodes {
+		idleRate := float64(idleEnd[i]-idleCPU[i]) / float64(idleTime)
+		c := max(float64(cpu1[i]-cpu0[i])-idleRate*float64(elapsed), 0)
+		cpu += c
+		busiest = max(busiest, c)
+	}
 
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	for _, l := range []struct {
@@ -192,7 +202,8 @@ func benchFanout(b *testing.B, nodes []string, open func(string) redis.Universal
 		b.ReportMetric(us(l.lags[len(l.lags)/2]), l.name+"-p50-µs")
 		b.ReportMetric(us(l.lags[len(l.lags)*99/100]), l.name+"-p99-µs")
 	}
-	b.ReportMetric(max(cpu, 0)/float64(time.Microsecond)/float64(writes), "redis-cpu-µs/write")
+	b.ReportMetric(cpu/float64(time.Microsecond)/float64(writes), "redis-cpu-µs/write")
+	b.ReportMetric(busiest/float64(time.Microsecond)/float64(writes), "busiest-node-cpu-µs/write")
 	for _, cmd := range []struct{ name, metric string }{
 		{"evalsha", "script-µs/write"}, {"publish", "publish-µs/write"},
 		{"spublish", "spublish-µs/write"}, {"set", "set-µs/write"},
@@ -237,9 +248,19 @@ func openFanout(b *testing.B, open func(string) redis.UniversalClient, ns string
 
 // redisCPU returns the CPU time the servers at addrs have used (INFO cpu,
 // user + sys).
-func redisCPU(b *testing.B, addrs []string) time.Duration {
+func redisCPU(b testing.TB, addrs []string) time.Duration {
 	var total time.Duration
+	for _, d := range redisCPUEach(b, addrs) {
+		total += d
+	}
+	return total
+}
+
+// redisCPUEach returns the CPU time each server at addrs has used.
+func redisCPUEach(b testing.TB, addrs []string) []time.Duration {
+	var out []time.Duration
 	for _, info := range infoOf(b, addrs, "cpu") {
+		var total time.Duration
 		for _, field := range []string{"used_cpu_sys:", "used_cpu_user:"} {
 			_, rest, _ := strings.Cut(info, "\n"+field)
 			v, _, _ := strings.Cut(rest, "\r")
@@ -249,13 +270,14 @@ func redisCPU(b *testing.B, addrs []string) time.Duration {
 			}
 			total += time.Duration(s * float64(time.Second))
 		}
+		out = append(out, total)
 	}
-	return total
+	return out
 }
 
 // commandStats returns the microseconds the servers at addrs have spent in
 // each command (INFO commandstats, summed over the servers).
-func commandStats(b *testing.B, addrs []string) map[string]int64 {
+func commandStats(b testing.TB, addrs []string) map[string]int64 {
 	usec := make(map[string]int64)
 	for _, info := range infoOf(b, addrs, "commandstats") {
 		for line := range strings.Lines(info) {
@@ -275,7 +297,7 @@ func commandStats(b *testing.B, addrs []string) map[string]int64 {
 	return usec
 }
 
-func infoOf(b *testing.B, addrs []string, section string) []string {
+func infoOf(b testing.TB, addrs []string, section string) []string {
 	var out []string
 	for _, addr := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: addr})

@@ -270,7 +270,7 @@ func benchOutage(b *testing.B, s *redistest.Server, outage time.Duration, purge 
 
 // commandCalls returns how many times the servers at addrs have run each
 // command (INFO commandstats, summed over the servers).
-func commandCalls(b *testing.B, addrs []string) map[string]int64 {
+func commandCalls(b testing.TB, addrs []string) map[string]int64 {
 	calls := make(map[string]int64)
 	for _, info := range infoOf(b, addrs, "commandstats") {
 		for line := range strings.Lines(info) {
