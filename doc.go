@@ -38,7 +38,9 @@
 // and their API is no promise; remote, invalidate and local are small
 // faces over them.
 //
-// The example below is the README's quick start. The command bench
-// (go run ./bench) measures the cache against its baselines and prints a
-// report with a target beside each figure.
+// Example is the README's quick start; Example_replicas shows two replicas
+// seeing each other's writes, and Example_hub several caches on one Hub.
+// The command bench (go run ./bench) measures the cache against plain
+// Redis and a bare LRU. The repository's docs/ folder holds the long
+// explanations: guarantees, options, the fleet, Redis, observability.
 package tiercache

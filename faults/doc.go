@@ -21,15 +21,15 @@
 //     write within 1 s;
 //   - Close leaves no goroutine behind.
 //
-// It prints one row per phase, for the README, with how the subscriptions
-// came back: purged, or repaired from the namespace's log (and how many
-// keys the repairs dropped).
+// It prints one row per phase, for docs/guarantees.md, with how the
+// subscriptions came back: purged, or repaired from the namespace's log
+// (and how many keys the repairs dropped).
 //
 // Beside it, consistency tests that assert what the bench used to report:
 // TestStaleHunt, TestNanosleepPoller and TestFrozenSubscription (no read
 // older than MaxStaleness, with the proof off as a control), and TestOutage
 // (a server of its own stopped under traffic, StaleIfError on and off; it
-// logs a table for the README).
+// logs a table for docs/guarantees.md).
 //
 // Every test needs a real server (REDIS_ADDR set), since the embedded one
 // cannot pause clients, limit output buffers or fail over; without it the

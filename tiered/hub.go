@@ -32,64 +32,43 @@ func (hubClosedError) Is(target error) bool { return target == ErrClosed }
 // every field is its default; HealthCheck and MaxStaleness turn their
 // feature off when negative.
 type HubOptions struct {
-	// HealthCheck is how often the invalidation subscription is pinged; no
-	// answer within a HealthCheck of a PING counts as a lost connection, so
-	// a silently dead one is noticed within twice HealthCheck. Default: 1s.
-	// Negative: no health check (see the package doc). Must otherwise be at
-	// least 1ms.
+	// HealthCheck is how long the subscription may be silent before it is
+	// pinged; no answer within another HealthCheck counts as a loss.
+	// Default: 1s. Negative: off. Otherwise at least 1ms.
 	HealthCheck time.Duration
 
 	// MaxBackoff caps the pause between attempts to subscribe again.
 	// Default: 1s. Must be >= 0.
 	MaxBackoff time.Duration
 
-	// MaxStaleness bounds how old a local hit may be: a local hit never
-	// returns a value that had been overwritten by a Set or Delete
-	// acknowledged more than MaxStaleness before the read began (see the
-	// package doc). The Hub proves it with PINGs on the subscription
-	// connection, every MaxStaleness/2 while the process reads (and for 2s
-	// after); reads go to Redis while no proof is young enough. Negative:
-	// no proof. Default: DefaultMaxStaleness (10ms).
+	// MaxStaleness bounds how old a local hit may be (see the package doc);
+	// while the Hub cannot prove its local tiers that fresh, reads go to
+	// Redis. Default: DefaultMaxStaleness. Negative: no proof.
 	MaxStaleness time.Duration
 
-	// Observer receives the events of every cache on the Hub, for metrics
-	// (see Observer; the tiercache/otel module adapts it to
-	// OpenTelemetry). Default: nil, nothing is observed and nothing costs.
+	// Observer receives the events of every cache on the Hub, for metrics.
+	// Default: nil, nothing is observed and nothing costs.
 	Observer Observer
 
-	// WireVersion is the version of the invalidation messages the Hub's
-	// caches publish. 3, the default, carries each message's position in
-	// its channel's log, so that a Hub that lost its subscription reads
-	// back what it missed instead of purging (see the package doc). 2 and 1
-	// are the formats of releases before it (2 with the send time, for the
-	// lag metric): set the oldest that an instance of the fleet reads while
-	// a rolling upgrade is under way (an instance purges its whole local
-	// tier for each message it cannot read), then remove it. A Hub with
-	// WireVersion below 3 purges after a loss, as those releases do; so
-	// does one that has heard, on a namespace, a message without a
-	// position (from such a Hub, or another program's PUBLISH), for that
-	// namespace, until it closes: that writer's changes are in no log. This
-	// release reads all three. Must be 0, 1, 2 or 3.
+	// WireVersion is the version of the invalidation messages the caches
+	// publish: 0 or 3 (the default), or 2 or 1 during a rolling upgrade
+	// from a release that reads only those (docs/redis.md). Below 3, a lost
+	// subscription purges instead of reading back from the log.
 	WireVersion int
 
-	// LogLength is about how many invalidations each channel's log keeps
-	// (XADD … MAXLEN ~), for the Hubs that lost their subscription to read
-	// back; one that missed more purges. Each entry is the message, some
-	// 60 bytes plus its keys. Default: DefaultLogLength. Must be >= 0.
+	// LogLength is about how many invalidations each channel's log keeps,
+	// for Hubs that lost their subscription to read back; one that missed
+	// more purges. Default: DefaultLogLength. Must be >= 0.
 	LogLength int
 
-	// Tracking has Redis itself tell the Hub of every change to the keys
-	// of its namespaces, whoever makes it (any client's SET or DEL, an
-	// EXPIRE, an eviction, a FLUSHDB), with server-assisted invalidation
-	// (CLIENT TRACKING … BCAST, Redis 6 or later). A lost subscription
-	// purges, as Redis keeps no log of what it reported. Where the server
-	// cannot track, no cache is ever subscribed and WaitReady says why.
+	// Tracking has Redis itself report every change to the namespaces'
+	// keys, whoever makes it (CLIENT TRACKING, Redis 6 or later). A lost
+	// subscription then purges. See docs/fleet.md.
 	Tracking bool
 
-	// TrackingOnly makes the caches' writes plain SETs and DELs, which
-	// publish nothing: only for a fleet whose every instance of the
-	// namespaces on this Redis has Tracking (see the package doc for a
-	// rolling upgrade). Requires Tracking.
+	// TrackingOnly makes the caches write with plain SET and DEL, which
+	// publish nothing: only once every instance of the namespaces has
+	// Tracking (docs/fleet.md). Requires Tracking.
 	TrackingOnly bool
 
 	// Logger receives reports of the subscription: lost, failed attempts

@@ -124,8 +124,8 @@
 // plus the health check's ([SubscriberStats.FencePings] and HealthPings
 // count them). The fence works the same with the health check off, but it
 // only judges freshness: an unanswered fence PING makes Fresh false and
-// ends no connection. A call of Fresh reads the clock (about 30ns) and a
-// few atomic values; it takes no lock and does not allocate.
+// ends no connection. A call of Fresh reads the clock and a few atomic
+// values; it takes no lock and does not allocate.
 //
 // # Changing the wire format
 //

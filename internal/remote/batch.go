@@ -43,17 +43,8 @@ type Item struct {
 // items are then nil). A node or connection that fails is reported in the
 // Err of each key it held.
 //
-// Its cost is the PTTLs'. Against the real Redis 7.0 of the test suite, on
-// loopback, for 100 keys of 100 bytes, BenchmarkGetMany takes a median of
-// 182µs against 100µs for one MGET of the same keys (BenchmarkMGet): 1.8
-// times as long (the median ratio of 20 interleaved runs), and 80µs of the
-// server's CPU against 39µs (INFO cpu). Each PTTL costs the server some
-// 0.4µs, and go-redis as much. No read-only design did better (see
-// BenchmarkGetManyDesigns, same setting, MGET 104µs): a GET and a PTTL per
-// key 206µs, MGET and PTTLs in MULTI/EXEC 192µs, one script that reads
-// every key by EVALSHA_RO (not held by CLIENT PAUSE WRITE on Redis 7, but
-// missing on Redis 6) 231µs, with 3.5 times MGET's server time, as each
-// redis.call costs a script some 0.5µs.
+// Its cost is the PTTLs'. No read-only design did better
+// (BenchmarkGetManyDesigns; the figures are in docs/performance.md).
 func (s *Store) GetMany(ctx context.Context, keys []string) ([]Item, error) {
 	if len(keys) == 0 {
 		return []Item{}, nil
