@@ -127,6 +127,7 @@ func (o *HubOptions) validate() error {
 type Hub struct {
 	client redis.UniversalClient
 	sub    *invalidate.Subscriber
+	down   *outage // whether Redis is known to be unreachable; see outage.go
 	clock  *local.Clock
 	log    *slog.Logger
 	fenced bool // MaxStaleness > 0: local hits need a fresh proof
@@ -203,6 +204,8 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
 	h.sub = sub
+	_, cluster := client.(*redis.ClusterClient)
+	h.down = &outage{sub: sub, cluster: cluster}
 	h.clock = local.NewClock()
 	return h, nil
 }
