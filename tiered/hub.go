@@ -1,6 +1,7 @@
 package tiered
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -205,7 +206,10 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 	}
 	h.sub = sub
 	_, cluster := client.(*redis.ClusterClient)
-	h.down = &outage{sub: sub, cluster: cluster}
+	h.down = &outage{sub: sub, cluster: cluster, every: cmp.Or(opts.MaxBackoff, invalidate.DefaultMaxBackoff)}
+	if hc := cmp.Or(opts.HealthCheck, invalidate.DefaultHealthCheck); hc > 0 {
+		h.down.silent = 2 * hc
+	}
 	h.clock = local.NewClock()
 	return h, nil
 }

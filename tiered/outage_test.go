@@ -178,3 +178,53 @@ func TestOutageKnownIsAnsweredAtOnce(t *testing.T) {
 		t.Errorf("%d reads of the held key failed in the 1.5s after the server returned, want 0", failed)
 	}
 }
+
+// TestOutageHungRedis: Redis stops answering on every connection, old and
+// new, without closing any (a stalled proxy in front of it). Every call
+// returns by its deadline; once the Hub has evidence (data calls run out of
+// time, and the subscription hears nothing for two health checks), Fetch
+// answers from its loader and a held key is served stale. (How long Close
+// takes then is not asserted: on a real server the subscriber's read is not
+// ended by closing its socket, and Close waits behind it; see the report
+// of issue 23.)
+func TestOutageHungRedis(t *testing.T) {
+	s := redistest.NewOwn(t)
+	p := redistest.NewProxy(t, s.Addr)
+	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
+	t.Cleanup(func() { _ = client.Close() })
+	h, err := tiered.NewHub(client, tiered.HubOptions{HealthCheck: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	c, err := tiered.NewCache(h, tiered.Options[string]{Namespace: s.Namespace, StaleIfError: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	waitFor(t, 10*time.Second, "subscribed", c.Subscribed)
+	if err := c.Set(ctx, "held", "v1"); err != nil {
+		t.Fatal(err)
+	}
+
+	p.Stall(true)
+	stalled := time.Now()
+	defer p.Stall(false) // after Close: the proxy's links end with the test
+	const deadline = 200 * time.Millisecond
+	var fellBack, servedStale bool
+	for i := 0; time.Since(stalled) < 4*time.Second && !(fellBack && servedStale); i++ {
+		fctx := ctxFor(t, deadline)
+		t0 := time.Now()
+		v, err := c.Fetch(fctx, fmt.Sprintf("f%d", i), func(context.Context) (string, error) { return "loaded", nil })
+		fellBack = fellBack || (v == "loaded" && err == nil)
+		held, herr := c.Get(ctxFor(t, deadline), "held")
+		servedStale = servedStale || (held == "v1" && herr == nil)
+		if d := time.Since(t0); d > 2*deadline+100*time.Millisecond {
+			t.Fatalf("+%v: a Fetch and a Get took %v, past their deadlines (%v each)", t0.Sub(stalled), d, deadline)
+		}
+	}
+	if !fellBack || !servedStale {
+		t.Errorf("in the 4s after Redis hung: Fetch answered from its loader %v, held key served stale %v; want both", fellBack, servedStale)
+	}
+}
