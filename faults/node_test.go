@@ -43,7 +43,7 @@ type node struct {
 	invalidated atomic.Uint64 // invalidation messages applied
 	staleKeys   atomic.Int64  // values served stale (EventStale)
 	subscribed  atomic.Int64  // since epoch: the last EventSubscription Subscribed
-	failed      atomic.Int64  // round trips of the client in which a command failed
+	failed      atomic.Int64  // round trips of the client in which a command failed, and calls failed with ErrRedisDown
 }
 
 // Observe implements tiered.Observer.
@@ -55,6 +55,10 @@ func (n *node) Observe(ev tiered.Event) {
 		n.invalidated.Add(1)
 	case tiered.EventStale:
 		n.staleKeys.Add(int64(ev.Keys))
+	case tiered.EventRedis:
+		if errors.Is(ev.Err, tiered.ErrRedisDown) {
+			n.failed.Add(1) // failed without a round trip: the Hub knows Redis is down
+		}
 	case tiered.EventSubscription:
 		if ev.State == tiered.StateSubscribed {
 			n.subscribed.Store(sinceEpoch())

@@ -34,9 +34,7 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 	toks := c.tokens(rest)
 	start := c.since()
 	items, err := c.store.GetMany(ctx, rest)
-	if c.obs != nil {
-		c.observeRedis("get-many", len(rest), start, errors.Join(err, itemsErr(items)))
-	}
+	c.observeRedis("get-many", len(rest), start, manyErr(err, items))
 	if err != nil {
 		failed := make(map[string]error, len(rest))
 		for _, k := range rest {

@@ -60,6 +60,11 @@ type Cache[V any] struct {
 
 	staleIfError time.Duration                       // 0: off
 	suspect      *local.Cache[string, staleEntry[V]] // with StaleIfError: what was held when the subscription broke; see stale.go
+	// retained: the subscription is back, and the suspect tier stays
+	// servable (in place of a Redis failure) until a Redis call succeeds.
+	retained atomic.Bool
+
+	logs logLimiter // spaces out the Warn records that calls can repeat
 
 	wakers wakers // Fetches waiting on another instance's lease
 
@@ -179,7 +184,8 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		return nil, fmt.Errorf("tiered: local tier: %w", err)
 	}
 	store, err := remote.New(h.client, remote.Options{Namespace: opts.Namespace,
-		LogLength: h.logLen, Silent: h.silent, ClassicPubSub: h.wire < invalidate.Version})
+		LogLength: h.logLen, Silent: h.silent, ClassicPubSub: h.wire < invalidate.Version,
+		Gate: h.down.down})
 	if err != nil {
 		lc.Close()
 		return nil, fmt.Errorf("tiered: %w", err)

@@ -163,9 +163,7 @@ func (r *fetchRun[V]) pass(todo []int) {
 	}
 	start := c.since()
 	items, err := c.store.GetMany(r.ctx, r.keysOf(todo))
-	if c.obs != nil {
-		c.observeRedis("get-many", len(todo), start, errors.Join(err, itemsErr(items)))
-	}
+	c.observeRedis("get-many", len(todo), start, manyErr(err, items))
 	for j, i := range todo {
 		switch {
 		case err == nil:

@@ -1,6 +1,7 @@
 package tiered
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,6 +107,7 @@ func (o *HubOptions) validate() error {
 type Hub struct {
 	client redis.UniversalClient
 	sub    *invalidate.Subscriber
+	down   *outage // whether Redis is known to be unreachable; see outage.go
 	clock  *local.Clock
 	log    *slog.Logger
 	fenced bool // MaxStaleness > 0: local hits need a fresh proof
@@ -182,6 +184,11 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 		return nil, fmt.Errorf("tiered: %w", err)
 	}
 	h.sub = sub
+	_, cluster := client.(*redis.ClusterClient)
+	h.down = &outage{sub: sub, cluster: cluster, every: cmp.Or(opts.MaxBackoff, invalidate.DefaultMaxBackoff)}
+	if hc := cmp.Or(opts.HealthCheck, invalidate.DefaultHealthCheck); hc > 0 {
+		h.down.silent = 2 * hc
+	}
 	h.clock = local.NewClock()
 	return h, nil
 }

@@ -152,7 +152,7 @@ func (r *fetchRun[V]) logFallbacks(idx []int) {
 		}
 	}
 	if n > 0 {
-		r.c.log.Warn("tiered: Redis read failed; answering from the loader without storing",
+		r.c.warnLimited("tiered: Redis read failed; answering from the loader without storing",
 			"namespace", r.c.namespace, "keys", n, "key", r.keys[first], "err", r.how[first].redisErr)
 	}
 }
@@ -228,7 +228,7 @@ func (r *fetchRun[V]) writeCtx(ctx context.Context, ws []remote.Write) []remote.
 		}
 	}
 	if err != nil {
-		c.log.Warn("tiered: could not store loaded values (or release their leases)",
+		c.warnLimited("tiered: could not store loaded values (or release their leases)",
 			"namespace", c.namespace, "keys", len(ws), "key", ws[0].Key, "err", err)
 	}
 	return res

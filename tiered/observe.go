@@ -184,6 +184,10 @@ func (c *Cache[V]) since() time.Time {
 
 // observeRedis reports a Redis call that began at start (see since).
 func (c *Cache[V]) observeRedis(op string, keys int, start time.Time, err error) {
+	c.hub.down.record(err)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		c.redisAnswered()
+	}
 	if c.obs == nil {
 		return
 	}
@@ -245,4 +249,13 @@ func itemsErr(items []remote.Item) error {
 		}
 	}
 	return nil
+}
+
+// manyErr is the error of a GetMany: the call's, or else its first key's
+// that is not ErrNotFound.
+func manyErr(err error, items []remote.Item) error {
+	if err != nil {
+		return err
+	}
+	return itemsErr(items)
 }

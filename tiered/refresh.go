@@ -166,7 +166,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, a *ahead[V]) {
 
 	failed := func(what string, err error) {
 		if c.closing.Err() == nil {
-			c.log.Warn("tiered: refresh ahead failed: "+what, "namespace", c.namespace, "key", key, "err", err)
+			c.warnLimited("tiered: refresh ahead failed: "+what, "namespace", c.namespace, "key", key, "err", err)
 		}
 		c.refreshFailed(a)
 	}
@@ -269,7 +269,7 @@ func (c *Cache[V]) reload(ctx context.Context, key string, a *ahead[V], old []by
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		c.stats.loadErrors.Add(1)
 		if c.closing.Err() == nil {
-			c.log.Warn("tiered: refresh ahead failed: load", "namespace", c.namespace, "key", key, "err", err)
+			c.warnLimited("tiered: refresh ahead failed: load", "namespace", c.namespace, "key", key, "err", err)
 		}
 		c.refreshFailed(a)
 		return w, e, false
@@ -327,6 +327,6 @@ func (c *Cache[V]) releaseRefresh(ctx context.Context, key, token string) {
 	_, err := c.store.ReleaseRefresh(rctx, key, token)
 	c.observeRedis("release-refresh", 1, start, err)
 	if err != nil {
-		c.log.Warn("tiered: could not release a refresh lease", "namespace", c.namespace, "key", key, "err", err)
+		c.warnLimited("tiered: could not release a refresh lease", "namespace", c.namespace, "key", key, "err", err)
 	}
 }

@@ -138,6 +138,11 @@ func (c *Cache[V]) suspectOf(key string) (staleEntry[V], bool) {
 	case stateBypass:
 		return c.suspect.Get(key) // expires StaleIfError after its since
 	case stateLive:
+		if c.retained.Load() {
+			if se, ok := c.suspect.Get(key); ok {
+				return se, true
+			}
+		}
 		if c.hub.fresh() {
 			return staleEntry[V]{}, false // the local tier answered already, or had nothing
 		}
@@ -149,6 +154,27 @@ func (c *Cache[V]) suspectOf(key string) (staleEntry[V], bool) {
 		return staleEntry[V]{e: e, since: last}, ok
 	}
 	return staleEntry[V]{}, false
+}
+
+// retainSuspect keeps the suspect tier servable, in place of a Redis
+// failure, once the subscription is back: Redis answers the Subscriber
+// before the client's pool is back (go-redis probes a pool whose dials
+// failed once a second), and calls would fail meanwhile. What is kept still
+// lives no longer than StaleIfError from when it was last known current,
+// and goes as before with a write or an invalidation of its key; all of it
+// goes with the first Redis call that succeeds (see redisAnswered).
+func (c *Cache[V]) retainSuspect() {
+	if c.suspect != nil {
+		c.retained.Store(true)
+	}
+}
+
+// redisAnswered is told that a Redis call succeeded: the suspect tier that
+// outlived the outage is dropped.
+func (c *Cache[V]) redisAnswered() {
+	if c.retained.Load() && c.retained.CompareAndSwap(true, false) {
+		c.suspect.Purge()
+	}
 }
 
 // servedStale counts and reports n stale values served under op, the oldest
@@ -231,5 +257,5 @@ func redisFailed(err error) bool {
 		errors.As(err, &de), errors.As(err, &pe):
 		return false
 	}
-	return errors.As(err, &re) || errors.Is(err, context.DeadlineExceeded)
+	return errors.As(err, &re) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrRedisDown)
 }

@@ -53,18 +53,17 @@ func (c *Cache[V]) onState(s invalidate.State, err error) {
 	}
 	switch s {
 	case invalidate.Subscribed:
-		c.purgeLocal()
+		c.purgeLive()
+		c.retainSuspect()
 		c.goLive()
 	case invalidate.Repaired:
-		if c.suspect != nil {
-			c.suspect.Purge() // what was suspect is dropped once the subscription is back, as with a purge
-		}
+		c.retainSuspect()
 		c.stats.repairs.Add(1)
 		c.goLive()
 	case invalidate.Gap:
 		c.purgeLocal()
 		c.stats.gaps.Add(1)
-		c.log.Warn("tiered: invalidations may have been missed; local tier purged",
+		c.warnLimited("tiered: invalidations may have been missed; local tier purged",
 			"namespace", c.namespace, "err", err)
 	case invalidate.Broken:
 		// StaleIfError: keep what the local tier holds as suspect, before

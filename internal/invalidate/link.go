@@ -39,6 +39,8 @@ type link struct {
 	done   chan struct{} // closed when run returns
 	ready  atomic.Bool   // the current connection is confirmed (see Subscriber.Ready)
 
+	unreachable atomic.Pointer[error] // the network error of the latest opening PING; nil once one is answered (see Unreachable)
+
 	// Guarded by s.mu, and reset with each new ps: the current connection;
 	// the epochs of the SUBSCRIBEs sent on it and not yet confirmed, per
 	// channel, oldest first; the epoch of each channel's latest
@@ -209,7 +211,11 @@ func (l *link) run() {
 // Add itself on ps, never both, never neither. It returns ErrClosed once
 // the link is closed.
 func (l *link) connect(ps *redis.PubSub) error {
-	if err := ps.Ping(l.ctx, helloPayload); err != nil {
+	err := ps.Ping(l.ctx, helloPayload)
+	if l.ctx.Err() == nil {
+		l.reached(err)
+	}
+	if err != nil {
 		return err
 	}
 	s := l.s

@@ -38,6 +38,7 @@ type Subscriber struct {
 	view atomic.Pointer[[]*link] // links, for the readers that take no lock (Fresh)
 
 	messages, malformed, reconnects atomic.Uint64
+	answers                         atomic.Uint64 // opening PINGs answered (see Answers)
 	repaired, gaps                  atomic.Uint64 // messages read back from logs; gaps of positions read back
 	positions                       positions     // with Repair: where each channel's log stood at its last message
 	retiredPings, retiredHealth     atomic.Uint64 // the fences' counts of links since retired

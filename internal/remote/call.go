@@ -48,7 +48,8 @@ func clientEnforcesDeadlines(c redis.UniversalClient) bool {
 }
 
 // call runs op(s, ctx, in) and returns its result, or ctx's error once ctx
-// ends, whichever comes first. Every Store method goes through it.
+// ends, whichever comes first. Every Store method goes through it. A
+// Gate that answers an error fails the call at once.
 //
 // op runs on the caller's goroutine when ctx can never end (Done is nil),
 // or when the client enforces ctx's deadline itself; that is the hot path
@@ -64,6 +65,12 @@ func clientEnforcesDeadlines(c redis.UniversalClient) bool {
 // caller's goroutine if the caller still waits, and on op's goroutine
 // otherwise, where nothing can recover it.
 func call[In, Out any](ctx context.Context, s *Store, in In, op func(*Store, context.Context, In) (Out, error)) (Out, error) {
+	if s.gate != nil {
+		if err := s.gate(); err != nil {
+			var zero Out
+			return zero, err
+		}
+	}
 	done := ctx.Done()
 	if done == nil {
 		return op(s, ctx, in)

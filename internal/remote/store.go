@@ -53,6 +53,11 @@ type Options struct {
 	// before the group channels did, instead of a group channel: for a
 	// rolling upgrade from such a release. It changes nothing elsewhere.
 	ClassicPubSub bool
+
+	// Gate, when set, is asked before every call: an error fails the call
+	// at once (inside an *Error), sending nothing. tiered uses it to stop
+	// calling a server it knows to be unreachable.
+	Gate func() error
 }
 
 // DefaultLogLength is Options.LogLength when it is 0.
@@ -83,9 +88,10 @@ type Store struct {
 	prefix            string // namespace + ":"
 	pattern           string // SCAN MATCH pattern: escaped prefix + "*"
 	scanCount         int64
-	logLen            int  // Options.LogLength, or its default
-	silent            bool // Options.Silent
-	classic           bool // Options.ClassicPubSub
+	logLen            int          // Options.LogLength, or its default
+	silent            bool         // Options.Silent
+	classic           bool         // Options.ClassicPubSub
+	gate              func() error // Options.Gate; nil: none
 
 	// Whether the Store has run the script of WriteMany, Acquire and Renew
 	// by EVAL: until it has, it sends EVAL rather than EVALSHA, since a
@@ -130,6 +136,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		logLen:            opts.LogLength,
 		silent:            opts.Silent,
 		classic:           opts.ClassicPubSub,
+		gate:              opts.Gate,
 	}, nil
 }
 
