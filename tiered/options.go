@@ -9,9 +9,11 @@ import (
 	"github.com/tiercache/tiercache/internal/remote"
 )
 
-// Defaults of the Options fields.
+// Defaults of the Options fields. DefaultNamespace is the remote store's
+// own default, so that a cache and a remote.Store left at their defaults
+// share keys.
 const (
-	DefaultNamespace   = "cache"
+	DefaultNamespace   = remote.DefaultNamespace
 	DefaultLocalSize   = 10_000 // entries
 	DefaultLocalTTL    = time.Minute
 	DefaultLoadTimeout = 10 * time.Second
