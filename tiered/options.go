@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/local"
 	"github.com/tiercache/tiercache/internal/remote"
 )
 
@@ -14,7 +15,7 @@ import (
 // share keys.
 const (
 	DefaultNamespace   = remote.DefaultNamespace
-	DefaultLocalSize   = 10_000 // entries
+	DefaultLocalSize   = local.DefaultSize // entries
 	DefaultLocalTTL    = time.Minute
 	DefaultLoadTimeout = 10 * time.Second
 )
