@@ -156,29 +156,14 @@ func (c *Cache[V]) publisher() remote.Publisher {
 func (c *Cache[V]) message(keys []string) []byte { return c.publisher().Message(keys) }
 
 // bounded runs work, a Redis write that settles the local tier itself when
-// it ends, and returns its error, or ctx's error as soon as ctx ends: the
-// client may not enforce ctx (go-redis ignores it unless
-// ContextTimeoutEnabled is set), so a ctx that can end gets the work a
-// goroutine of its own, whose command runs on under the client's own
-// timeouts. Returning early, bounded drops keys from the local tier at once;
-// work settles them again when it ends.
+// it ends, and returns its error, or ctx's error as soon as ctx ends (the
+// client may not enforce ctx: go-redis ignores it unless
+// ContextTimeoutEnabled is set). It is the store's own deadline mechanism,
+// remote.Detach: work runs to its end under the client's own timeouts.
+// Returning early, bounded drops keys from the local tier at once; work
+// settles them again when it ends.
 func (c *Cache[V]) bounded(ctx context.Context, work func(context.Context) error, keys ...string) error {
-	if ctx.Done() == nil {
-		return work(ctx)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	wctx := context.WithoutCancel(ctx)
-	go func() { done <- work(wctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		c.invalidateLocal(keys...)
-		return ctx.Err()
-	}
+	return remote.Detach(ctx, work, func() { c.invalidateLocal(keys...) })
 }
 
 // invalidateLocal drops keys from the local tier, stops fills that began
