@@ -45,11 +45,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns := opts.Namespace
-	if ns == "" {
-		ns = engine.DefaultNamespace
-	}
-	return &Store{store: st, namespace: ns, pub: engine.Publisher{Store: st, Origin: invalidate.NewOrigin()}}, nil
+	return &Store{store: st, namespace: st.Namespace(), pub: engine.Publisher{Store: st, Origin: invalidate.NewOrigin()}}, nil
 }
 
 // Namespace returns the Store's namespace.

@@ -142,6 +142,10 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	}, nil
 }
 
+// Namespace returns the store's namespace: Options.Namespace, or
+// DefaultNamespace when that was empty.
+func (s *Store) Namespace() string { return s.namespace }
+
 // ttlMillis converts a TTL to the PX argument; 0 means no expiry.
 func ttlMillis(ttl time.Duration) (int64, error) {
 	switch {
