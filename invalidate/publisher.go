@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -16,9 +15,8 @@ import (
 // tier, for a program that changes the namespace's Redis keys by other
 // means. It is safe for concurrent use and holds no goroutine.
 type Publisher struct {
-	store     *engine.Store // for its write script, within ctx
+	pub       engine.Publisher // through the store's write script, within ctx
 	namespace string
-	origin    wire.Origin
 }
 
 // NewPublisher returns a Publisher for namespace (empty: tiered's default,
@@ -41,7 +39,7 @@ func NewPublisher(client redis.UniversalClient, namespace string) (*Publisher, e
 	if err != nil {
 		return nil, fmt.Errorf("invalidate: %w", err)
 	}
-	return &Publisher{store: st, namespace: namespace, origin: wire.NewOrigin()}, nil
+	return &Publisher{pub: engine.Publisher{Store: st, Origin: wire.NewOrigin()}, namespace: namespace}, nil
 }
 
 // Invalidate tells every cache of the namespace to drop keys from its local
@@ -61,15 +59,10 @@ func (p *Publisher) InvalidateAll(ctx context.Context) error {
 	return p.publish(ctx, "invalidate-all", nil)
 }
 
-// message encodes the invalidation of keys (of every key, for nil).
-func (p *Publisher) message(keys []string) []byte {
-	return wire.Message{Origin: p.origin, Keys: keys, All: keys == nil, Sent: time.Now()}.AppendVersion(nil, wire.Version)
-}
-
 // publish sends the invalidation of keys; an error reads `invalidate: op
 // "k" in namespace "ns": cause`.
 func (p *Publisher) publish(ctx context.Context, op string, keys []string) error {
-	err := p.store.Publish(ctx, p.message, keys...)
+	err := p.pub.Publish(ctx, keys...)
 	var e *engine.Error
 	if errors.As(err, &e) {
 		c := *e

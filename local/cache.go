@@ -9,8 +9,8 @@ import (
 
 // Defaults, for the Options fields left 0.
 const (
-	DefaultSize   = 10_000 // entries, when MaxBytes is not set either
-	DefaultShards = 16     // at most; fewer for a small Size
+	DefaultSize   = engine.DefaultSize   // entries, when MaxBytes is not set either
+	DefaultShards = engine.DefaultShards // at most; fewer for a small Size
 )
 
 // Options configures a Cache. The zero value is valid: 10,000 entries in

@@ -3,7 +3,6 @@ package remote
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -31,7 +30,7 @@ type Options struct {
 type Store struct {
 	store     *engine.Store
 	namespace string
-	origin    invalidate.Origin // of this Store's messages
+	pub       engine.Publisher // of this Store's messages, with an origin of its own
 }
 
 // New returns a Store of client. It sends nothing to Redis. It fails for
@@ -46,21 +45,15 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns := opts.Namespace
-	if ns == "" {
-		ns = engine.DefaultNamespace
-	}
-	return &Store{store: st, namespace: ns, origin: invalidate.NewOrigin()}, nil
+	return &Store{store: st, namespace: st.Namespace(), pub: engine.Publisher{Store: st, Origin: invalidate.NewOrigin()}}, nil
 }
 
 // Namespace returns the Store's namespace.
 func (s *Store) Namespace() string { return s.namespace }
 
-// message encodes the invalidation of keys (wire version 3: the write
-// script appends its position in the log).
-func (s *Store) message(keys []string) []byte {
-	return invalidate.Message{Origin: s.origin, Keys: keys, Sent: time.Now()}.AppendVersion(nil, invalidate.Version)
-}
+// message encodes the invalidation of keys (the current wire version: the
+// write script appends its position in the log).
+func (s *Store) message(keys []string) []byte { return s.pub.Message(keys) }
 
 // refuseMarker returns the error of op writing value at key if value
 // begins with the caches' marker prefix, else nil.

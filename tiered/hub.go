@@ -16,8 +16,15 @@ import (
 	"github.com/tiercache/tiercache/internal/remote"
 )
 
-// DefaultMaxStaleness is HubOptions.MaxStaleness when it is 0.
-const DefaultMaxStaleness = 10 * time.Millisecond
+// Defaults of the HubOptions fields. HealthCheck, MaxBackoff and LogLength
+// are applied by the engines under the Hub (the subscriber and the store),
+// whose constants these are.
+const (
+	DefaultHealthCheck  = invalidate.DefaultHealthCheck
+	DefaultMaxBackoff   = invalidate.DefaultMaxBackoff
+	DefaultMaxStaleness = 10 * time.Millisecond
+	DefaultLogLength    = remote.DefaultLogLength
+)
 
 // ErrHubClosed is returned by NewCache and WaitReady once the Hub is
 // closed. errors.Is(ErrHubClosed, ErrClosed) holds: every call after Close
@@ -35,11 +42,12 @@ func (hubClosedError) Is(target error) bool { return target == ErrClosed }
 type HubOptions struct {
 	// HealthCheck is how long the subscription may be silent before it is
 	// pinged; no answer within another HealthCheck counts as a loss.
-	// Default: 1s. Negative: off. Otherwise at least 1ms.
+	// Default: DefaultHealthCheck (1s). Negative: off. Otherwise at least
+	// 1ms.
 	HealthCheck time.Duration
 
 	// MaxBackoff caps the pause between attempts to subscribe again.
-	// Default: 1s. Must be >= 0.
+	// Default: DefaultMaxBackoff (1s). Must be >= 0.
 	MaxBackoff time.Duration
 
 	// MaxStaleness bounds how old a local hit may be (see the package doc);
@@ -78,9 +86,6 @@ type HubOptions struct {
 	Logger *slog.Logger
 }
 
-// DefaultLogLength is HubOptions.LogLength when it is 0.
-const DefaultLogLength = 10_000
-
 func (o *HubOptions) validate() error {
 	var wire, log, only error
 	if o.WireVersion < 0 || o.WireVersion > 3 {
@@ -113,7 +118,7 @@ type Hub struct {
 	fenced bool // MaxStaleness > 0: local hits need a fresh proof
 	obs    Observer
 	wire   int  // the wire version the caches publish
-	logLen int  // LogLength, or its default
+	logLen int  // LogLength (0: the store's default)
 	silent bool // TrackingOnly: writes publish nothing
 	// maxStaleness is MaxStaleness when fenced, else 0.
 	maxStaleness time.Duration
@@ -155,9 +160,6 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 	}
 	if opts.WireVersion == 0 {
 		opts.WireVersion = invalidate.Version
-	}
-	if opts.LogLength == 0 {
-		opts.LogLength = DefaultLogLength
 	}
 	h := &Hub{
 		client:       client,

@@ -166,17 +166,15 @@ type loadedFill[V any] struct {
 }
 
 // doneWrite replaces this run's lease of key, if the key still holds it,
-// with the load's outcome when it stored no value: absent, or failed. The
-// instances that waited on the lease are woken by the write's message and
-// share the outcome instead of loading again one after another; to anyone
-// else the key holds nothing (and a new Fetch takes a lease over it).
-func (r *fetchRun[V]) doneWrite(key string, lease []byte, failed bool) remote.Write {
-	return remote.Write{Key: key, Value: remote.DoneMarker(r.token, failed), TTL: doneTTL,
-		Cond: remote.IfEqual, Expect: lease}
+// with the load's outcome when it stored no value: absent, or failed (see
+// the protocol in internal/remote's lease.go). The instances that waited
+// on the lease are woken by the write's message and share the outcome
+// instead of loading again one after another. The second parameter, this
+// run's lease marker, is unused (remote.DoneWrite makes it from the token);
+// it goes when loadAndStore, its caller, is split.
+func (r *fetchRun[V]) doneWrite(key string, _ []byte, failed bool) remote.Write {
+	return remote.DoneWrite(key, r.token, failed)
 }
-
-// doneTTL is how long a lease's outcome stays for its waiters to read.
-const doneTTL = time.Second
 
 // release ends the leases this run holds among idx after a failed load, so
 // that the instances waiting on them learn it at once instead of at the

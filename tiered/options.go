@@ -6,13 +6,16 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/local"
 	"github.com/tiercache/tiercache/internal/remote"
 )
 
-// Defaults of the Options fields.
+// Defaults of the Options fields. DefaultNamespace is the remote store's
+// own default, so that a cache and a remote.Store left at their defaults
+// share keys.
 const (
-	DefaultNamespace   = "cache"
-	DefaultLocalSize   = 10_000 // entries
+	DefaultNamespace   = remote.DefaultNamespace
+	DefaultLocalSize   = local.DefaultSize // entries
 	DefaultLocalTTL    = time.Minute
 	DefaultLoadTimeout = 10 * time.Second
 )

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tiercache/tiercache/internal/invalidate"
 	"github.com/tiercache/tiercache/internal/local"
+	"github.com/tiercache/tiercache/internal/remote"
 )
 
 // Set stores value under key in Redis with the cache's TTL and publishes an
@@ -135,7 +135,7 @@ func (c *Cache[V]) broadcast(ctx context.Context, keys []string, apply func()) e
 	apply()
 	err := c.bounded(ctx, func(ctx context.Context) error {
 		start := c.since()
-		err := c.store.Publish(ctx, c.message, keys...)
+		err := c.publisher().Publish(ctx, keys...)
 		c.observeRedis("publish", len(keys), start, err)
 		return err
 	})
@@ -145,40 +145,25 @@ func (c *Cache[V]) broadcast(ctx context.Context, keys []string, apply func()) e
 	return nil
 }
 
-// message encodes the invalidation of keys (of every key, for nil) by this
-// instance in the Hub's wire version, with its send time from version 2 on.
-func (c *Cache[V]) message(keys []string) []byte {
-	m := invalidate.Message{Origin: c.origin, Keys: keys, All: keys == nil}
-	if c.hub.wire >= 2 {
-		m.Sent = time.Now()
-	}
-	return m.AppendVersion(nil, c.hub.wire)
+// publisher is the engine's publisher of this instance's invalidations,
+// in the Hub's wire version.
+func (c *Cache[V]) publisher() remote.Publisher {
+	return remote.Publisher{Store: c.store, Origin: c.origin, Wire: c.hub.wire}
 }
 
+// message encodes the invalidation of keys (of every key, for nil) by this
+// instance: the payload of its writes.
+func (c *Cache[V]) message(keys []string) []byte { return c.publisher().Message(keys) }
+
 // bounded runs work, a Redis write that settles the local tier itself when
-// it ends, and returns its error, or ctx's error as soon as ctx ends: the
-// client may not enforce ctx (go-redis ignores it unless
-// ContextTimeoutEnabled is set), so a ctx that can end gets the work a
-// goroutine of its own, whose command runs on under the client's own
-// timeouts. Returning early, bounded drops keys from the local tier at once;
-// work settles them again when it ends.
+// it ends, and returns its error, or ctx's error as soon as ctx ends (the
+// client may not enforce ctx: go-redis ignores it unless
+// ContextTimeoutEnabled is set). It is the store's own deadline mechanism,
+// remote.Detach: work runs to its end under the client's own timeouts.
+// Returning early, bounded drops keys from the local tier at once; work
+// settles them again when it ends.
 func (c *Cache[V]) bounded(ctx context.Context, work func(context.Context) error, keys ...string) error {
-	if ctx.Done() == nil {
-		return work(ctx)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	wctx := context.WithoutCancel(ctx)
-	go func() { done <- work(wctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		c.invalidateLocal(keys...)
-		return ctx.Err()
-	}
+	return remote.Detach(ctx, work, func() { c.invalidateLocal(keys...) })
 }
 
 // invalidateLocal drops keys from the local tier, stops fills that began

@@ -137,6 +137,7 @@ func TestSubscribeRejectsTypedNilClient(t *testing.T) {
 		client redis.UniversalClient
 		want   string
 	}{
+		{nil, "invalidate: client is nil"},
 		{single, "invalidate: client is a nil *redis.Client"},
 		{cluster, "invalidate: client is a nil *redis.ClusterClient"},
 	} {

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/clients"
 )
 
 // Subscriber receives the invalidation messages of a set of namespaces, over
@@ -66,11 +67,10 @@ type nsRec struct {
 // dials with clients of its own, made from the options of the one it is
 // given (see ownClient); it never closes the one it is given.
 func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) {
+	if err := clients.NotNil(client); err != nil {
+		return nil, fmt.Errorf("invalidate: %w", err)
+	}
 	switch {
-	case client == nil:
-		return nil, errors.New("invalidate: client must not be nil")
-	case isNilPointer(client):
-		return nil, fmt.Errorf("invalidate: client is a nil %T", client)
 	case opts.OnMessage == nil:
 		return nil, errors.New("invalidate: OnMessage must not be nil")
 	case opts.OnState == nil:
@@ -133,14 +133,6 @@ func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) 
 		go s.keep()
 	}
 	return s, nil
-}
-
-// isNilPointer reports whether client is a typed nil pointer, such as a nil
-// *redis.Client: it passes client == nil, and would crash the goroutine at
-// the first call.
-func isNilPointer(client redis.UniversalClient) bool {
-	v := reflect.ValueOf(client)
-	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // start makes links the current connections and starts their goroutines.

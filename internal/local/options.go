@@ -92,18 +92,18 @@ type config[V any] struct {
 }
 
 // resolve applies the defaults and validates o, naming the first invalid
-// field.
+// field (an *OptionError).
 func (o Options[V]) resolve() (config[V], error) {
 	cfg := config[V]{size: o.Size, bytes: o.MaxBytes, sizer: o.Sizer, policy: o.Policy}
 	switch {
 	case o.Size < 0:
-		return cfg, fmt.Errorf("local: Size must be >= 0, got %d", o.Size)
+		return cfg, invalid("Size", "must be >= 0, got %d", o.Size)
 	case o.MaxBytes < 0:
-		return cfg, fmt.Errorf("local: MaxBytes must be >= 0, got %d", o.MaxBytes)
+		return cfg, invalid("MaxBytes", "must be >= 0, got %d", o.MaxBytes)
 	case o.MaxBytes > 0 && o.Sizer == nil:
-		return cfg, fmt.Errorf("local: Sizer is required with MaxBytes (%d)", o.MaxBytes)
+		return cfg, invalid("Sizer", "is required with MaxBytes (%d)", o.MaxBytes)
 	case o.Policy != TinyLFU && o.Policy != LRU:
-		return cfg, fmt.Errorf("local: Policy must be TinyLFU or LRU, got %v", o.Policy)
+		return cfg, invalid("Policy", "must be TinyLFU or LRU, got %v", o.Policy)
 	}
 	switch {
 	case o.Size == 0 && o.MaxBytes == 0:
@@ -125,13 +125,36 @@ func (o Options[V]) resolve() (config[V], error) {
 			cfg.shards /= 2
 		}
 	case cfg.shards < 0 || cfg.shards&(cfg.shards-1) != 0:
-		return cfg, fmt.Errorf("local: Shards must be a power of two, got %d", cfg.shards)
+		return cfg, invalid("Shards", "must be a power of two, got %d", cfg.shards)
 	case cfg.shards > cfg.size:
-		return cfg, fmt.Errorf("local: Shards must be <= Size (%d), got %d", cfg.size, cfg.shards)
+		return cfg, invalid("Shards", "must be <= Size (%d), got %d", cfg.size, cfg.shards)
 	case int64(cfg.shards) > cfg.bytes:
-		return cfg, fmt.Errorf("local: Shards must be <= MaxBytes (%d), got %d", cfg.bytes, cfg.shards)
+		return cfg, invalid("Shards", "must be <= MaxBytes (%d), got %d", cfg.bytes, cfg.shards)
 	}
 	return cfg, nil
+}
+
+// Validate reports the first invalid field of o, as New does, without
+// making a Cache: an *OptionError.
+func (o Options[V]) Validate() error {
+	_, err := o.resolve()
+	return err
+}
+
+// OptionError is the error of an invalid Options field. The rules of the
+// fields live here alone: a package that builds Options from its own
+// fields wraps an OptionError under its own field's name instead of
+// checking them again.
+type OptionError struct {
+	Field  string // the Options field: "Size", "MaxBytes", "Sizer", "Shards" or "Policy"
+	Reason string // what it must be, and what it is: "must be a power of two, got 3"
+}
+
+func (e *OptionError) Error() string { return "local: " + e.Field + " " + e.Reason }
+
+// invalid returns the *OptionError of field.
+func invalid(field, format string, args ...any) error {
+	return &OptionError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
 // share returns shard i's part of total split over n shards: total/n, one

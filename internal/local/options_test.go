@@ -1,6 +1,7 @@
 package local
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -29,6 +30,9 @@ func TestOptionsErrors(t *testing.T) {
 		{opts{Policy: -1}, "local: Policy must be TinyLFU or LRU, got Policy(-1)"},
 	} {
 		t.Run(fmt.Sprintf("%+v", tc.opts), func(t *testing.T) {
+			if err := tc.opts.Validate(); err == nil || err.Error() != tc.want {
+				t.Errorf("Validate(%+v) = %v, want %q", tc.opts, err, tc.want)
+			}
 			c, err := New[string, int](tc.opts)
 			if err == nil {
 				c.Close()
@@ -41,6 +45,37 @@ func TestOptionsErrors(t *testing.T) {
 				t.Errorf("New(%+v) error = %q, want %q", tc.opts, err, tc.want)
 			}
 		})
+	}
+}
+
+// An invalid option's error names the field in Field, so that a package
+// that builds Options from its own (tiered's LocalShards) can wrap it with
+// its own field's name rather than check the rule a second time.
+func TestOptionErrorField(t *testing.T) {
+	for _, tc := range []struct {
+		opts  opts
+		field string
+	}{
+		{opts{Size: -1}, "Size"},
+		{opts{MaxBytes: -1, Sizer: costOne}, "MaxBytes"},
+		{opts{MaxBytes: 8}, "Sizer"},
+		{opts{Shards: 3}, "Shards"},
+		{opts{Size: 10, Shards: 16}, "Shards"},
+		{opts{MaxBytes: 8, Sizer: costOne, Shards: 16}, "Shards"},
+		{opts{Policy: 2}, "Policy"},
+	} {
+		err := tc.opts.Validate()
+		var oe *OptionError
+		if !errors.As(err, &oe) || oe.Field != tc.field {
+			t.Errorf("Validate(%+v) = %#v, want an *OptionError of %s", tc.opts, err, tc.field)
+			continue
+		}
+		if want := "local: " + oe.Field + " " + oe.Reason; err.Error() != want {
+			t.Errorf("Validate(%+v) = %q, want %q", tc.opts, err, want)
+		}
+	}
+	if err := (opts{Size: 10, Shards: 8}).Validate(); err != nil {
+		t.Errorf("Validate of valid options = %v", err)
 	}
 }
 

@@ -85,16 +85,25 @@ func call[In, Out any](ctx context.Context, s *Store, in In, op func(*Store, con
 			return out, withCtxErr(ctx, err)
 		}
 	}
+	out, _, err := spawn(ctx, s, in, op)
+	return out, err
+}
+
+// spawn runs op(s, ctx, in) on a goroutine of its own (a pooled task; see
+// task) and returns its outcome, or ctx's error once ctx ends, whichever
+// comes first; abandoned reports the latter, op then going on with its
+// result dropped. A panic in op is raised again here if the caller still
+// waits. ctx must be able to end.
+func spawn[In, Out any](ctx context.Context, s *Store, in In, op func(*Store, context.Context, In) (Out, error)) (out Out, abandoned bool, err error) {
 	t := getTask[In, Out]()
 	t.ctx, t.s, t.in, t.op = ctx, s, in, op
 	t.state.Store(taskRunning)
 	go t.run()
 	select {
 	case <-t.ready:
-	case <-done:
+	case <-ctx.Done():
 		if t.state.CompareAndSwap(taskRunning, taskAbandoned) {
-			var zero Out
-			return zero, ctx.Err() // t is op's goroutine's now
+			return out, true, ctx.Err() // t is op's goroutine's now
 		}
 		<-t.ready // op ended first: its result is on its way
 	}
@@ -103,7 +112,33 @@ func call[In, Out any](ctx context.Context, s *Store, in In, op func(*Store, con
 	if r.panicked {
 		panic(r.panicVal)
 	}
-	return r.out, r.err
+	return r.out, false, r.err
+}
+
+// Detach is call's promise for work that must run to its end whatever
+// becomes of its caller (a write and the settling of what it wrote): it
+// runs work under ctx's values without its cancellation and returns work's
+// error, or ctx's error as soon as ctx ends. Then it calls abandoned, if
+// not nil, and work goes on, on a goroutine of its own, to its end (its
+// Redis commands under the client's own timeouts). With a ctx that cannot
+// end, work runs on the caller's goroutine.
+func Detach(ctx context.Context, work func(context.Context) error, abandoned func()) error {
+	if ctx.Done() == nil {
+		return work(ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, gaveUp, err := spawn(ctx, nil, work, runDetached)
+	if gaveUp && abandoned != nil {
+		abandoned()
+	}
+	return err
+}
+
+// runDetached is Detach's op: work, cut loose from ctx's cancellation.
+func runDetached(_ *Store, ctx context.Context, work func(context.Context) error) (struct{}, error) {
+	return struct{}{}, work(context.WithoutCancel(ctx))
 }
 
 // withCtxErr makes the error of a command that go-redis cut short at ctx's

@@ -1,12 +1,12 @@
 package remote
 
 import (
-	"errors"
 	"fmt"
-	"reflect"
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/clients"
 )
 
 // maxNamespaceLen is the longest namespace CheckNamespace accepts, in bytes.
@@ -70,10 +70,10 @@ func CheckNamespace(ns string) error {
 //     per-hash-slot split of multi-key commands by the client's type, so a
 //     wrapped *redis.ClusterClient would silently lose it.
 //
-// New refuses only what checkNotNil does, and accepts any other client; the
+// New refuses only what clients.NotNil does, and accepts any other client; the
 // tiered package calls CheckClient and refuses what it reports.
 func CheckClient(c redis.UniversalClient) error {
-	if err := checkNotNil(c); err != nil {
+	if err := clients.NotNil(c); err != nil {
 		return err
 	}
 	switch c.(type) {
@@ -86,20 +86,4 @@ func CheckClient(c redis.UniversalClient) error {
 	return fmt.Errorf("client is a %T; only *redis.Client and *redis.ClusterClient are supported "+
 		"(the store splits multi-key commands by hash slot when, and only when, the client is a *redis.ClusterClient, "+
 		"so a wrapped cluster client would silently lose that)", c)
-}
-
-// checkNotNil reports a nil client: untyped, or a nil pointer (or other nil
-// value) in the interface, which would crash at the first command. The
-// error has no package prefix.
-func checkNotNil(c redis.UniversalClient) error {
-	if c == nil {
-		return errors.New("client is nil")
-	}
-	switch v := reflect.ValueOf(c); v.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		if v.IsNil() {
-			return fmt.Errorf("client is a nil %T", c)
-		}
-	}
-	return nil
 }

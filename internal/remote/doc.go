@@ -20,7 +20,8 @@
 // load that stored no value. Every marker begins with MarkerPrefix,
 // "\x00tiercache\x00", and tiered refuses to store a value that does;
 // IsMarker, IsAbsentMarker and IsLeaseMarker tell them apart. The Store
-// reads and writes markers as any other bytes.
+// reads and writes markers as any other bytes. The lease and marker
+// protocol, step by step, heads lease.go, where its Redis side lives.
 //
 // TTLs are Redis TTLs, written in milliseconds (SET … PX): a TTL of 0 means
 // no expiry, a positive TTL is sent in whole milliseconds (a fraction of a

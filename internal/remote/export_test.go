@@ -6,9 +6,6 @@ package remote
 // RedisKey returns the Redis key that holds key.
 func (s *Store) RedisKey(key string) string { return s.prefix + key }
 
-// Namespace returns the store's namespace.
-func (s *Store) Namespace() string { return s.namespace }
-
 // EnforcesDeadlines reports whether the store's client enforces a ctx's
 // deadline itself (see clientEnforcesDeadlines).
 func (s *Store) EnforcesDeadlines() bool { return s.enforcesDeadlines }

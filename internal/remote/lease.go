@@ -1,12 +1,141 @@
 package remote
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
+
+// The lease and marker protocol, on the Redis side. Its other half, the
+// policy (when to take a lease, how long to wait, what a waiter does with an
+// outcome), is tiered's (fetch.go, load.go, wake.go); the writes it relies on
+// are WriteMany's conditional writes (write.go, and the write script).
+//
+//  1. A key holds a user's value, a marker, or nothing. A marker begins
+//     with MarkerPrefix; tiered refuses to store a value that does.
+//  2. A reader that finds nothing and means to load calls Acquire: the
+//     key is set, if it holds nothing (or a DoneMarker, which counts as
+//     nothing), to LeaseMarker(token), with the lease's TTL. The token is
+//     NewLeaseToken's, one per load.
+//  3. While its load runs, the holder extends the lease (Renew) every
+//     third of its TTL, only where the key still holds its marker. If the
+//     holder dies, the lease expires and the next Acquire takes it over.
+//  4. The holder ends the lease with one WriteMany write, IfEqual its
+//     LeaseMarker, so that it lands only while the key still holds its
+//     lease (a lease is a fence: a write of anyone else, or the lease's
+//     expiry, voids it): the value loaded; AbsentMarker, for an absence
+//     remembered for NotFoundTTL; or DoneWrite's DoneMarker, the load's
+//     outcome (absent, or failed) for DoneTTL. The write publishes the
+//     key's invalidation, which wakes the instances that found the lease.
+//  5. A waiter woken reads the key again: a value or an absence answers
+//     it; a DoneMarker of the token it waited on gives it that load's
+//     outcome, so that waiters do not load one after another; anything
+//     else, and a lease that expired, sends it back to step 2.
+//
+// A refresh ahead takes a lease of its own at a key of its own
+// (RefreshKey; AcquireRefresh and ReleaseRefresh in refresh.go), so that a
+// value is served while it is refreshed, and writes IfEqual the bytes it
+// read.
+
+// MarkerPrefix begins every marker: a value that tiercache itself writes at
+// a key, besides its users' values, to record what the key's state is. A
+// user value that begins with it cannot be told from a marker, so the
+// tiered package refuses to store one. It starts with a NUL byte, which no
+// text value holds.
+const MarkerPrefix = "\x00tiercache\x00"
+
+const (
+	absentMarker = MarkerPrefix + "absent"
+	leasePrefix  = MarkerPrefix + "lease:"
+	donePrefix   = MarkerPrefix + "done:"
+)
+
+// AbsentMarker returns the marker of a cached absence: the source of truth
+// has no value for the key. It is MarkerPrefix followed by "absent", and a
+// new slice on each call, for the caller to keep.
+func AbsentMarker() []byte { return []byte(absentMarker) }
+
+// LeaseMarker returns the marker of a lease: the instance that holds token
+// is loading the key's value (see Store.Acquire). It is MarkerPrefix, then
+// "lease:", then token.
+func LeaseMarker(token string) []byte {
+	b := make([]byte, 0, len(leasePrefix)+len(token))
+	return append(append(b, leasePrefix...), token...)
+}
+
+// NewLeaseToken returns a new token for LeaseMarker: 16 bytes from
+// crypto/rand, in hex (32 characters). No two calls, on any machine, return
+// the same token in practice.
+func NewLeaseToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails: see crypto/rand.Read
+	return hex.EncodeToString(b[:])
+}
+
+// IsMarker reports whether b is a marker: it begins with MarkerPrefix.
+func IsMarker(b []byte) bool { return bytes.HasPrefix(b, []byte(MarkerPrefix)) }
+
+// IsAbsentMarker reports whether b is exactly AbsentMarker().
+func IsAbsentMarker(b []byte) bool { return string(b) == absentMarker }
+
+// IsLeaseMarker reports whether b is a LeaseMarker, of any token.
+func IsLeaseMarker(b []byte) bool { return bytes.HasPrefix(b, []byte(leasePrefix)) }
+
+// LeaseToken returns the token of a LeaseMarker, and false for anything
+// else.
+func LeaseToken(b []byte) (string, bool) {
+	if !IsLeaseMarker(b) {
+		return "", false
+	}
+	return string(b[len(leasePrefix):]), true
+}
+
+// DoneMarker returns the marker that the holder of token leaves in place of
+// its lease when its load stored no value: the key was absent (failed
+// false) or the load failed (failed true). It tells the instances that were
+// waiting on that lease the load's outcome, so that they share it rather
+// than load again one after another; to everyone else the key holds
+// nothing, and Acquire takes a lease over it. It is MarkerPrefix, then
+// "done:", then token, then ":absent" or ":failed".
+func DoneMarker(token string, failed bool) []byte {
+	outcome := ":absent"
+	if failed {
+		outcome = ":failed"
+	}
+	return []byte(donePrefix + token + outcome)
+}
+
+// ParseDoneMarker returns the token and outcome of a DoneMarker; ok is
+// false for anything else.
+func ParseDoneMarker(b []byte) (token string, failed, ok bool) {
+	rest, found := bytes.CutPrefix(b, []byte(donePrefix))
+	if !found {
+		return "", false, false
+	}
+	switch {
+	case bytes.HasSuffix(rest, []byte(":absent")):
+		return string(rest[:len(rest)-len(":absent")]), false, true
+	case bytes.HasSuffix(rest, []byte(":failed")):
+		return string(rest[:len(rest)-len(":failed")]), true, true
+	}
+	return "", false, false
+}
+
+// DoneTTL is how long a DoneMarker stays for the waiters of its lease to
+// read.
+const DoneTTL = time.Second
+
+// DoneWrite is the write that replaces the lease of token at key, if the
+// key still holds it, with its load's outcome when that stored no value:
+// absent, or failed (see DoneMarker).
+func DoneWrite(key, token string, failed bool) Write {
+	return Write{Key: key, Value: DoneMarker(token, failed), TTL: DoneTTL, Cond: IfEqual, Expect: LeaseMarker(token)}
+}
 
 // Claim is what Acquire did, or found, at one key.
 type Claim struct {

@@ -310,3 +310,30 @@ func TestRenew(t *testing.T) {
 		t.Errorf("Renew with another token = %v, %v; want not renewed", renewed, err)
 	}
 }
+
+// DoneWrite lands only over its own token's lease, and leaves the outcome
+// for DoneTTL, where the next Acquire takes a lease over it (step 2 and 4
+// of the protocol in lease.go).
+func TestDoneWrite(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	mine, theirs := remote.NewLeaseToken(), remote.NewLeaseToken()
+	if c, err := st.Acquire(ctx, []string{"k"}, mine, 5*time.Second); err != nil || !c[0].Acquired {
+		t.Fatalf("Acquire = %+v, %v", c, err)
+	}
+	res, err := st.WriteMany(ctx, []remote.Write{remote.DoneWrite("k", theirs, false)}, func([]string) []byte { return []byte("m") })
+	if err != nil || res[0].Applied {
+		t.Fatalf("another token's DoneWrite over my lease: %+v, %v; want it refused", res, err)
+	}
+	res, err = st.WriteMany(ctx, []remote.Write{remote.DoneWrite("k", mine, true)}, func([]string) []byte { return []byte("m") })
+	if err != nil || !res[0].Applied {
+		t.Fatalf("my DoneWrite over my lease: %+v, %v; want it applied", res, err)
+	}
+	v, ttl, err := st.GetWithTTL(ctx, "k")
+	if tok, failed, ok := remote.ParseDoneMarker(v); err != nil || !ok || tok != mine || !failed || ttl <= 0 || ttl > remote.DoneTTL {
+		t.Fatalf("after DoneWrite the key holds %q for %v (%v); want my failed outcome for at most %v", v, ttl, err, remote.DoneTTL)
+	}
+	if c, err := st.Acquire(ctx, []string{"k"}, theirs, 5*time.Second); err != nil || !c[0].Acquired {
+		t.Fatalf("Acquire over a DoneMarker = %+v, %v; want a lease", c, err)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tiercache/tiercache/internal/clients"
 )
 
 // DefaultNamespace is the namespace of a Store whose Options leave it empty.
@@ -108,7 +110,7 @@ type Store struct {
 // Store can serve correctly (the tiered package calls it and refuses the
 // others).
 func New(client redis.UniversalClient, opts Options) (*Store, error) {
-	if err := checkNotNil(client); err != nil {
+	if err := clients.NotNil(client); err != nil {
 		return nil, errors.New("remote: " + err.Error())
 	}
 	if err := opts.validate(); err != nil {
@@ -139,6 +141,10 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		gate:              opts.Gate,
 	}, nil
 }
+
+// Namespace returns the store's namespace: Options.Namespace, or
+// DefaultNamespace when that was empty.
+func (s *Store) Namespace() string { return s.namespace }
 
 // ttlMillis converts a TTL to the PX argument; 0 means no expiry.
 func ttlMillis(ttl time.Duration) (int64, error) {
