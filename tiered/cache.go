@@ -126,10 +126,12 @@ func NewCache[V any](h *Hub, opts Options[V]) (*Cache[V], error) {
 	if h == nil {
 		return nil, errors.New("tiered: NewCache with a nil Hub")
 	}
+	var hc error
 	if opts.HealthCheck != 0 {
-		return nil, fmt.Errorf("tiered: HealthCheck is the Hub's (HubOptions.HealthCheck) for a cache made by NewCache, got %v", opts.HealthCheck)
+		hc = fmt.Errorf("tiered: HealthCheck is the Hub's (HubOptions.HealthCheck) for a cache made by NewCache, got %v", opts.HealthCheck)
+		opts.HealthCheck = 0 // reported once
 	}
-	if err := opts.validate(); err != nil {
+	if err := joinFields(hc, opts.validate()); err != nil {
 		return nil, err
 	}
 	return newCache(h, opts, false)
@@ -160,21 +162,9 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		opts.LeaseTTL = opts.LoadTimeout
 	}
 	localOff := opts.LocalSize < 0
-	explicitSize := opts.LocalSize != 0
-	switch {
-	case opts.LocalSize == 0:
-		opts.LocalSize = DefaultLocalSize
-	case localOff:
-		// Nothing is ever stored in it (the cache never goes live), but
-		// every write still takes a token and invalidates there.
-		opts.LocalSize, opts.LocalShards = 1, 1
-	}
-	size := opts.LocalSize
-	if opts.LocalMaxBytes > 0 && opts.LocalSize == DefaultLocalSize && !explicitSize {
-		size = 0 // bounded in bytes alone
-	}
-	lc, err := local.New[string, entry[V]](local.Options[entry[V]]{Size: size, MaxBytes: opts.LocalMaxBytes,
-		Sizer: entrySize[V], Shards: opts.LocalShards, Clock: h.clock})
+	lopts := opts.localOptions()
+	lopts.Clock = h.clock
+	lc, err := local.New[string, entry[V]](lopts)
 	if err != nil {
 		return nil, fmt.Errorf("tiered: local tier: %w", err)
 	}
@@ -209,7 +199,7 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 	}
 	if opts.StaleIfError > 0 {
 		c.suspect, err = local.New[string, staleEntry[V]](local.Options[staleEntry[V]]{
-			Size: size, MaxBytes: opts.LocalMaxBytes, Sizer: staleSize[V], Shards: opts.LocalShards, Clock: h.clock,
+			Size: lopts.Size, MaxBytes: lopts.MaxBytes, Sizer: staleSize[V], Shards: lopts.Shards, Clock: h.clock,
 			Policy: local.LRU, // a copy of the local tier: every entry goes in, none is refused
 		})
 		if err != nil {

@@ -112,10 +112,9 @@ func (o *HubOptions) validate() error {
 	if o.TrackingOnly && !o.Tracking {
 		only = errors.New("tiered: TrackingOnly needs Tracking")
 	}
-	return errors.Join(
-		orOff("HealthCheck", o.HealthCheck),
-		nonNegative("MaxBackoff", o.MaxBackoff),
-		orOff("MaxStaleness", o.MaxStaleness),
+	return joinFields(
+		checkSubscriber(invalidate.Options{HealthCheck: o.HealthCheck, MaxBackoff: o.MaxBackoff,
+			MaxStaleness: max(o.MaxStaleness, 0)}),
 		wire, log, only,
 	)
 }

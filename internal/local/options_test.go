@@ -16,7 +16,7 @@ func TestOptionsErrors(t *testing.T) {
 		want string
 	}{
 		{opts{Size: -1}, "local: Size must be >= 0, got -1"},
-		{opts{Size: -1, Shards: 3}, "local: Size must be >= 0, got -1"},
+		{opts{Size: -1, Shards: 3}, "local: Size must be >= 0, got -1\nlocal: Shards must be a power of two, got 3"},
 		{opts{Shards: 3}, "local: Shards must be a power of two, got 3"},
 		{opts{Shards: -2}, "local: Shards must be a power of two, got -2"},
 		{opts{Size: 100, Shards: 12}, "local: Shards must be a power of two, got 12"},
