@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,8 +120,9 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 
 // NewCache returns a Cache on h: it shares h's pub/sub connection, subscriber
 // goroutine, health check, freshness proofs and clock with every other cache
-// on h. It fails as New does, and if h is closed; Options.HealthCheck must
-// be 0 (it is the Hub's). Close the cache when done with it; Hub.Close
+// on h. It fails as New does, if h is closed, and if h has caches of the
+// namespace with another value type (they would decode each other's
+// values); Options.HealthCheck must be 0 (it is the Hub's). Close the cache when done with it; Hub.Close
 // closes the caches still attached.
 func NewCache[V any](h *Hub, opts Options[V]) (*Cache[V], error) {
 	if h == nil {
@@ -246,6 +248,9 @@ func (c *Cache[V]) Keys(ctx context.Context) ([]string, error) {
 	}
 	return keys, nil
 }
+
+// valueType is V: the caches of a namespace on a Hub share one.
+func (c *Cache[V]) valueType() reflect.Type { return reflect.TypeFor[V]() }
 
 // Namespace returns the cache's namespace.
 func (c *Cache[V]) Namespace() string { return c.namespace }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -151,6 +152,7 @@ type Hub struct {
 type member interface {
 	onMessage(invalidate.Message)
 	onState(invalidate.State, error)
+	valueType() reflect.Type
 	Close() error
 }
 
@@ -260,6 +262,14 @@ func (h *Hub) attach(namespace string, m member) (live bool, err error) {
 		return false, ErrHubClosed
 	}
 	first := len(h.members[namespace]) == 0
+	if !first {
+		// Caches of one namespace read each other's values: of two types,
+		// each would decode the other's bytes as its own.
+		if have, want := h.members[namespace][0].valueType(), m.valueType(); have != want {
+			h.mu.Unlock()
+			return false, fmt.Errorf("tiered: namespace %q already has a cache of %v on this Hub, which a cache of %v would read the values of; give it a namespace of its own", namespace, have, want)
+		}
+	}
 	h.members[namespace] = append(h.members[namespace], m)
 	live = !first && h.sub.Current(namespace)
 	h.mu.Unlock()

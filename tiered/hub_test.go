@@ -373,3 +373,35 @@ func TestHealthCheckOff(t *testing.T) {
 	}
 	_ = c.Close()
 }
+
+// Two caches of one namespace on a Hub share its values: of one type they
+// are allowed (as before), of two they are refused, naming the namespace
+// and both types; the namespace is free for another type once the caches
+// of it are closed.
+func TestNamespaceOfTwoValueTypes(t *testing.T) {
+	s := redistest.New(t)
+	h, _ := newHub(t, s.Addr, s.Namespace+"-h", tiered.HubOptions{})
+	type user struct{ Name string }
+	a := newHubCache(t, h, tiered.Options[user]{Namespace: s.Namespace})
+	b := newHubCache(t, h, tiered.Options[user]{Namespace: s.Namespace}) // same type: allowed
+	c, err := tiered.NewCache(h, tiered.Options[int]{Namespace: s.Namespace})
+	if err == nil {
+		c.Close()
+		t.Fatal("NewCache of an int cache in a namespace of user caches succeeded")
+	}
+	for _, want := range []string{strconv.Quote(s.Namespace), "tiered_test.user", "int"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	// The refused cache left nothing behind: the others still work.
+	if err := a.Set(bg, "k", user{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.Get(bg, "k"); err != nil || v.Name != "x" {
+		t.Fatalf("b.Get = %v, %v", v, err)
+	}
+	a.Close()
+	b.Close()
+	newHubCache(t, h, tiered.Options[int]{Namespace: s.Namespace})
+}
