@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -142,6 +143,11 @@ type Hub struct {
 	// finds its namespace on its way out of the set.
 	joins sync.Mutex
 
+	// confirmed is set once the connection has been confirmed (a namespace
+	// Subscribed or Repaired, or Ready seen by a wait): a refused dial is
+	// from then on a restart to wait through, not a wrong address.
+	confirmed atomic.Bool
+
 	mu      sync.RWMutex
 	members map[string][]member // guarded by mu: attached caches by namespace
 	closed  bool                // guarded by mu
@@ -208,36 +214,15 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 	return h, nil
 }
 
-// WaitReady returns nil once the Hub's connection is confirmed, or, when ctx
-// ends first, an error that carries the last connection error (say "dial
-// tcp …: connection refused"), so that a wrong address shows at startup.
+// WaitReady returns nil once the Hub's connection is confirmed. It fails
+// fast, with an error that wraps the cause, when the Hub has never been
+// confirmed and its dial is refused (nothing listens at the address: a
+// wrong address, or Redis not running); it waits through everything else
+// (a server that does not answer yet, or is loading, and a refused dial
+// once the Hub has been confirmed: a restart). When ctx ends first, its
+// error carries the last connection error.
 func (h *Hub) WaitReady(ctx context.Context) error {
 	return h.wait(ctx, "hub", h.sub.Ready)
-}
-
-// wait polls ready until it holds, ctx ends, or the Hub closes.
-func (h *Hub) wait(ctx context.Context, what string, ready func() bool) error {
-	t := time.NewTicker(2 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if h.isClosed() {
-			return ErrHubClosed
-		}
-		if ready() {
-			return nil
-		}
-		if err := h.sub.PermanentError(); err != nil {
-			return fmt.Errorf("tiered: %s not ready: %w", what, err)
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			if last := h.sub.LastError(); last != nil {
-				return fmt.Errorf("tiered: %s not ready: %w (last Redis connection error: %v)", what, ctx.Err(), last)
-			}
-			return fmt.Errorf("tiered: %s not ready: %w", what, ctx.Err())
-		}
-	}
 }
 
 func (h *Hub) isClosed() bool {
@@ -326,6 +311,9 @@ func (h *Hub) onMessage(namespace string, msg invalidate.Message) {
 // caches wait for the confirmation of the new Add. The check and the
 // callbacks run under mu, so no cache attaches or detaches in between.
 func (h *Hub) onState(st invalidate.State, namespace string, err error) {
+	if st == invalidate.Subscribed || st == invalidate.Repaired {
+		h.confirmed.Store(true)
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if st == invalidate.Broken {
