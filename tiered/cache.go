@@ -210,8 +210,8 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		}
 	}
 	onPanic := func(key string, p *panicError) {
-		c.log.Error("tiered: a Codec or loader panicked", "namespace", c.namespace, "key", key,
-			"panic", p.value, "stack", string(p.stack))
+		c.log.Error("tiered: a Codec or loader panicked",
+			append([]any{"namespace", c.namespace, "key", key}, p.attrs()...)...)
 	}
 	// A Get's shared read is joined only while younger than MaxStaleness;
 	// a Fetch's shared load is joined until it lands (or is overtaken), so

@@ -175,8 +175,8 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, a *ahead[V]) {
 	defer func() {
 		if p := recover(); p != nil {
 			pe := newPanicError(p)
-			c.log.Error("tiered: a Codec panicked in a refresh", "namespace", c.namespace, "key", key,
-				"panic", pe.value, "stack", string(pe.stack))
+			c.log.Error("tiered: a Codec panicked in a refresh",
+				append([]any{"namespace", c.namespace, "key", key}, pe.attrs()...)...)
 			c.refreshFailed(a)
 		}
 	}()
@@ -309,8 +309,8 @@ func (c *Cache[V]) callRefreshLoader(ctx context.Context, key string, load loade
 	defer func() {
 		if p := recover(); p != nil {
 			pe := newPanicError(p)
-			c.log.Error("tiered: a loader panicked in a refresh", "namespace", c.namespace, "key", key,
-				"panic", pe.value, "stack", string(pe.stack))
+			c.log.Error("tiered: a loader panicked in a refresh",
+				append([]any{"namespace", c.namespace, "key", key}, pe.attrs()...)...)
 			got, err = nil, pe
 		}
 	}()
