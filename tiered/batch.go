@@ -105,7 +105,7 @@ func (c *Cache[V]) FetchMany(ctx context.Context, keys []string,
 	if err != nil || len(rest) == 0 {
 		return out, err
 	}
-	fls, err := c.fetchFlights(ctx, rest, load)
+	fls, err := c.fetchFlights(ctx, opFetchMany, rest, load)
 	var failed map[string]error
 	for i, fl := range fls {
 		switch {

@@ -200,25 +200,12 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		staleIfError: opts.StaleIfError,
 	}
 	if opts.StaleIfError > 0 {
-		c.suspect, err = local.New[string, staleEntry[V]](local.Options[staleEntry[V]]{
-			Size: lopts.Size, MaxBytes: lopts.MaxBytes, Sizer: staleSize[V], Shards: lopts.Shards, Clock: h.clock,
-			Policy: local.LRU, // a copy of the local tier: every entry goes in, none is refused
-		})
-		if err != nil {
+		if c.suspect, err = local.New[string, staleEntry[V]](staleOptions(lopts)); err != nil {
 			lc.Close()
 			return nil, fmt.Errorf("tiered: suspect tier: %w", err)
 		}
 	}
-	onPanic := func(key string, p *panicError) {
-		c.log.Error("tiered: a Codec or loader panicked",
-			append([]any{"namespace", c.namespace, "key", key}, p.attrs()...)...)
-	}
-	// A Get's shared read is joined only while younger than MaxStaleness;
-	// a Fetch's shared load is joined until it lands (or is overtaken), so
-	// that a slow loader still runs once per key.
-	c.reads, c.loads = newFlights[V](onPanic, h.maxStaleness), newFlights[V](onPanic, 0)
-	c.idle = sync.NewCond(&c.mu)
-	c.closing, c.cancel = context.WithCancel(context.Background())
+	c.initFlights()
 	live, err := h.attach(c.namespace, c)
 	if err != nil {
 		lc.Close()
@@ -232,6 +219,29 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		c.goLive()
 	}
 	return c, nil
+}
+
+// staleOptions are the suspect tier's options: those of the local tier,
+// lo, but LRU: a copy of the local tier, every entry goes in, none is
+// refused.
+func staleOptions[V any](lo local.Options[entry[V]]) local.Options[staleEntry[V]] {
+	return local.Options[staleEntry[V]]{Size: lo.Size, MaxBytes: lo.MaxBytes, Sizer: staleSize[V],
+		Shards: lo.Shards, Clock: lo.Clock, Policy: local.LRU}
+}
+
+// initFlights makes what runs the cache's shared reads and loads, and
+// what Close ends and waits for.
+func (c *Cache[V]) initFlights() {
+	onPanic := func(key string, p *panicError) {
+		c.log.Error("tiered: a Codec or loader panicked",
+			append([]any{"namespace", c.namespace, "key", key}, p.attrs()...)...)
+	}
+	// A Get's shared read is joined only while younger than MaxStaleness;
+	// a Fetch's shared load is joined until it lands (or is overtaken), so
+	// that a slow loader still runs once per key.
+	c.reads, c.loads = newFlights[V](onPanic, c.hub.maxStaleness), newFlights[V](onPanic, 0)
+	c.idle = sync.NewCond(&c.mu)
+	c.closing, c.cancel = context.WithCancel(context.Background())
 }
 
 // Keys lists the keys of the namespace in Redis (with SCAN), sorted. It

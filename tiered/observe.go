@@ -77,6 +77,10 @@ const (
 	// from when it was last known current; Err is the Redis error they
 	// hid.
 	EventStale
+	// EventEncode: a loaded value that the Codec could not encode, so not
+	// stored in Redis (see Stats.EncodeErrors). Op is the call (Fetch,
+	// FetchMany, RefreshAhead); Keys is 1; Err is the Codec's error.
+	EventEncode
 )
 
 var eventKindNames = [...]string{
@@ -89,6 +93,7 @@ var eventKindNames = [...]string{
 	EventSubscription: "subscription",
 	EventBypass:       "bypass",
 	EventStale:        "stale",
+	EventEncode:       "encode",
 }
 
 func (k EventKind) String() string {
@@ -246,3 +251,14 @@ func itemsErr(items []remote.Item) error {
 	}
 	return nil
 }
+
+// The calls that Events, log records and metrics name: the methods a user
+// calls, and RefreshAhead for a refresh ahead of expiry.
+const (
+	opGet       = "Get"
+	opFetch     = "Fetch"
+	opGetMany   = "GetMany"
+	opFetchMany = "FetchMany"
+	opSetMany   = "SetMany"
+	opRefresh   = "RefreshAhead"
+)

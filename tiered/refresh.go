@@ -281,7 +281,7 @@ func (c *Cache[V]) reload(ctx context.Context, key string, a *ahead[V], old []by
 	case err == nil && found:
 		data, err := c.encode(v)
 		if err != nil {
-			c.log.Warn("tiered: refresh ahead failed: could not encode the loaded value", "namespace", c.namespace, "key", key, "err", err)
+			c.encodeFailed(opRefresh, key, err)
 			c.refreshFailed(a)
 			return w, e, false
 		}
