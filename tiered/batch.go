@@ -42,7 +42,7 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 		for _, k := range rest {
 			failed[k] = err
 		}
-		return out, c.batchError("get-many", c.staleMany("get-many", out, failed))
+		return out, c.endBatch(opGetMany, rest, out, failed, nil)
 	}
 	var failed map[string]error
 	for j, it := range items {
@@ -73,7 +73,7 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 			out[key] = e.v
 		}
 	}
-	return out, c.batchError("get-many", c.staleMany("get-many", out, failed))
+	return out, c.endBatch(opGetMany, rest, out, failed, nil)
 }
 
 // FetchMany is GetMany that calls load, once, with every key that neither
@@ -117,7 +117,7 @@ func (c *Cache[V]) FetchMany(ctx context.Context, keys []string,
 			failed = addFailure(failed, rest[i], fl.err)
 		}
 	}
-	return out, c.batchError("fetch-many", c.staleMany("fetch-many", out, failed))
+	return out, c.endBatch(opFetchMany, rest, out, failed, fls)
 }
 
 // SetMany stores items in Redis with the cache's TTL (each spread by

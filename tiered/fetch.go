@@ -60,11 +60,22 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Cont
 		}
 		return map[string]V{key: v}, nil
 	})
-	if err != nil {
-		return c.orStale("fetch", key, err)
+	loaded := false
+	if err == nil {
+		err, loaded = fls[0].err, fls[0].loaded
 	}
-	if err := fls[0].err; err != nil {
-		return c.orStale("fetch", key, err)
+	switch {
+	case loaded: // a value, or the loader's "not found"
+		c.observeReads(opFetch, reads{loader: 1})
+	case err == nil:
+		c.observeReads(opFetch, reads{remote: 1})
+	}
+	if err != nil {
+		v, final := c.orStale("fetch", key, err)
+		if !loaded {
+			c.observeReads(opFetch, readFailed(err, final))
+		}
+		return v, final
 	}
 	return fls[0].v, nil
 }
@@ -215,7 +226,7 @@ func (r *fetchRun[V]) found(i int, data []byte, ttl time.Duration, err error) {
 	var decodeErr *decodeError
 	switch {
 	case errors.As(err, &decodeErr):
-		c.log.Warn("tiered: value in Redis does not decode; reloading",
+		c.log.Warn("tiered: value in Redis does not decode; reloading", "op", r.op,
 			"namespace", c.namespace, "key", key, "err", decodeErr.err)
 		r.toLoad(i, howTo{store: true, cond: remote.IfEqual, expect: decodeErr.data})
 	case h == heldDone:

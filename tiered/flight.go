@@ -73,6 +73,7 @@ type flight[V any] struct {
 	err       error
 	panicked  *panicError // the work panicked; err is this too
 	abandoned bool        // a Get leader's ctx ended (or its deadline passed) first: waiters read again
+	loaded    bool        // the result is a loader's, not Redis's
 	finished  bool        // landed by finish (touched only by the goroutine doing the work)
 }
 
@@ -141,7 +142,7 @@ func (f *flights[V]) land(key string, fl *flight[V]) (joined bool) {
 func (f *flights[V]) free(fl *flight[V]) {
 	var zero V
 	fl.v, fl.err, fl.panicked = zero, nil, nil
-	fl.abandoned, fl.finished = false, false
+	fl.abandoned, fl.finished, fl.loaded = false, false, false
 	fl.overtaken.Store(false)
 	f.spare.Put(fl)
 }

@@ -31,7 +31,7 @@ func (r *fetchRun[V]) loadAndStore() {
 			if loading {
 				c.stats.loadErrors.Add(1)
 				if c.obs != nil {
-					c.observe(Event{Kind: EventLoad, Op: "fetch", Keys: len(keys), Duration: time.Since(start),
+					c.observe(Event{Kind: EventLoad, Op: r.op, Keys: len(keys), Duration: time.Since(start),
 						Err: fmt.Errorf("the loader panicked: %v", p)})
 				}
 			}
@@ -50,7 +50,7 @@ func (r *fetchRun[V]) loadAndStore() {
 	loading = false
 	notFound := errors.Is(err, ErrNotFound)
 	if c.obs != nil {
-		c.observe(Event{Kind: EventLoad, Op: "fetch", Keys: len(keys), Duration: time.Since(start), Err: nonNotFound(err)})
+		c.observe(Event{Kind: EventLoad, Op: r.op, Keys: len(keys), Duration: time.Since(start), Err: nonNotFound(err)})
 	}
 	if err != nil && !notFound {
 		c.stats.loadErrors.Add(1)
@@ -84,6 +84,9 @@ func (r *fetchRun[V]) loadAndStore() {
 		c.storeFill(r.keys[f.i], f.e, life, r.toks[f.i])
 	}
 	for _, i := range idx {
+		if fl := r.fls[i]; !fl.finished {
+			fl.loaded = true
+		}
 		if v, ok := got[r.keys[i]]; ok {
 			r.finish(i, v, nil)
 		} else {
@@ -184,8 +187,8 @@ func (r *fetchRun[V]) logFallbacks(idx []int) {
 		}
 	}
 	if n > 0 {
-		r.c.log.Warn("tiered: Redis read failed; answering from the loader without storing",
-			"namespace", r.c.namespace, "keys", n, "key", r.keys[first], "err", r.how[first].redisErr)
+		r.c.log.Warn("tiered: Redis read failed; answering from the loader without storing", "op", r.op,
+			"namespace", r.c.namespace, "keys", n, "key", r.keys[first], "err", unlabel(r.how[first].redisErr))
 	}
 }
 
