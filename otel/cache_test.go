@@ -251,6 +251,8 @@ func TestReadsGiveTheHitRatio(t *testing.T) {
 	if err := b.Set(bg, "r", "w"); err != nil {
 		t.Fatal(err)
 	}
+	// So that b's message does not drop what a reads next.
+	waitFor(t, 10*time.Second, "b's invalidation to reach a", func() bool { return a.Stats().Invalidations >= 1 })
 	mustGet(t, a, "r", "w") // remote
 	if _, err := a.Get(bg, "none"); !errors.Is(err, tiered.ErrNotFound) {
 		t.Fatalf("Get(none) = %v", err)

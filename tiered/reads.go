@@ -1,6 +1,9 @@
 package tiered
 
-import "errors"
+import (
+	"errors"
+	"maps"
+)
 
 // The results of EventRead: how a key a read call asked for was answered,
 // when the local tier did not answer it (those are EventLocalHit).
@@ -45,15 +48,18 @@ func readFailed(err, final error) reads {
 }
 
 // batchReads tallies a batch's keys that went past the local tier (rest):
-// failed (after StaleIfError) are errors, stale were served stale, the
-// others in out were read (loaded, for the flights of fls that say so)
-// and those not in out were missing.
-func batchReads[V any](rest []string, out map[string]V, failed map[string]error, stale int, fls []*flight[V]) reads {
-	r := reads{stale: stale}
+// those still in failed (after StaleIfError) are errors, those that were
+// in wasFailed and are no longer were served stale, the others in out were
+// read (loaded, for the flights of fls that say so) and those not in out
+// were missing.
+func batchReads[V any](rest []string, out map[string]V, failed, wasFailed map[string]error, fls []*flight[V]) reads {
+	var r reads
 	for i, k := range rest {
 		switch _, ok := out[k]; {
 		case failed[k] != nil:
 			r.failed++
+		case wasFailed[k] != nil:
+			r.stale++
 		case !ok:
 			r.miss++
 		case fls != nil && fls[i] != nil && fls[i].loaded:
@@ -62,7 +68,6 @@ func batchReads[V any](rest []string, out map[string]V, failed map[string]error,
 			r.remote++
 		}
 	}
-	r.remote -= stale // served stale, in out too
 	return r
 }
 
@@ -74,10 +79,13 @@ func (c *Cache[V]) endBatch(op string, rest []string, out map[string]V, failed m
 	if op == opFetchMany {
 		name = "fetch-many"
 	}
-	n := len(failed)
+	var was map[string]error
+	if c.obs != nil && c.staleIfError > 0 && len(failed) > 0 {
+		was = maps.Clone(failed) // staleMany takes out what it serves
+	}
 	failed = c.staleMany(name, out, failed)
 	if c.obs != nil {
-		c.observeReads(op, batchReads(rest, out, failed, n-len(failed), fls))
+		c.observeReads(op, batchReads(rest, out, failed, was, fls))
 	}
 	return c.batchError(name, failed)
 }
