@@ -130,7 +130,7 @@ func TestReadEventsCountEveryKey(t *testing.T) {
 	if err := b.Set(bg, "r", "v"); err != nil {
 		t.Fatal(err)
 	}
-	applied(t, 1, a) // so that the message does not drop what a reads next
+	applied(t, 1, a)                                                                   // so that the message does not drop what a reads next
 	_, _ = a.Get(bg, "r")                                                              // remote
 	_, _ = a.Get(bg, "r")                                                              // local
 	_, _ = a.Get(bg, "missing")                                                        // miss

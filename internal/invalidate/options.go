@@ -91,7 +91,8 @@ type Options struct {
 	// connection, and if nothing arrives within a HealthCheck of it, it
 	// reports Broken and reconnects (time spent in the callbacks does not
 	// count). 0 means DefaultHealthCheck (1s). Negative turns the health
-	// check off (see the package doc).
+	// check off (see the package doc). A positive value must be at least
+	// 1ms.
 	HealthCheck time.Duration
 	// MaxBackoff caps the pause between reconnect attempts, which starts at
 	// 10ms and doubles after each failed attempt (each pause is drawn at
