@@ -55,8 +55,8 @@ type Cache[K comparable, V any] struct {
 	c *engine.Cache[K, V]
 }
 
-// New returns an empty Cache configured by opts, or an error naming the
-// first invalid field. It starts the Cache's clock goroutine; Close stops
+// New returns an empty Cache configured by opts, or an error naming every
+// invalid field. It starts the Cache's clock goroutine; Close stops
 // it.
 func New[K comparable, V any](opts Options[V]) (*Cache[K, V], error) {
 	c, err := engine.New[K, V](engine.Options[V]{

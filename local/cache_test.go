@@ -3,6 +3,7 @@ package local_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -45,6 +46,24 @@ func TestOptionsErrorsNameTheField(t *testing.T) {
 		}
 		if c != nil || err.Error() != tc.want {
 			t.Errorf("New(%+v) = %v, %q; want nil, %q", tc.opts, c, err, tc.want)
+		}
+	}
+}
+
+// Every bad field is reported, each by name, not only the first.
+func TestOptionsErrorsNameEveryField(t *testing.T) {
+	c, err := local.New[string, []byte](local.Options[[]byte]{Size: -1, MaxBytes: 1 << 20, Shards: 3})
+	if err == nil {
+		c.Close()
+		t.Fatal("New with three bad fields: no error")
+	}
+	for _, want := range []string{
+		"local: Size must be >= 0, got -1",
+		"local: Sizer is required with MaxBytes (1048576)",
+		"local: Shards must be a power of two, got 3",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
 }

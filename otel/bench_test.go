@@ -12,8 +12,8 @@ import (
 )
 
 var (
-	localHit  = tiered.Event{Kind: tiered.EventLocalHit, Namespace: "users", Op: "get", Keys: 1}
-	localMiss = tiered.Event{Kind: tiered.EventLocalMiss, Namespace: "users", Op: "get", Keys: 1}
+	localHit  = tiered.Event{Kind: tiered.EventLocalHit, Namespace: "users", Op: "Get", Keys: 1}
+	localMiss = tiered.Event{Kind: tiered.EventLocalMiss, Namespace: "users", Op: "Get", Keys: 1}
 	redisCall = tiered.Event{Kind: tiered.EventRedis, Namespace: "users", Op: "get", Keys: 1, Duration: 150 * time.Microsecond}
 )
 
@@ -27,11 +27,12 @@ func TestObserveAllocatesNothing(t *testing.T) {
 		localMiss,
 		redisCall,
 		{Kind: tiered.EventRedis, Namespace: "users", Op: "get", Keys: 1, Duration: time.Millisecond, Err: timeout},
-		{Kind: tiered.EventLoad, Namespace: "users", Op: "fetch", Keys: 1, Duration: time.Millisecond},
-		{Kind: tiered.EventBatch, Namespace: "users", Op: "get-many", Keys: 10},
+		{Kind: tiered.EventLoad, Namespace: "users", Op: "Fetch", Keys: 1, Duration: time.Millisecond},
+		{Kind: tiered.EventBatch, Namespace: "users", Op: "GetMany", Keys: 10},
 		{Kind: tiered.EventInvalidation, Namespace: "users", Keys: 1, Duration: time.Millisecond},
 		{Kind: tiered.EventSubscription, Namespace: "users", State: tiered.StateSubscribed},
 		{Kind: tiered.EventBypass, Namespace: "users", Op: "unproven", Keys: 1},
+		{Kind: tiered.EventRead, Namespace: "users", Op: "Get", Keys: 1, Result: tiered.ResultRemote},
 		{Kind: tiered.EventStale, Namespace: "users", Op: "get", Keys: 1, Duration: time.Second, Err: timeout},
 	} {
 		obs.Observe(e) // the first builds the attribute set

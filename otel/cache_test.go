@@ -89,26 +89,26 @@ func TestCacheMetrics(t *testing.T) {
 
 	m := collect(t, r)
 	n := ns(s.Namespace)
-	if got := m.sum("tiercache.local.hits", "{key}", n, op("get")); got != 3 {
+	if got := m.sum("tiercache.local.hits", "{key}", n, op("Get")); got != 3 {
 		t.Errorf("local hits (get) = %d, want 3", got)
 	}
-	if got := m.sum("tiercache.local.misses", "{key}", n, op("get")); got != 2 { // k1 after b's Set, list
+	if got := m.sum("tiercache.local.misses", "{key}", n, op("Get")); got != 2 { // k1 after b's Set, list
 		t.Errorf("local misses (get) = %d, want 2", got)
 	}
-	if got := m.sum("tiercache.local.misses", "{key}", n, op("fetch")); got != 1 {
+	if got := m.sum("tiercache.local.misses", "{key}", n, op("Fetch")); got != 1 {
 		t.Errorf("local misses (fetch) = %d, want 1", got)
 	}
 	var many int64
 	for _, name := range []string{"tiercache.local.hits", "tiercache.local.misses"} {
-		if m.hasSum(name, "{key}", n, op("get-many")) {
-			many += m.sum(name, "{key}", n, op("get-many"))
+		if m.hasSum(name, "{key}", n, op("GetMany")) {
+			many += m.sum(name, "{key}", n, op("GetMany"))
 		}
 	}
 	if many != 3 {
 		t.Errorf("local hits and misses of GetMany = %d, want 3", many)
 	}
 	st := a.Stats()
-	if hits := m.sum("tiercache.local.hits", "{key}", n, op("get")); st.LocalHits < uint64(hits) {
+	if hits := m.sum("tiercache.local.hits", "{key}", n, op("Get")); st.LocalHits < uint64(hits) {
 		t.Errorf("Stats.LocalHits %d < %d hits observed", st.LocalHits, hits)
 	}
 
@@ -136,10 +136,10 @@ func TestCacheMetrics(t *testing.T) {
 		}
 	}
 
-	if p := m.hist("tiercache.load.duration", "s", n, op("fetch")); p.Count != 1 || p.Sum <= 0 {
+	if p := m.hist("tiercache.load.duration", "s", n, op("Fetch")); p.Count != 1 || p.Sum <= 0 {
 		t.Errorf("load: count %d, sum %v", p.Count, p.Sum)
 	}
-	if p := m.intHist("tiercache.batch.size", "{key}", n, op("get-many")); p.Count != 1 || p.Sum != 3 {
+	if p := m.intHist("tiercache.batch.size", "{key}", n, op("GetMany")); p.Count != 1 || p.Sum != 3 {
 		t.Errorf("batch size: count %d, sum %d; want 1, 3", p.Count, p.Sum)
 	}
 
@@ -183,7 +183,7 @@ func TestNamespacesAreToldApart(t *testing.T) {
 		ns   string
 		hits int64
 	}{{nsA, 1}, {nsB, 2}} {
-		if got := m.sum("tiercache.local.hits", "{key}", ns(c.ns), op("get")); got != c.hits {
+		if got := m.sum("tiercache.local.hits", "{key}", ns(c.ns), op("Get")); got != c.hits {
 			t.Errorf("%s: local hits %d, want %d", c.ns, got, c.hits)
 		}
 		if p := m.hist("db.client.operation.duration", "s", ns(c.ns), redisSystem(), dbOp("set")); p.Count != 1 {
@@ -230,5 +230,60 @@ func TestLostSubscriptionIsReported(t *testing.T) {
 	}
 	if got := m.gauge("tiercache.subscription.up", "{subscription}", n); got != 1 {
 		t.Errorf("up = %d once confirmed again, want 1", got)
+	}
+}
+
+// tiercache.reads counts every key a read call asked for once, by how it
+// was answered, so a hit ratio is one query: the local and remote results
+// over all of them.
+func TestReadsGiveTheHitRatio(t *testing.T) {
+	s := redistest.New(t)
+	obs, r := newObserver(t, tiercacheotel.Options{})
+	a := newCache(t, newHub(t, s, obs), s.Namespace)
+	b := newCache(t, newHub(t, s, nil), s.Namespace) // another process, unobserved
+
+	if err := a.Set(bg, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		mustGet(t, a, "k", "v") // local
+	}
+	if err := b.Set(bg, "r", "w"); err != nil {
+		t.Fatal(err)
+	}
+	// So that b's message does not drop what a reads next.
+	waitFor(t, 10*time.Second, "b's invalidation to reach a", func() bool { return a.Stats().Invalidations >= 1 })
+	mustGet(t, a, "r", "w") // remote
+	if _, err := a.Get(bg, "none"); !errors.Is(err, tiered.ErrNotFound) {
+		t.Fatalf("Get(none) = %v", err)
+	}
+	if _, err := a.Fetch(bg, "f", func(context.Context) (string, error) { return "x", nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.GetMany(bg, []string{"k", "r", "gone"}); err != nil { // local, local, miss
+		t.Fatal(err)
+	}
+
+	m := collect(t, r)
+	n := ns(s.Namespace)
+	res := func(r string) attribute.KeyValue { return attribute.String("tiercache.read.result", r) }
+	for _, c := range []struct {
+		op, result string
+		want       int64
+	}{
+		{"Get", "local", 3}, {"Get", "remote", 1}, {"Get", "miss", 1}, {"Fetch", "loader", 1},
+		{"GetMany", "local", 2}, {"GetMany", "miss", 1},
+	} {
+		if got := m.sum("tiercache.reads", "{key}", n, op(c.op), res(c.result)); got != c.want {
+			t.Errorf("reads %s %s = %d, want %d", c.op, c.result, got, c.want)
+		}
+	}
+	hits, _ := m.sumWhere("tiercache.reads", "{key}", func(s attribute.Set) bool {
+		v, _ := s.Value("tiercache.read.result")
+		return v.AsString() == "local" || v.AsString() == "remote"
+	})
+	all, sets := m.sumWhere("tiercache.reads", "{key}", func(attribute.Set) bool { return true })
+	if hits != 6 || all != 9 {
+		t.Errorf("hit ratio %d/%d, want 6/9 (points %v)", hits, all, sets)
 	}
 }

@@ -25,6 +25,7 @@
 //	                                                                error.type, db.response.status_code
 //	tiercache.local.hits           counter (async)  {key}           tiercache.operation
 //	tiercache.local.misses         counter (async)  {key}           tiercache.operation
+//	tiercache.reads                counter (async)  {key}           tiercache.operation, tiercache.read.result
 //	tiercache.local.bypasses       counter          {key}           tiercache.bypass.reason
 //	tiercache.load.duration        histogram        s               tiercache.operation, error.type
 //	tiercache.batch.size           histogram        {key}           tiercache.operation
@@ -41,6 +42,11 @@
 //   - tiercache.local.hits: keys the local tier answered (a value, or a key
 //     known absent); tiercache.local.misses: keys looked up there and not
 //     found. Reads that skip the local tier count in neither.
+//   - tiercache.reads: every key a read call (Get, Fetch, GetMany,
+//     FetchMany) asked for, once, by how it was answered
+//     (tiercache.read.result): so a hit ratio is one query, the sum of
+//     result local and remote over the sum of all. tiercache.local.hits is
+//     its result local, kept for the dashboards that use it.
 //   - tiercache.local.bypasses: keys read from Redis because the local tier
 //     could not be trusted.
 //   - tiercache.load.duration: one loader call.
@@ -66,8 +72,13 @@
 //     names it ("get", "get-many", "set", "write-many", "acquire",
 //     "delete", "publish", "keys"…), not a Redis command name: one
 //     operation may be a transaction, a script or a pipeline.
-//   - tiercache.operation is the cache call: "get", "fetch", "get-many",
-//     "fetch-many", "set-many" (batch.size), "fetch" or "refresh" (loads).
+//   - tiercache.operation is the method the user called: "Get", "Fetch",
+//     "GetMany", "FetchMany", "SetMany" (batch.size), and "RefreshAhead"
+//     for a refresh ahead of expiry (loads).
+//   - tiercache.read.result is "local" (the local tier answered), "remote"
+//     (Redis did), "loader" (Fetch's or FetchMany's loader did, a value or
+//     not found), "miss" (not found), "stale" (served stale in place of a
+//     Redis error) or "error".
 //   - tiercache.bypass.reason is "unsubscribed" (the subscription is not
 //     confirmed) or "unproven" (the local tier could not be proven fresh
 //     within HubOptions.MaxStaleness).

@@ -91,8 +91,9 @@ func Example() {
 	}
 	// Output:
 	// db_client_operation_duration_seconds_count{db_operation_name="set",db_system_name="redis",tiercache_namespace="users"} 1
-	// tiercache_local_hits_total{tiercache_namespace="users",tiercache_operation="get"} 3
-	// tiercache_local_misses_total{tiercache_namespace="users",tiercache_operation="get"} 0
+	// tiercache_local_hits_total{tiercache_namespace="users",tiercache_operation="Get"} 3
+	// tiercache_local_misses_total{tiercache_namespace="users",tiercache_operation="Get"} 0
+	// tiercache_reads_total{tiercache_namespace="users",tiercache_operation="Get",tiercache_read_result="local"} 3
 	// tiercache_subscription_events_total{tiercache_namespace="users",tiercache_subscription_state="Subscribed"} 1
 	// tiercache_subscription_up{tiercache_namespace="users"} 1
 }

@@ -18,6 +18,7 @@ const (
 	keyScope       = attribute.Key("tiercache.invalidation.scope")
 	keyState       = attribute.Key("tiercache.subscription.state")
 	keyReason      = attribute.Key("tiercache.bypass.reason")
+	keyResult      = attribute.Key("tiercache.read.result")
 	keyDBSystem    = semconv.DBSystemNameKey
 	keyDBOperation = semconv.DBOperationNameKey
 	keyDBStatus    = semconv.DBResponseStatusCodeKey
@@ -58,6 +59,7 @@ type instruments struct {
 	// Observed by collect, from the counters of each space.
 	hits   metric.Int64ObservableCounter
 	misses metric.Int64ObservableCounter
+	reads  metric.Int64ObservableCounter
 	up     metric.Int64ObservableGauge
 }
 
@@ -106,6 +108,8 @@ func (ins *instruments) init(m metric.Meter, collect metric.Callback) error {
 		"Age of the oldest value of a stale answer, from when it was last known current.", ageBuckets)
 	ins.hits = observed("tiercache.local.hits", "Keys answered by the local tier.")
 	ins.misses = observed("tiercache.local.misses", "Keys looked up in the local tier and not found there.")
+	ins.reads = observed("tiercache.reads",
+		"Keys asked for by read calls (Get, Fetch, GetMany, FetchMany), by how each was answered.")
 	ins.up, err = m.Int64ObservableGauge("tiercache.subscription.up", metric.WithUnit("{subscription}"),
 		metric.WithDescription("1 while the invalidation subscription of a cache's channel is confirmed, 0 once it is lost."))
 	errs = append(errs, err)
@@ -113,7 +117,7 @@ func (ins *instruments) init(m metric.Meter, collect metric.Callback) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	_, err = m.RegisterCallback(collect, ins.hits, ins.misses, ins.up)
+	_, err = m.RegisterCallback(collect, ins.hits, ins.misses, ins.reads, ins.up)
 	return err
 }
 
@@ -123,8 +127,17 @@ func (o *Observer) collect(_ context.Context, obs metric.Observer) error {
 	for _, s := range o.spaces.Load().byName {
 		if locals := s.locals.Load(); locals != nil {
 			for _, l := range *locals {
-				obs.ObserveInt64(o.ins.hits, int64(l.hits.load()), l.opts...)
+				hits := int64(l.hits.load())
+				obs.ObserveInt64(o.ins.hits, hits, l.opts...)
 				obs.ObserveInt64(o.ins.misses, int64(l.miss.load()), l.opts...)
+				if hits > 0 {
+					obs.ObserveInt64(o.ins.reads, hits, l.readOpts[0]...)
+				}
+				for i := range l.reads {
+					if n := l.reads[i].Load(); n > 0 {
+						obs.ObserveInt64(o.ins.reads, int64(n), l.readOpts[i+1]...)
+					}
+				}
 			}
 		}
 		if up := s.up.Load(); up >= 0 {

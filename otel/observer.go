@@ -112,6 +112,10 @@ func (o *Observer) Observe(e tiered.Event) {
 		if e.Keys > 0 {
 			o.space(e.Namespace).local(o, e.Op).miss.add(uint64(e.Keys))
 		}
+	case tiered.EventRead:
+		if i := resultIndex(e.Result); i >= 0 && e.Keys > 0 {
+			o.space(e.Namespace).local(o, e.Op).reads[i].Add(uint64(e.Keys))
+		}
 	case tiered.EventRedis:
 		m := o.measure(e.Namespace, shapeRedis, e.Op, errorType(e.Err))
 		o.ins.redisDuration.Record(bg, e.Duration.Seconds(), m.rec...)

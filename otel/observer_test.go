@@ -31,22 +31,22 @@ func TestObserveEveryKind(t *testing.T) {
 	const n = "users"
 	wrongType := redisReply("WRONGTYPE Operation against a key holding the wrong kind of value")
 	for _, e := range []tiered.Event{
-		{Kind: tiered.EventLocalHit, Op: "get", Keys: 1},
-		{Kind: tiered.EventLocalHit, Op: "get", Keys: 1},
-		{Kind: tiered.EventLocalHit, Op: "get", Keys: 0}, // nothing answered: nothing counted
-		{Kind: tiered.EventLocalHit, Op: "get-many", Keys: 5},
-		{Kind: tiered.EventLocalMiss, Op: "get", Keys: 2},
+		{Kind: tiered.EventLocalHit, Op: "Get", Keys: 1},
+		{Kind: tiered.EventLocalHit, Op: "Get", Keys: 1},
+		{Kind: tiered.EventLocalHit, Op: "Get", Keys: 0}, // nothing answered: nothing counted
+		{Kind: tiered.EventLocalHit, Op: "GetMany", Keys: 5},
+		{Kind: tiered.EventLocalMiss, Op: "Get", Keys: 2},
 		{Kind: tiered.EventRedis, Op: "get", Keys: 1, Duration: 300 * time.Microsecond},
 		{Kind: tiered.EventRedis, Op: "get", Keys: 1, Duration: 700 * time.Microsecond},
 		{Kind: tiered.EventRedis, Op: "get", Keys: 1, Duration: 2 * time.Second,
 			Err: fmt.Errorf("wait: %w", context.DeadlineExceeded)},
 		{Kind: tiered.EventRedis, Op: "set", Keys: 1, Duration: time.Millisecond,
 			Err: wrongType},
-		{Kind: tiered.EventLoad, Op: "fetch", Keys: 1, Duration: 20 * time.Millisecond},
-		{Kind: tiered.EventLoad, Op: "fetch", Keys: 3, Duration: 5 * time.Millisecond, Err: errors.New("database down")},
-		{Kind: tiered.EventLoad, Op: "refresh", Keys: 1, Duration: 10 * time.Millisecond},
-		{Kind: tiered.EventBatch, Op: "get-many", Keys: 10},
-		{Kind: tiered.EventBatch, Op: "get-many", Keys: 30},
+		{Kind: tiered.EventLoad, Op: "Fetch", Keys: 1, Duration: 20 * time.Millisecond},
+		{Kind: tiered.EventLoad, Op: "Fetch", Keys: 3, Duration: 5 * time.Millisecond, Err: errors.New("database down")},
+		{Kind: tiered.EventLoad, Op: "RefreshAhead", Keys: 1, Duration: 10 * time.Millisecond},
+		{Kind: tiered.EventBatch, Op: "GetMany", Keys: 10},
+		{Kind: tiered.EventBatch, Op: "GetMany", Keys: 30},
 		{Kind: tiered.EventInvalidation, Keys: 2, Duration: 800 * time.Microsecond},
 		{Kind: tiered.EventInvalidation, Keys: 1, Duration: -1}, // no send time: counted, no lag
 		{Kind: tiered.EventInvalidation, Op: "all", Duration: 3 * time.Millisecond},
@@ -55,9 +55,11 @@ func TestObserveEveryKind(t *testing.T) {
 		{Kind: tiered.EventSubscription, State: tiered.StateGap, Err: errors.New("bad version")},
 		{Kind: tiered.EventBypass, Op: "unproven", Keys: 4},
 		{Kind: tiered.EventBypass, Op: "unsubscribed", Keys: 1},
-		{Kind: tiered.EventStale, Op: "get", Keys: 1, Duration: 3 * time.Second, Err: context.DeadlineExceeded},
-		{Kind: tiered.EventKind(200), Op: "get", Keys: 1, Duration: time.Second}, // unknown: ignored
-		{Kind: 0, Op: "get", Keys: 1},
+		{Kind: tiered.EventRead, Op: "Get", Keys: 2, Result: tiered.ResultRemote},
+		{Kind: tiered.EventRead, Op: "Get", Keys: 1, Result: "nonsense"}, // unknown result: ignored
+		{Kind: tiered.EventStale, Op: "Get", Keys: 1, Duration: 3 * time.Second, Err: context.DeadlineExceeded},
+		{Kind: tiered.EventKind(200), Op: "Get", Keys: 1, Duration: time.Second}, // unknown: ignored
+		{Kind: 0, Op: "Get", Keys: 1},
 	} {
 		e.Namespace = n
 		obs.Observe(e)
@@ -66,14 +68,24 @@ func TestObserveEveryKind(t *testing.T) {
 	nsr := []attribute.KeyValue{ns(n), region}
 	with := func(kv ...attribute.KeyValue) []attribute.KeyValue { return append(slices.Clone(nsr), kv...) }
 
-	if got := m.sum("tiercache.local.hits", "{key}", with(op("get"))...); got != 2 {
+	if got := m.sum("tiercache.local.hits", "{key}", with(op("Get"))...); got != 2 {
 		t.Errorf("local hits (get) = %d, want 2", got)
 	}
-	if got := m.sum("tiercache.local.hits", "{key}", with(op("get-many"))...); got != 5 {
+	if got := m.sum("tiercache.local.hits", "{key}", with(op("GetMany"))...); got != 5 {
 		t.Errorf("local hits (get-many) = %d, want 5", got)
 	}
-	if got := m.sum("tiercache.local.misses", "{key}", with(op("get"))...); got != 2 {
+	if got := m.sum("tiercache.local.misses", "{key}", with(op("Get"))...); got != 2 {
 		t.Errorf("local misses (get) = %d, want 2", got)
+	}
+	res := func(r string) attribute.KeyValue { return attribute.String("tiercache.read.result", r) }
+	if got := m.sum("tiercache.reads", "{key}", with(op("Get"), res("local"))...); got != 2 {
+		t.Errorf("reads (Get, local) = %d, want 2, the local hits", got)
+	}
+	if got := m.sum("tiercache.reads", "{key}", with(op("Get"), res("remote"))...); got != 2 {
+		t.Errorf("reads (Get, remote) = %d, want 2", got)
+	}
+	if all, sets := m.sumWhere("tiercache.reads", "{key}", func(attribute.Set) bool { return true }); all != 9 {
+		t.Errorf("reads = %d, want 9 (2+5 local, 2 remote; the unknown result ignored): %v", all, sets)
 	}
 
 	const redis = "db.client.operation.duration"
@@ -92,17 +104,17 @@ func TestObserveEveryKind(t *testing.T) {
 		t.Errorf("redis buckets %v, want 100µs to 10s", ok.Bounds)
 	}
 
-	if p := m.hist("tiercache.load.duration", "s", with(op("fetch"))...); p.Count != 1 || p.Sum != 0.02 {
+	if p := m.hist("tiercache.load.duration", "s", with(op("Fetch"))...); p.Count != 1 || p.Sum != 0.02 {
 		t.Errorf("load fetch: count %d, sum %v", p.Count, p.Sum)
 	}
-	if p := m.hist("tiercache.load.duration", "s", with(op("fetch"), errType("*errors.errorString"))...); p.Count != 1 {
+	if p := m.hist("tiercache.load.duration", "s", with(op("Fetch"), errType("*errors.errorString"))...); p.Count != 1 {
 		t.Errorf("failed load: count %d", p.Count)
 	}
-	if p := m.hist("tiercache.load.duration", "s", with(op("refresh"))...); p.Count != 1 {
+	if p := m.hist("tiercache.load.duration", "s", with(op("RefreshAhead"))...); p.Count != 1 {
 		t.Errorf("refresh load: count %d", p.Count)
 	}
 
-	if p := m.intHist("tiercache.batch.size", "{key}", with(op("get-many"))...); p.Count != 2 || p.Sum != 40 {
+	if p := m.intHist("tiercache.batch.size", "{key}", with(op("GetMany"))...); p.Count != 2 || p.Sum != 40 {
 		t.Errorf("batch size: count %d, sum %d; want 2, 40", p.Count, p.Sum)
 	}
 
@@ -138,17 +150,17 @@ func TestObserveEveryKind(t *testing.T) {
 		t.Errorf("bypasses (unsubscribed) = %d, want 1", got)
 	}
 
-	if got := m.sum("tiercache.stale.served", "{key}", with(op("get"), errType("timeout"))...); got != 1 {
+	if got := m.sum("tiercache.stale.served", "{key}", with(op("Get"), errType("timeout"))...); got != 1 {
 		t.Errorf("stale served = %d, want 1", got)
 	}
-	if p := m.hist("tiercache.stale.age", "s", with(op("get"), errType("timeout"))...); p.Count != 1 || p.Sum != 3 {
+	if p := m.hist("tiercache.stale.age", "s", with(op("Get"), errType("timeout"))...); p.Count != 1 || p.Sum != 3 {
 		t.Errorf("stale age: count %d, sum %v", p.Count, p.Sum)
 	}
 
 	want := []string{
 		"db.client.operation.duration", "tiercache.batch.size", "tiercache.invalidation.lag",
 		"tiercache.invalidations", "tiercache.load.duration", "tiercache.local.bypasses",
-		"tiercache.local.hits", "tiercache.local.misses", "tiercache.stale.age",
+		"tiercache.local.hits", "tiercache.local.misses", "tiercache.reads", "tiercache.stale.age",
 		"tiercache.stale.served", "tiercache.subscription.events", "tiercache.subscription.up",
 	}
 	got := m.names()
@@ -162,7 +174,7 @@ func TestObserveEveryKind(t *testing.T) {
 func TestUnknownKindsAreIgnored(t *testing.T) {
 	obs, r := newObserver(t, tiercacheotel.Options{})
 	for _, k := range []tiered.EventKind{0, tiered.EventStale + 1, 200, 255} {
-		obs.Observe(tiered.Event{Kind: k, Namespace: "ns", Op: "refresh", Keys: 3, Duration: time.Second, Err: io.EOF})
+		obs.Observe(tiered.Event{Kind: k, Namespace: "ns", Op: "RefreshAhead", Keys: 3, Duration: time.Second, Err: io.EOF})
 	}
 	if got := collect(t, r).names(); len(got) != 0 {
 		t.Errorf("unknown kinds recorded into %v", got)
@@ -215,6 +227,6 @@ func TestNewObserverRefusesBadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs.Observe(tiered.Event{Kind: tiered.EventLocalHit, Namespace: "ns", Op: "get", Keys: 1})
+	obs.Observe(tiered.Event{Kind: tiered.EventLocalHit, Namespace: "ns", Op: "Get", Keys: 1})
 	obs.Observe(tiered.Event{Kind: tiered.EventRedis, Namespace: "ns", Op: "get", Keys: 1, Duration: time.Millisecond})
 }

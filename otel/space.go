@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/tiercache/tiercache/tiered"
 )
 
 // space is what an Observer keeps for one namespace.
@@ -31,6 +33,26 @@ type localOp struct {
 	_    [64]byte               // keeps the fields above off the counters' cache lines
 	hits counter
 	miss counter
+
+	// reads counts the op's keys that the local tier did not answer, by
+	// result (see results); readOpts are the attribute sets of
+	// tiercache.reads, by result, local first.
+	reads    [len(results)]atomic.Uint64
+	readOpts [len(results) + 1][]metric.ObserveOption
+}
+
+// results are the values of tiercache.read.result besides "local", in the
+// order of localOp.reads.
+var results = [...]string{tiered.ResultRemote, tiered.ResultLoader, tiered.ResultMiss, tiered.ResultStale, tiered.ResultError}
+
+// resultIndex is the index of result in results, or -1.
+func resultIndex(result string) int {
+	for i, r := range results {
+		if r == result {
+			return i
+		}
+	}
+	return -1
 }
 
 // counter is split over padded cells, so that goroutines on different cores
@@ -63,6 +85,7 @@ const (
 	shapeScope                  // tiercache.invalidation.scope
 	shapeState                  // tiercache.subscription.state
 	shapeReason                 // tiercache.bypass.reason
+	shapeRead                   // tiercache.operation, tiercache.read.result (value "op\x00result")
 )
 
 // measureKey identifies an attribute set within a namespace: its shape, the
@@ -154,6 +177,10 @@ func (o *Observer) addLocal(s *space, op string) *localOp {
 	// comparing a string with itself stops at the pointers.
 	l := &localOp{op: op}
 	l.opts = []metric.ObserveOption{metric.WithAttributeSet(o.attrs(s, measureKey{shape: shapeOp, value: op}))}
+	for i, r := range append([]string{"local"}, results[:]...) {
+		set := o.attrs(s, measureKey{shape: shapeRead, value: op + "\x00" + r})
+		l.readOpts[i] = []metric.ObserveOption{metric.WithAttributeSet(set)}
+	}
 	locals := append(old[:len(old):len(old)], l)
 	s.locals.Store(&locals)
 	return l
@@ -205,6 +232,9 @@ func (o *Observer) attrs(s *space, k measureKey) attribute.Set {
 		kv = append(kv, keyState.String(k.value))
 	case shapeReason:
 		kv = append(kv, keyReason.String(k.value))
+	case shapeRead:
+		op, result, _ := strings.Cut(k.value, "\x00")
+		kv = append(kv, keyOperation.String(op), keyResult.String(result))
 	}
 	if k.errType != "" {
 		kv = append(kv, keyErrorType.String(k.errType))

@@ -40,7 +40,7 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 		for _, k := range rest {
 			failed[k] = err
 		}
-		return out, c.batchError("get-many", c.staleMany("get-many", out, failed))
+		return out, c.endBatch(opGetMany, rest, out, failed, nil)
 	}
 	var failed map[string]error
 	for j, it := range items {
@@ -71,7 +71,7 @@ func (c *Cache[V]) GetMany(ctx context.Context, keys []string) (map[string]V, er
 			out[key] = e.v
 		}
 	}
-	return out, c.batchError("get-many", c.staleMany("get-many", out, failed))
+	return out, c.endBatch(opGetMany, rest, out, failed, nil)
 }
 
 // FetchMany is GetMany that calls load, once, with every key that neither
@@ -103,7 +103,7 @@ func (c *Cache[V]) FetchMany(ctx context.Context, keys []string,
 	if err != nil || len(rest) == 0 {
 		return out, err
 	}
-	fls, err := c.fetchFlights(ctx, rest, load)
+	fls, err := c.fetchFlights(ctx, opFetchMany, rest, load)
 	var failed map[string]error
 	for i, fl := range fls {
 		switch {
@@ -115,7 +115,7 @@ func (c *Cache[V]) FetchMany(ctx context.Context, keys []string,
 			failed = addFailure(failed, rest[i], fl.err)
 		}
 	}
-	return out, c.batchError("fetch-many", c.staleMany("fetch-many", out, failed))
+	return out, c.endBatch(opFetchMany, rest, out, failed, fls)
 }
 
 // SetMany stores items in Redis with the cache's TTL (each spread by

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,17 +125,20 @@ func New[V any](client redis.UniversalClient, opts Options[V]) (*Cache[V], error
 
 // NewCache returns a Cache on h: it shares h's pub/sub connection, subscriber
 // goroutine, health check, freshness proofs and clock with every other cache
-// on h. It fails as New does, and if h is closed; Options.HealthCheck must
-// be 0 (it is the Hub's). Close the cache when done with it; Hub.Close
+// on h. It fails as New does, if h is closed, and if h has caches of the
+// namespace with another value type (they would decode each other's
+// values); Options.HealthCheck must be 0 (it is the Hub's). Close the cache when done with it; Hub.Close
 // closes the caches still attached.
 func NewCache[V any](h *Hub, opts Options[V]) (*Cache[V], error) {
 	if h == nil {
 		return nil, errors.New("tiered: NewCache with a nil Hub")
 	}
+	var hc error
 	if opts.HealthCheck != 0 {
-		return nil, fmt.Errorf("tiered: HealthCheck is the Hub's (HubOptions.HealthCheck) for a cache made by NewCache, got %v", opts.HealthCheck)
+		hc = fmt.Errorf("tiered: HealthCheck is the Hub's (HubOptions.HealthCheck) for a cache made by NewCache, got %v", opts.HealthCheck)
+		opts.HealthCheck = 0 // reported once
 	}
-	if err := opts.validate(); err != nil {
+	if err := joinFields(hc, opts.validate()); err != nil {
 		return nil, err
 	}
 	return newCache(h, opts, false)
@@ -165,21 +169,9 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		opts.LeaseTTL = opts.LoadTimeout
 	}
 	localOff := opts.LocalSize < 0
-	explicitSize := opts.LocalSize != 0
-	switch {
-	case opts.LocalSize == 0:
-		opts.LocalSize = DefaultLocalSize
-	case localOff:
-		// Nothing is ever stored in it (the cache never goes live), but
-		// every write still takes a token and invalidates there.
-		opts.LocalSize, opts.LocalShards = 1, 1
-	}
-	size := opts.LocalSize
-	if opts.LocalMaxBytes > 0 && opts.LocalSize == DefaultLocalSize && !explicitSize {
-		size = 0 // bounded in bytes alone
-	}
-	lc, err := local.New[string, entry[V]](local.Options[entry[V]]{Size: size, MaxBytes: opts.LocalMaxBytes,
-		Sizer: entrySize[V], Shards: opts.LocalShards, Clock: h.clock})
+	lopts := opts.localOptions()
+	lopts.Clock = h.clock
+	lc, err := local.New[string, entry[V]](lopts)
 	if err != nil {
 		return nil, fmt.Errorf("tiered: local tier: %w", err)
 	}
@@ -214,25 +206,12 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		staleIfError: opts.StaleIfError,
 	}
 	if opts.StaleIfError > 0 {
-		c.suspect, err = local.New[string, staleEntry[V]](local.Options[staleEntry[V]]{
-			Size: size, MaxBytes: opts.LocalMaxBytes, Sizer: staleSize[V], Shards: opts.LocalShards, Clock: h.clock,
-			Policy: local.LRU, // a copy of the local tier: every entry goes in, none is refused
-		})
-		if err != nil {
+		if c.suspect, err = local.New[string, staleEntry[V]](staleOptions(lopts)); err != nil {
 			lc.Close()
 			return nil, fmt.Errorf("tiered: suspect tier: %w", err)
 		}
 	}
-	onPanic := func(key string, p *panicError) {
-		c.log.Error("tiered: a Codec or loader panicked", "namespace", c.namespace, "key", key,
-			"panic", p.value, "stack", string(p.stack))
-	}
-	// A Get's shared read is joined only while younger than MaxStaleness;
-	// a Fetch's shared load is joined until it lands (or is overtaken), so
-	// that a slow loader still runs once per key.
-	c.reads, c.loads = newFlights[V](onPanic, h.maxStaleness), newFlights[V](onPanic, 0)
-	c.idle = sync.NewCond(&c.mu)
-	c.closing, c.cancel = context.WithCancel(context.Background())
+	c.initFlights()
 	live, err := h.attach(c.namespace, c)
 	if err != nil {
 		lc.Close()
@@ -246,6 +225,29 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		c.goLive()
 	}
 	return c, nil
+}
+
+// staleOptions are the suspect tier's options: those of the local tier,
+// lo, but LRU: a copy of the local tier, every entry goes in, none is
+// refused.
+func staleOptions[V any](lo local.Options[entry[V]]) local.Options[staleEntry[V]] {
+	return local.Options[staleEntry[V]]{Size: lo.Size, MaxBytes: lo.MaxBytes, Sizer: staleSize[V],
+		Shards: lo.Shards, Clock: lo.Clock, Policy: local.LRU}
+}
+
+// initFlights makes what runs the cache's shared reads and loads, and
+// what Close ends and waits for.
+func (c *Cache[V]) initFlights() {
+	onPanic := func(key string, p *panicError) {
+		c.log.Error("tiered: a Codec or loader panicked",
+			append([]any{"namespace", c.namespace, "key", key}, p.attrs()...)...)
+	}
+	// A Get's shared read is joined only while younger than MaxStaleness;
+	// a Fetch's shared load is joined until it lands (or is overtaken), so
+	// that a slow loader still runs once per key.
+	c.reads, c.loads = newFlights[V](onPanic, c.hub.maxStaleness), newFlights[V](onPanic, 0)
+	c.idle = sync.NewCond(&c.mu)
+	c.closing, c.cancel = context.WithCancel(context.Background())
 }
 
 // Keys lists the keys of the namespace in Redis (with SCAN), sorted. It
@@ -262,6 +264,9 @@ func (c *Cache[V]) Keys(ctx context.Context) ([]string, error) {
 	}
 	return keys, nil
 }
+
+// valueType is V: the caches of a namespace on a Hub share one.
+func (c *Cache[V]) valueType() reflect.Type { return reflect.TypeFor[V]() }
 
 // Namespace returns the cache's namespace.
 func (c *Cache[V]) Namespace() string { return c.namespace }

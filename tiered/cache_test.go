@@ -568,10 +568,10 @@ func TestOptionsValidation(t *testing.T) {
 			t.Errorf("New with a bad %s: error %q does not name it", field, err)
 		}
 	}
-	// The local tier's size, not local's: a small LocalSize bounds the
-	// shards, and the error names tiered's fields, not local's.
+	// The local tier's size bounds the shards: the rule is the local
+	// tier's, and the error leads with tiered's field.
 	if _, err := tiered.New(s.Client, tiered.Options[string]{LocalSize: 4, LocalShards: 8}); err == nil ||
-		!strings.Contains(err.Error(), "LocalShards") || strings.Contains(err.Error(), "local:") {
+		!strings.HasPrefix(err.Error(), "tiered: LocalShards: ") {
 		t.Errorf("New with more shards than LocalSize: %v", err)
 	}
 	// What needs the local tier is refused without it, naming both fields.
@@ -595,6 +595,61 @@ func TestOptionsValidation(t *testing.T) {
 	_, err := tiered.New(s.Client, tiered.Options[string]{TTL: -1, LoadTimeout: -1})
 	if err == nil || !strings.Contains(err.Error(), "TTL") || !strings.Contains(err.Error(), "LoadTimeout") {
 		t.Errorf("New with two bad fields: %v", err)
+	}
+}
+
+// Every bad field is reported, each in an error of its own that names it:
+// the namespace, the local tier's and the subscription's fields too, with
+// New and with NewCache (whose HealthCheck is the Hub's).
+func TestOptionsValidationReportsEveryField(t *testing.T) {
+	s := redistest.New(t)
+	bad := tiered.Options[string]{Namespace: "a b", LocalShards: 3, LocalMaxBytes: -1, TTL: -1,
+		LoadTimeout: -1, HealthCheck: time.Microsecond, TTLJitter: 2}
+	fields := []string{"Namespace", "LocalShards", "LocalMaxBytes", "TTL", "LoadTimeout", "HealthCheck", "TTLJitter"}
+	check := func(name string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s with %d bad fields: no error", name, len(fields))
+		}
+		j, ok := err.(interface{ Unwrap() []error })
+		if !ok {
+			t.Fatalf("%s: %q is one error, want one per field", name, err)
+		}
+		errs := j.Unwrap()
+		for _, f := range fields {
+			n := 0
+			for _, e := range errs {
+				if strings.HasPrefix(e.Error(), "tiered: "+f+" ") || strings.HasPrefix(e.Error(), "tiered: "+f+":") ||
+					strings.Contains(e.Error(), ": "+f+" must") {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%s: %d errors name %s, want 1: %q", name, n, f, err)
+			}
+		}
+		if len(errs) != len(fields) {
+			t.Errorf("%s: %d errors, want %d: %q", name, len(errs), len(fields), err)
+		}
+	}
+	c, err := tiered.New(s.Client, bad)
+	if err == nil {
+		c.Close()
+	}
+	check("New", err)
+	h, _ := newHub(t, s.Addr, s.Namespace+"-h", tiered.HubOptions{})
+	c, err = tiered.NewCache(h, bad)
+	if err == nil {
+		c.Close()
+	}
+	check("NewCache", err)
+
+	_, err = tiered.NewHub(s.Client, tiered.HubOptions{HealthCheck: time.Microsecond, MaxBackoff: -1,
+		MaxStaleness: time.Microsecond, LogLength: -1})
+	for _, f := range []string{"HealthCheck", "MaxBackoff", "MaxStaleness", "LogLength"} {
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("NewHub with four bad fields: %v; want one naming %s", err, f)
+		}
 	}
 }
 

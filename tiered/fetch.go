@@ -36,7 +36,10 @@ import (
 // the absence is remembered in both tiers. If Redis cannot be read (it is
 // down), Fetch answers from load and stores nothing anywhere (counted in
 // Stats.Fallbacks). If storing the loaded value fails, Fetch still returns it
-// (and logs the failure). A panic in load, or in the Codec, reaches the
+// (and logs the failure). A loaded value the Codec cannot encode is returned
+// and held in the local tier alone, as a value read from Redis would be
+// (invalidations drop it), so that the next Fetches do not load it again;
+// it is counted in Stats.EncodeErrors, observed (EventEncode) and logged. A panic in load, or in the Codec, reaches the
 // caller whose Fetch started the shared work as a panic, and the other
 // callers as an error.
 func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
@@ -50,18 +53,29 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, load func(context.Cont
 		}
 		return e.v, err
 	}
-	fls, err := c.fetchFlights(ctx, []string{key}, func(ctx context.Context, _ []string) (map[string]V, error) {
+	fls, err := c.fetchFlights(ctx, opFetch, []string{key}, func(ctx context.Context, _ []string) (map[string]V, error) {
 		v, err := load(ctx)
 		if err != nil {
 			return nil, err
 		}
 		return map[string]V{key: v}, nil
 	})
-	if err != nil {
-		return c.orStale("fetch", key, err)
+	loaded := false
+	if err == nil {
+		err, loaded = fls[0].err, fls[0].loaded
 	}
-	if err := fls[0].err; err != nil {
-		return c.orStale("fetch", key, err)
+	switch {
+	case loaded: // a value, or the loader's "not found"
+		c.observeReads(opFetch, reads{loader: 1})
+	case err == nil:
+		c.observeReads(opFetch, reads{remote: 1})
+	}
+	if err != nil {
+		v, final := c.orStale("fetch", key, err)
+		if !loaded {
+			c.observeReads(opFetch, readFailed(err, final))
+		}
+		return v, final
 	}
 	return fls[0].v, nil
 }
@@ -72,15 +86,16 @@ type loader[V any] func(ctx context.Context, missing []string) (map[string]V, er
 // fetchFlights runs (or joins) the shared work of keys, distinct and not
 // answered locally, and returns their flights aligned with keys (nil for
 // those not landed when ctx ended, with ctx's error).
-func (c *Cache[V]) fetchFlights(ctx context.Context, keys []string, load loader[V]) ([]*flight[V], error) {
+func (c *Cache[V]) fetchFlights(ctx context.Context, op string, keys []string, load loader[V]) ([]*flight[V], error) {
 	return c.loads.detachedMany(ctx, keys, c.launch, func(led []string, fls []*flight[V]) {
-		c.fetchWork(ctx, led, fls, load)
+		c.fetchWork(ctx, op, led, fls, load)
 	})
 }
 
 // fetchRun is the state of one shared read-and-load of some keys.
 type fetchRun[V any] struct {
 	c     *Cache[V]
+	op    string          // the call that started it: opFetch or opFetchMany
 	ctx   context.Context // under LoadTimeout, ended by Close
 	load  loader[V]
 	keys  []string
@@ -113,7 +128,7 @@ type howTo struct {
 // the loader once with every key this run must load; store what it returns;
 // and wait, woken by invalidations, for the keys other instances are loading.
 // It finishes each key's flight as soon as the key's result is known.
-func (c *Cache[V]) fetchWork(ctx context.Context, keys []string, fls []*flight[V], load loader[V]) {
+func (c *Cache[V]) fetchWork(ctx context.Context, op string, keys []string, fls []*flight[V], load loader[V]) {
 	// The run reads, may wait out another instance's lease (at most
 	// LeaseTTL, if its holder died), and loads under a LoadTimeout of its
 	// own from when the load begins (see loadAndStore).
@@ -122,7 +137,7 @@ func (c *Cache[V]) fetchWork(ctx context.Context, keys []string, fls []*flight[V
 	stop := context.AfterFunc(c.closing, cancel)
 	defer stop()
 
-	r := &fetchRun[V]{c: c, ctx: lctx, load: load, keys: keys, fls: fls, toks: make([]fillToken, len(keys))}
+	r := &fetchRun[V]{c: c, op: op, ctx: lctx, load: load, keys: keys, fls: fls, toks: make([]fillToken, len(keys))}
 	if c.leaseTTL > 0 {
 		r.token = remote.NewLeaseToken()
 	}
@@ -209,7 +224,7 @@ func (r *fetchRun[V]) found(i int, data []byte, ttl time.Duration, err error) {
 	var decodeErr *decodeError
 	switch {
 	case errors.As(err, &decodeErr):
-		c.log.Warn("tiered: value in Redis does not decode; reloading",
+		c.warnLimited("tiered: value in Redis does not decode; reloading", "op", r.op,
 			"namespace", c.namespace, "key", key, "err", decodeErr.err)
 		r.toLoad(i, howTo{store: true, cond: remote.IfEqual, expect: decodeErr.data})
 	case h == heldDone:

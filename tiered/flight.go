@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +73,7 @@ type flight[V any] struct {
 	err       error
 	panicked  *panicError // the work panicked; err is this too
 	abandoned bool        // a Get leader's ctx ended (or its deadline passed) first: waiters read again
+	loaded    bool        // the result is a loader's, not Redis's
 	finished  bool        // landed by finish (touched only by the goroutine doing the work)
 }
 
@@ -139,7 +142,7 @@ func (f *flights[V]) land(key string, fl *flight[V]) (joined bool) {
 func (f *flights[V]) free(fl *flight[V]) {
 	var zero V
 	fl.v, fl.err, fl.panicked = zero, nil, nil
-	fl.abandoned, fl.finished = false, false
+	fl.abandoned, fl.finished, fl.loaded = false, false, false
 	fl.overtaken.Store(false)
 	f.spare.Put(fl)
 }
@@ -337,6 +340,25 @@ func newPanicError(v any) *panicError { return &panicError{value: v, stack: debu
 // Error says what the work panicked with; the stack is logged, not carried
 // into every waiter's error text.
 func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+// attrs are the log attributes of the panic: its value, and its stack as
+// a list of frames, "function file:line" each, innermost first (a
+// structured attribute, not one string of escaped newlines).
+func (p *panicError) attrs() []any {
+	var frames []string
+	lines := strings.Split(strings.TrimSpace(string(p.stack)), "\n")
+	for i := 1; i+1 < len(lines); i += 2 { // lines[0]: "goroutine N [running]:"
+		fn, at := lines[i], strings.TrimSpace(lines[i+1])
+		if strings.HasPrefix(fn, "runtime/debug.Stack(") {
+			continue
+		}
+		if j := strings.LastIndex(at, " +0x"); j >= 0 {
+			at = at[:j]
+		}
+		frames = append(frames, fn+" "+at)
+	}
+	return []any{slog.Any("panic", p.value), slog.Any("stack", frames)}
+}
 
 // Unwrap returns the panic value when it is an error.
 func (p *panicError) Unwrap() error {

@@ -145,7 +145,7 @@ func TestGetManyDuplicatesAreLookedUpOnce(t *testing.T) {
 	if e := rec.of(tiered.EventBatch); len(e) != 1 || e[0].Keys != 5 {
 		t.Errorf("batch events %+v, want one of 5 distinct keys", e)
 	}
-	if hits, misses := rec.keys(tiered.EventLocalHit, "get-many"), rec.keys(tiered.EventLocalMiss, "get-many"); hits != 3 || misses != 2 {
+	if hits, misses := rec.keys(tiered.EventLocalHit, "GetMany"), rec.keys(tiered.EventLocalMiss, "GetMany"); hits != 3 || misses != 2 {
 		t.Errorf("local hit and miss events count %d and %d keys, want 3 and 2", hits, misses)
 	}
 }

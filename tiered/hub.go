@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -97,10 +99,9 @@ func (o *HubOptions) validate() error {
 	if o.TrackingOnly && !o.Tracking {
 		only = errors.New("tiered: TrackingOnly needs Tracking")
 	}
-	return errors.Join(
-		orOff("HealthCheck", o.HealthCheck),
-		nonNegative("MaxBackoff", o.MaxBackoff),
-		orOff("MaxStaleness", o.MaxStaleness),
+	return joinFields(
+		checkSubscriber(invalidate.Options{HealthCheck: o.HealthCheck, MaxBackoff: o.MaxBackoff,
+			MaxStaleness: max(o.MaxStaleness, 0)}),
 		wire, log, only,
 	)
 }
@@ -128,6 +129,11 @@ type Hub struct {
 	// finds its namespace on its way out of the set.
 	joins sync.Mutex
 
+	// confirmed is set once the connection has been confirmed (a namespace
+	// Subscribed or Repaired, or Ready seen by a wait): a refused dial is
+	// from then on a restart to wait through, not a wrong address.
+	confirmed atomic.Bool
+
 	mu      sync.RWMutex
 	members map[string][]member // guarded by mu: attached caches by namespace
 	closed  bool                // guarded by mu
@@ -138,6 +144,7 @@ type Hub struct {
 type member interface {
 	onMessage(invalidate.Message)
 	onState(invalidate.State, error)
+	valueType() reflect.Type
 	Close() error
 }
 
@@ -195,36 +202,15 @@ func NewHub(client redis.UniversalClient, opts HubOptions) (*Hub, error) {
 	return h, nil
 }
 
-// WaitReady returns nil once the Hub's connection is confirmed, or, when ctx
-// ends first, an error that carries the last connection error (say "dial
-// tcp …: connection refused"), so that a wrong address shows at startup.
+// WaitReady returns nil once the Hub's connection is confirmed. It fails
+// fast, with an error that wraps the cause, when the Hub has never been
+// confirmed and its dial is refused (nothing listens at the address: a
+// wrong address, or Redis not running); it waits through everything else
+// (a server that does not answer yet, or is loading, and a refused dial
+// once the Hub has been confirmed: a restart). When ctx ends first, its
+// error carries the last connection error.
 func (h *Hub) WaitReady(ctx context.Context) error {
 	return h.wait(ctx, "hub", h.sub.Ready)
-}
-
-// wait polls ready until it holds, ctx ends, or the Hub closes.
-func (h *Hub) wait(ctx context.Context, what string, ready func() bool) error {
-	t := time.NewTicker(2 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if h.isClosed() {
-			return ErrHubClosed
-		}
-		if ready() {
-			return nil
-		}
-		if err := h.sub.PermanentError(); err != nil {
-			return fmt.Errorf("tiered: %s not ready: %w", what, err)
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			if last := h.sub.LastError(); last != nil {
-				return fmt.Errorf("tiered: %s not ready: %w (last Redis connection error: %v)", what, ctx.Err(), last)
-			}
-			return fmt.Errorf("tiered: %s not ready: %w", what, ctx.Err())
-		}
-	}
 }
 
 func (h *Hub) isClosed() bool {
@@ -249,6 +235,14 @@ func (h *Hub) attach(namespace string, m member) (live bool, err error) {
 		return false, ErrHubClosed
 	}
 	first := len(h.members[namespace]) == 0
+	if !first {
+		// Caches of one namespace read each other's values: of two types,
+		// each would decode the other's bytes as its own.
+		if have, want := h.members[namespace][0].valueType(), m.valueType(); have != want {
+			h.mu.Unlock()
+			return false, fmt.Errorf("tiered: namespace %q already has a cache of %v on this Hub, which a cache of %v would read the values of; give it a namespace of its own", namespace, have, want)
+		}
+	}
 	h.members[namespace] = append(h.members[namespace], m)
 	live = !first && h.sub.Current(namespace)
 	h.mu.Unlock()
@@ -305,6 +299,9 @@ func (h *Hub) onMessage(namespace string, msg invalidate.Message) {
 // caches wait for the confirmation of the new Add. The check and the
 // callbacks run under mu, so no cache attaches or detaches in between.
 func (h *Hub) onState(st invalidate.State, namespace string, err error) {
+	if st == invalidate.Subscribed || st == invalidate.Repaired {
+		h.confirmed.Store(true)
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if st == invalidate.Broken {

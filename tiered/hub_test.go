@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,8 +180,8 @@ func TestHubCloseClosesItsCaches(t *testing.T) {
 	}
 }
 
-// A wrong address shows at startup: WaitReady's error carries the last
-// connection error.
+// A wrong address shows at startup, at once: WaitReady does not wait out
+// its ctx on a refused dial, and its error wraps the cause.
 func TestWaitReadyReportsTheConnectionError(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t)})
 	defer client.Close()
@@ -193,12 +194,53 @@ func TestWaitReadyReportsTheConnectionError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The first dial is refused within milliseconds; half the ctx is a
+	// margin a loaded machine never needs.
+	const budget = 4 * time.Second
 	for name, wait := range map[string]func(context.Context) error{"Hub": h.WaitReady, "Cache": c.WaitReady} {
-		ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+		ctx, cancel := context.WithTimeout(bg, budget)
+		start := time.Now()
 		err := wait(ctx)
+		took := time.Since(start)
 		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "connection refused") {
-			t.Errorf("%s.WaitReady against a closed port: %v; want the deadline and the connection error", name, err)
+		if !errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, context.DeadlineExceeded) ||
+			!strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("%s.WaitReady against a closed port: %v; want the refused dial, not the deadline", name, err)
+		}
+		if took > budget/2 {
+			t.Errorf("%s.WaitReady took %v against a closed port, want it to fail fast", name, took)
+		}
+	}
+}
+
+// A refused dial once the Hub has been confirmed is a restart, not a
+// wrong address: WaitReady waits through it and returns nil when the
+// server is back.
+func TestWaitReadyWaitsThroughARestart(t *testing.T) {
+	s := redistest.NewOwn(t)
+	h, _ := newHub(t, s.Addr, s.Namespace+"-h", tiered.HubOptions{HealthCheck: 100 * time.Millisecond})
+	c := newHubCache(t, h, tiered.Options[string]{Namespace: s.Namespace})
+	s.Stop()
+	waitFor(t, 10*time.Second, "the cache notices the lost subscription", func() bool { return !c.Subscribed() })
+	done := make(chan error, 2)
+	for _, wait := range []func(context.Context) error{h.WaitReady, c.WaitReady} {
+		go func() {
+			ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+			defer cancel()
+			done <- wait(ctx)
+		}()
+	}
+	// Long enough for several refused dials (the backoff starts at 10ms).
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("WaitReady returned while the server was down: %v", err)
+	default:
+	}
+	s.Start()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("WaitReady across a restart: %v", err)
 		}
 	}
 }
@@ -372,4 +414,36 @@ func TestHealthCheckOff(t *testing.T) {
 		t.Fatalf("New with HealthCheck -1: %v", err)
 	}
 	_ = c.Close()
+}
+
+// Two caches of one namespace on a Hub share its values: of one type they
+// are allowed (as before), of two they are refused, naming the namespace
+// and both types; the namespace is free for another type once the caches
+// of it are closed.
+func TestNamespaceOfTwoValueTypes(t *testing.T) {
+	s := redistest.New(t)
+	h, _ := newHub(t, s.Addr, s.Namespace+"-h", tiered.HubOptions{})
+	type user struct{ Name string }
+	a := newHubCache(t, h, tiered.Options[user]{Namespace: s.Namespace})
+	b := newHubCache(t, h, tiered.Options[user]{Namespace: s.Namespace}) // same type: allowed
+	c, err := tiered.NewCache(h, tiered.Options[int]{Namespace: s.Namespace})
+	if err == nil {
+		c.Close()
+		t.Fatal("NewCache of an int cache in a namespace of user caches succeeded")
+	}
+	for _, want := range []string{strconv.Quote(s.Namespace), "tiered_test.user", "int"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	// The refused cache left nothing behind: the others still work.
+	if err := a.Set(bg, "k", user{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.Get(bg, "k"); err != nil || v.Name != "x" {
+		t.Fatalf("b.Get = %v, %v", v, err)
+	}
+	a.Close()
+	b.Close()
+	newHubCache(t, h, tiered.Options[int]{Namespace: s.Namespace})
 }

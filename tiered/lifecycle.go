@@ -2,12 +2,17 @@ package tiered
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"syscall"
+	"time"
 )
 
 // WaitReady returns nil once the cache's invalidation channel is confirmed
-// (from then on its local tier is in use), or, when ctx ends first, an error
-// that carries the last connection error.
+// (from then on its local tier is in use). It fails fast on a refused dial,
+// and otherwise waits, as Hub.WaitReady does; when ctx ends first, its error
+// carries the last connection error.
 func (c *Cache[V]) WaitReady(ctx context.Context) error {
 	if err := c.closedErr(); err != nil || c.localOff { // no local tier: nothing to wait for
 		return err
@@ -19,6 +24,45 @@ func (c *Cache[V]) WaitReady(ctx context.Context) error {
 		err = c.closedErr() // closed while waiting
 	}
 	return err
+}
+
+// wait polls ready until it holds, ctx ends, the Hub closes, or the
+// subscription fails in a way that waiting will not mend (see WaitReady).
+func (h *Hub) wait(ctx context.Context, what string, ready func() bool) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if h.isClosed() {
+			return ErrHubClosed
+		}
+		if ready() {
+			return nil
+		}
+		if h.sub.Ready() {
+			h.confirmed.Store(true)
+		}
+		if err := h.sub.PermanentError(); err != nil {
+			return fmt.Errorf("tiered: %s not ready: %w", what, err)
+		}
+		if last := h.sub.LastError(); !h.confirmed.Load() && refused(last) {
+			return fmt.Errorf("tiered: %s not ready: %w", what, last)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			if last := h.sub.LastError(); last != nil {
+				return fmt.Errorf("tiered: %s not ready: %w (last Redis connection error: %v)", what, ctx.Err(), last)
+			}
+			return fmt.Errorf("tiered: %s not ready: %w", what, ctx.Err())
+		}
+	}
+}
+
+// refused reports whether err is a dial that the server's host refused:
+// nothing listens at the address.
+func refused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" && errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // Close detaches the cache from its Hub (no invalidation reaches it from

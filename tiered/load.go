@@ -31,7 +31,7 @@ func (r *fetchRun[V]) loadAndStore() {
 			if loading {
 				c.stats.loadErrors.Add(1)
 				if c.obs != nil {
-					c.observe(Event{Kind: EventLoad, Op: "fetch", Keys: len(keys), Duration: time.Since(start),
+					c.observe(Event{Kind: EventLoad, Op: r.op, Keys: len(keys), Duration: time.Since(start),
 						Err: fmt.Errorf("the loader panicked: %v", p)})
 				}
 			}
@@ -50,7 +50,7 @@ func (r *fetchRun[V]) loadAndStore() {
 	loading = false
 	notFound := errors.Is(err, ErrNotFound)
 	if c.obs != nil {
-		c.observe(Event{Kind: EventLoad, Op: "fetch", Keys: len(keys), Duration: time.Since(start), Err: nonNotFound(err)})
+		c.observe(Event{Kind: EventLoad, Op: r.op, Keys: len(keys), Duration: time.Since(start), Err: nonNotFound(err)})
 	}
 	if err != nil && !notFound {
 		c.stats.loadErrors.Add(1)
@@ -64,55 +64,7 @@ func (r *fetchRun[V]) loadAndStore() {
 		got = nil
 	}
 
-	var (
-		writes []remote.Write
-		fills  []loadedFill[V] // aligned with writes
-	)
-	for _, i := range idx {
-		key, h := r.keys[i], r.how[i]
-		v, ok := got[key]
-		e := entry[V]{v: v, absent: !ok}
-		switch {
-		case !h.store:
-			c.stats.fallbacks.Add(1)
-			continue
-		case h.cond == remote.IfAbsent && r.fls[i].overtaken.Load():
-			c.stats.discarded.Add(1) // a write or invalidation of key reached us since: SET NX could land over a Delete
-			continue
-		}
-		ttl, chosen := ttls.ttl(key)
-		var w remote.Write
-		switch {
-		case ok:
-			data, err := c.encode(v)
-			if err != nil {
-				c.log.Warn("tiered: could not encode a loaded value", "namespace", c.namespace, "key", key, "err", err)
-				if h.leased {
-					writes, fills = append(writes, r.doneWrite(key, h.expect, true)), append(fills, loadedFill[V]{i: -1})
-				}
-				continue
-			}
-			if !chosen {
-				ttl = c.ttl
-			}
-			c.charge(&e, key, data)
-			w = remote.Write{Key: key, Value: data, TTL: c.jitter(ttl), Cond: h.cond, Expect: h.expect}
-		default:
-			if !chosen {
-				ttl = c.notFoundTTL
-			}
-			if ttl == 0 { // absence not remembered, but told to the instances waiting on the lease
-				if h.leased {
-					writes, fills = append(writes, r.doneWrite(key, h.expect, false)), append(fills, loadedFill[V]{i: -1})
-				}
-				continue
-			}
-			w = remote.Write{Key: key, Value: remote.AbsentMarker(), TTL: c.jitter(ttl), Cond: h.cond, Expect: h.expect}
-			c.charge(&e, key, w.Value)
-		}
-		writes, fills = append(writes, w), append(fills, loadedFill[V]{i: i, e: e, ttl: w.TTL})
-	}
-
+	writes, fills := r.writesOf(idx, got, ttls)
 	for j, res := range r.write(writes) {
 		f := fills[j]
 		if f.i < 0 || res.Err != nil {
@@ -132,12 +84,95 @@ func (r *fetchRun[V]) loadAndStore() {
 		c.storeFill(r.keys[f.i], f.e, life, r.toks[f.i])
 	}
 	for _, i := range idx {
+		if fl := r.fls[i]; !fl.finished {
+			fl.loaded = true
+		}
 		if v, ok := got[r.keys[i]]; ok {
 			r.finish(i, v, nil)
 		} else {
 			r.finish(i, *new(V), ErrNotFound)
 		}
 	}
+}
+
+// writesOf is what loadAndStore writes for the keys of idx, given what the
+// loader returned (got; absent keys were not found), with the local fill of
+// each write (aligned with writes; i < 0 for none).
+func (r *fetchRun[V]) writesOf(idx []int, got map[string]V, ttls *loadTTLs) (writes []remote.Write, fills []loadedFill[V]) {
+	c := r.c
+	for _, i := range idx {
+		key, h := r.keys[i], r.how[i]
+		v, ok := got[key]
+		e := entry[V]{v: v, absent: !ok}
+		switch {
+		case !h.store:
+			c.stats.fallbacks.Add(1)
+			continue
+		case h.cond == remote.IfAbsent && r.fls[i].overtaken.Load():
+			c.stats.discarded.Add(1) // a write or invalidation of key reached us since: SET NX could land over a Delete
+			continue
+		}
+		ttl, chosen := ttls.ttl(key)
+		var w remote.Write
+		switch {
+		case ok:
+			if !chosen {
+				ttl = c.ttl
+			}
+			data, err := c.encode(v)
+			if err != nil {
+				r.unencodable(i, e, ttl, err)
+				if h.leased {
+					writes, fills = append(writes, r.doneWrite(key, h.expect, true)), append(fills, loadedFill[V]{i: -1})
+				}
+				continue
+			}
+			c.charge(&e, key, data)
+			w = remote.Write{Key: key, Value: data, TTL: c.jitter(ttl), Cond: h.cond, Expect: h.expect}
+		default:
+			if !chosen {
+				ttl = c.notFoundTTL
+			}
+			if ttl == 0 { // absence not remembered, but told to the instances waiting on the lease
+				if h.leased {
+					writes, fills = append(writes, r.doneWrite(key, h.expect, false)), append(fills, loadedFill[V]{i: -1})
+				}
+				continue
+			}
+			w = remote.Write{Key: key, Value: remote.AbsentMarker(), TTL: c.jitter(ttl), Cond: h.cond, Expect: h.expect}
+			c.charge(&e, key, w.Value)
+		}
+		writes, fills = append(writes, w), append(fills, loadedFill[V]{i: i, e: e, ttl: w.TTL})
+	}
+	return writes, fills
+}
+
+// unencodable handles keys[i]'s loaded value e, which the Codec could not
+// encode (err): it is counted, observed and logged, and, since Redis
+// cannot hold it, kept in the local tier alone (as a fill: unless key was
+// invalidated since the read, and no longer than its TTL would have kept
+// it in Redis), so that the next Fetches of key do not call the loader
+// again, each to fail the same way. Invalidations drop it as any entry.
+func (r *fetchRun[V]) unencodable(i int, e entry[V], ttl time.Duration, err error) {
+	c, key := r.c, r.keys[i]
+	c.encodeFailed(r.op, key, err)
+	life := remote.NoExpiry
+	if ttl > 0 {
+		life = ttl
+	}
+	c.charge(&e, key, nil)
+	c.storeFill(key, e, life, r.toks[i])
+}
+
+// encodeFailed counts, observes and logs a loaded value of key that the
+// Codec could not encode, under op.
+func (c *Cache[V]) encodeFailed(op, key string, err error) {
+	c.stats.encodeErrors.Add(1)
+	if c.obs != nil {
+		c.observe(Event{Kind: EventEncode, Op: op, Keys: 1, Err: err})
+	}
+	c.warnLimited("tiered: could not encode a loaded value; not stored in Redis", "op", op,
+		"namespace", c.namespace, "key", key, "err", err)
 }
 
 // logFallbacks logs, once for the lot, the keys of idx that are loaded
@@ -152,8 +187,8 @@ func (r *fetchRun[V]) logFallbacks(idx []int) {
 		}
 	}
 	if n > 0 {
-		r.c.warnLimited("tiered: Redis read failed; answering from the loader without storing",
-			"namespace", r.c.namespace, "keys", n, "key", r.keys[first], "err", r.how[first].redisErr)
+		r.c.warnLimited("tiered: Redis read failed; answering from the loader without storing", "op", r.op,
+			"namespace", r.c.namespace, "keys", n, "key", r.keys[first], "err", unlabel(r.how[first].redisErr))
 	}
 }
 

@@ -31,7 +31,7 @@ type EventKind uint8
 // are set as each kind says, and zero otherwise.
 const (
 	// EventLocalHit: a read answered by the local tier (a value, or a key
-	// known absent). Op is "get", "fetch", "get-many" or "fetch-many";
+	// known absent). Op is the call: "Get", "Fetch", "GetMany" or "FetchMany";
 	// Keys is how many keys it answered.
 	EventLocalHit EventKind = iota + 1
 	// EventLocalMiss: keys a read looked up in the local tier (live and
@@ -45,12 +45,12 @@ const (
 	// not an error).
 	EventRedis
 	// EventLoad: one loader call (Fetch, FetchMany or a refresh ahead).
-	// Op is "fetch" or "refresh"; Keys is how many keys it was asked for;
+	// Op is "Fetch", "FetchMany" or "RefreshAhead"; Keys is how many keys it was asked for;
 	// Duration is how long it ran; Err is its error (ErrNotFound is not an
 	// error).
 	EventLoad
-	// EventBatch: a batch call. Op is "get-many", "fetch-many" or
-	// "set-many"; Keys is its number of distinct keys.
+	// EventBatch: a batch call. Op is "GetMany", "FetchMany" or
+	// "SetMany"; Keys is its number of distinct keys.
 	EventBatch
 	// EventInvalidation: an invalidation message from another instance
 	// applied to the local tier. Keys is how many keys it dropped (0 and Op
@@ -72,11 +72,21 @@ const (
 	// MaxStaleness); Keys is how many.
 	EventBypass
 	// EventStale: values served stale because Redis failed (StaleIfError).
-	// Op is the call ("get", "fetch", "get-many", "fetch-many"); Keys is
+	// Op is the call ("Get", "Fetch", "GetMany", "FetchMany"); Keys is
 	// how many values; Duration is the age of the oldest of them, counted
 	// from when it was last known current; Err is the Redis error they
 	// hid.
 	EventStale
+	// EventEncode: a loaded value that the Codec could not encode, so not
+	// stored in Redis (see Stats.EncodeErrors). Op is the call (Fetch,
+	// FetchMany, RefreshAhead); Keys is 1; Err is the Codec's error.
+	EventEncode
+	// EventRead: keys of a read call (Get, Fetch, GetMany, FetchMany)
+	// that the local tier did not answer, by how they were answered:
+	// Result is ResultRemote, ResultLoader, ResultMiss, ResultStale or
+	// ResultError; Keys is how many. With EventLocalHit's keys, every key
+	// a read call asked for is counted once: a hit ratio is one sum.
+	EventRead
 )
 
 var eventKindNames = [...]string{
@@ -89,6 +99,8 @@ var eventKindNames = [...]string{
 	EventSubscription: "subscription",
 	EventBypass:       "bypass",
 	EventStale:        "stale",
+	EventEncode:       "encode",
+	EventRead:         "read",
 }
 
 func (k EventKind) String() string {
@@ -108,6 +120,7 @@ type Event struct {
 	Duration  time.Duration // a latency, a lag or an age
 	Err       error         // what failed
 	State     State         // EventSubscription
+	Result    string        // EventRead: ResultRemote, ResultLoader, …
 }
 
 // State is the state of a cache's invalidation subscription, as an
@@ -167,6 +180,10 @@ func stateOf(s invalidate.State) State {
 // without one.
 func (c *Cache[V]) observe(e Event) {
 	e.Namespace = c.namespace
+	switch e.Kind {
+	case EventLocalHit, EventLocalMiss, EventLoad, EventBatch, EventStale:
+		e.Op = callName(e.Op)
+	}
 	if e.Err != nil {
 		e.Err = unlabel(e.Err)
 	}
@@ -258,4 +275,36 @@ func manyErr(err error, items []remote.Item) error {
 		return err
 	}
 	return itemsErr(items)
+}
+
+// The calls that Events, log records and metrics name: the methods a user
+// calls, and RefreshAhead for a refresh ahead of expiry.
+const (
+	opGet       = "Get"
+	opFetch     = "Fetch"
+	opGetMany   = "GetMany"
+	opFetchMany = "FetchMany"
+	opSetMany   = "SetMany"
+	opRefresh   = "RefreshAhead"
+)
+
+// callName is the name Events, log records and metrics give the call that
+// an error's text names op ("get-many"): the method the user called
+// ("GetMany").
+func callName(op string) string {
+	switch op {
+	case "get":
+		return opGet
+	case "fetch":
+		return opFetch
+	case "get-many":
+		return opGetMany
+	case "fetch-many":
+		return opFetchMany
+	case "set-many":
+		return opSetMany
+	case "refresh":
+		return opRefresh
+	}
+	return op
 }

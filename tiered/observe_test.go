@@ -109,19 +109,19 @@ func TestObserverSeesEveryKind(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "a applies b's second write", func() bool { return a.Stats().Invalidations >= 2 })
 
-	if n := rec.keys(tiered.EventLocalHit, "get"); n != 1 {
+	if n := rec.keys(tiered.EventLocalHit, "Get"); n != 1 {
 		t.Errorf("local hits by Get = %d, want 1", n)
 	}
-	if n := rec.keys(tiered.EventLocalHit, "get-many"); n != 1 {
+	if n := rec.keys(tiered.EventLocalHit, "GetMany"); n != 1 {
 		t.Errorf("local hits by GetMany = %d, want 1 (k)", n)
 	}
-	if n := rec.keys(tiered.EventLocalMiss, "get-many"); n != 2 {
+	if n := rec.keys(tiered.EventLocalMiss, "GetMany"); n != 2 {
 		t.Errorf("local misses by GetMany = %d, want 2 (x, y)", n)
 	}
-	if n := rec.keys(tiered.EventLocalMiss, "fetch"); n != 2 {
+	if n := rec.keys(tiered.EventLocalMiss, "Fetch"); n != 2 {
 		t.Errorf("local misses by Fetch = %d, want 2", n)
 	}
-	if b := rec.of(tiered.EventBatch); len(b) != 1 || b[0].Op != "get-many" || b[0].Keys != 3 {
+	if b := rec.of(tiered.EventBatch); len(b) != 1 || b[0].Op != "GetMany" || b[0].Keys != 3 {
 		t.Errorf("batch events = %+v; want one get-many of 3 keys", b)
 	}
 	redisOps := map[string]int{}
@@ -136,7 +136,7 @@ func TestObserverSeesEveryKind(t *testing.T) {
 	}
 	loads := rec.of(tiered.EventLoad)
 	if len(loads) != 2 || !errors.Is(loads[0].Err, loadErr) || loads[1].Err != nil ||
-		loads[1].Duration < 20*time.Millisecond || loads[1].Op != "fetch" || loads[1].Keys != 1 {
+		loads[1].Duration < 20*time.Millisecond || loads[1].Op != "Fetch" || loads[1].Keys != 1 {
 		t.Errorf("load events = %+v; want the failed load, then one of >= 20ms", loads)
 	}
 	// A loader that panics is a failed load too.

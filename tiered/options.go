@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tiercache/tiercache/internal/invalidate"
 	"github.com/tiercache/tiercache/internal/local"
 	"github.com/tiercache/tiercache/internal/remote"
 )
@@ -102,62 +103,79 @@ type Options[V any] struct {
 	Logger *slog.Logger
 }
 
-// validate reports the first invalid field of o, by name. It is the only
-// check of a cache's options: the parts it builds the cache from are given
-// only values it accepted.
+// validate reports every invalid field of o, by name (errors.Join of one
+// error each). It is the only check of a cache's options: the parts it
+// builds the cache from are given only values it accepted. The local tier's
+// and the subscription's rules are theirs (see wrapFields).
 func (o *Options[V]) validate() error {
+	var ns error
 	if o.Namespace != "" {
 		if err := remote.CheckNamespace(o.Namespace); err != nil {
-			return fmt.Errorf("tiered: Namespace: %w", err)
+			ns = fmt.Errorf("tiered: Namespace: %w", err)
 		}
 	}
-	if err := o.validateLocal(); err != nil {
-		return err
+	var codec error
+	if o.Codec == nil {
+		if _, err := defaultCodec[V](); err != nil {
+			codec = fmt.Errorf("tiered: Codec: %w", err)
+		}
 	}
-	return errors.Join(
+	return joinFields(
+		ns, codec,
+		o.validateLocal(),
 		positiveMillis("TTL", o.TTL),
 		positiveMillis("NotFoundTTL", o.NotFoundTTL),
 		positiveMillis("StaleIfError", o.StaleIfError),
 		nonNegative("LoadTimeout", o.LoadTimeout),
 		orOff("LeaseTTL", o.LeaseTTL),
-		orOff("HealthCheck", o.HealthCheck),
+		checkSubscriber(invalidate.Options{HealthCheck: o.HealthCheck}),
 		fraction("TTLJitter", o.TTLJitter),
 		fraction("RefreshAhead", o.RefreshAhead),
 	)
 }
 
-// validateLocal checks the fields of the local tier, and that the options
-// that need one do not come without it.
+// validateLocal checks the fields of the local tier (by the local tier's
+// own rules), and that the options that need one do not come without it.
 func (o *Options[V]) validateLocal() error {
-	if o.LocalSize < 0 {
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{
-			{"LocalShards", o.LocalShards != 0},
-			{"LocalMaxBytes", o.LocalMaxBytes != 0},
-			{"LocalTTL", o.LocalTTL != 0},
-			{"StaleIfError", o.StaleIfError != 0},
-			{"RefreshAhead", o.RefreshAhead != 0},
-		} {
-			if f.set {
-				return fmt.Errorf("tiered: %s needs the local tier, which a negative LocalSize (%d) turns off", f.name, o.LocalSize)
-			}
-		}
-		return nil
+	if o.LocalSize >= 0 {
+		return errors.Join(
+			wrapFields(local.Check(o.localOptions()), localFields),
+			positiveMillis("LocalTTL", o.LocalTTL),
+		)
 	}
-	size := o.LocalSize
-	if size == 0 {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"LocalShards", o.LocalShards != 0},
+		{"LocalMaxBytes", o.LocalMaxBytes != 0},
+		{"LocalTTL", o.LocalTTL != 0},
+		{"StaleIfError", o.StaleIfError != 0},
+		{"RefreshAhead", o.RefreshAhead != 0},
+	} {
+		if f.set {
+			errs = append(errs, fmt.Errorf("tiered: %s needs the local tier, which a negative LocalSize (%d) turns off", f.name, o.LocalSize))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// localFields are the names of the local tier's options that Options
+// gives under names of its own.
+var localFields = map[string]string{"Size": "LocalSize", "MaxBytes": "LocalMaxBytes", "Shards": "LocalShards"}
+
+// localOptions are the options of the local tier that o makes (the
+// defaults of its fields not applied yet): LocalSize, or its default unless
+// LocalMaxBytes alone bounds it; a negative LocalSize makes a tier of one
+// entry, which nothing is ever stored in.
+func (o *Options[V]) localOptions() local.Options[entry[V]] {
+	size, shards := o.LocalSize, o.LocalShards
+	switch {
+	case size < 0:
+		size, shards = 1, 1
+	case size == 0 && o.LocalMaxBytes <= 0:
 		size = DefaultLocalSize
 	}
-	switch n := o.LocalShards; {
-	case n < 0 || n&(n-1) != 0:
-		return fmt.Errorf("tiered: LocalShards must be 0 (the default) or a power of two, got %d", n)
-	case n > size:
-		return fmt.Errorf("tiered: LocalShards must be at most the local tier's size (%d), got %d", size, n)
-	}
-	if o.LocalMaxBytes < 0 {
-		return fmt.Errorf("tiered: LocalMaxBytes must be >= 0 (0: no byte bound), got %d", o.LocalMaxBytes)
-	}
-	return positiveMillis("LocalTTL", o.LocalTTL)
+	return local.Options[entry[V]]{Size: size, MaxBytes: o.LocalMaxBytes, Sizer: entrySize[V], Shards: shards}
 }

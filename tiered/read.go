@@ -25,8 +25,11 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 	}
 	v, err := c.reads.do(ctx, key, func(ctx context.Context, _ *flight[V]) (V, error) { return c.read(ctx, key) })
 	if err != nil {
-		return c.orStale("get", key, err)
+		v, final := c.orStale("get", key, err)
+		c.observeReads(opGet, readFailed(err, final))
+		return v, final
 	}
+	c.observeReads(opGet, reads{remote: 1})
 	return v, nil
 }
 

@@ -175,8 +175,8 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, a *ahead[V]) {
 	defer func() {
 		if p := recover(); p != nil {
 			pe := newPanicError(p)
-			c.log.Error("tiered: a Codec panicked in a refresh", "namespace", c.namespace, "key", key,
-				"panic", pe.value, "stack", string(pe.stack))
+			c.log.Error("tiered: a Codec panicked in a refresh",
+				append([]any{"namespace", c.namespace, "key", key}, pe.attrs()...)...)
 			c.refreshFailed(a)
 		}
 	}()
@@ -281,7 +281,7 @@ func (c *Cache[V]) reload(ctx context.Context, key string, a *ahead[V], old []by
 	case err == nil && found:
 		data, err := c.encode(v)
 		if err != nil {
-			c.log.Warn("tiered: refresh ahead failed: could not encode the loaded value", "namespace", c.namespace, "key", key, "err", err)
+			c.encodeFailed(opRefresh, key, err)
 			c.refreshFailed(a)
 			return w, e, false
 		}
@@ -309,8 +309,8 @@ func (c *Cache[V]) callRefreshLoader(ctx context.Context, key string, load loade
 	defer func() {
 		if p := recover(); p != nil {
 			pe := newPanicError(p)
-			c.log.Error("tiered: a loader panicked in a refresh", "namespace", c.namespace, "key", key,
-				"panic", pe.value, "stack", string(pe.stack))
+			c.log.Error("tiered: a loader panicked in a refresh",
+				append([]any{"namespace", c.namespace, "key", key}, pe.attrs()...)...)
 			got, err = nil, pe
 		}
 	}()

@@ -363,7 +363,7 @@ type panicEvents struct {
 }
 
 func (p *panicEvents) Observe(e tiered.Event) {
-	if e.Kind == tiered.EventLoad && e.Op == "refresh" {
+	if e.Kind == tiered.EventLoad && e.Op == "RefreshAhead" {
 		p.mu.Lock()
 		p.events = append(p.events, e)
 		p.mu.Unlock()

@@ -11,6 +11,7 @@ type counters struct {
 	leaseWaits, staleServed         atomic.Uint64
 	refreshes, refreshErrors        atomic.Uint64
 	discarded, tracked, repairs     atomic.Uint64
+	encodeErrors                    atomic.Uint64
 }
 
 // Stats are counts since New.
@@ -23,6 +24,7 @@ type Stats struct {
 	LoadErrors     uint64 // loader calls that failed
 	LoadsDiscarded uint64 // loaded values not stored: the key was written, or its lease lost, during the load
 	DecodeErrors   uint64 // Redis values that did not decode
+	EncodeErrors   uint64 // loaded values the Codec could not encode: returned, and held in the local tier alone, not in Redis
 	Invalidations  uint64 // invalidation messages applied from other instances
 	Tracked        uint64 // invalidations Redis reported of the namespace's keys (HubOptions.Tracking)
 	Malformed      uint64 // invalidation messages that did not decode, or were missed and not read back (each purged the local tier)
@@ -53,6 +55,7 @@ func (c *Cache[V]) Stats() Stats {
 		LoadErrors:       c.stats.loadErrors.Load(),
 		LoadsDiscarded:   c.stats.discarded.Load(),
 		DecodeErrors:     c.stats.decodeErrors.Load(),
+		EncodeErrors:     c.stats.encodeErrors.Load(),
 		Invalidations:    c.stats.invalidations.Load(),
 		Tracked:          c.stats.tracked.Load(),
 		Repairs:          c.stats.repairs.Load(),

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/tiercache/tiercache/internal/field"
 )
 
 // State is the health of a subscription, as reported to Options.OnState.
@@ -89,7 +91,8 @@ type Options struct {
 	// connection, and if nothing arrives within a HealthCheck of it, it
 	// reports Broken and reconnects (time spent in the callbacks does not
 	// count). 0 means DefaultHealthCheck (1s). Negative turns the health
-	// check off (see the package doc).
+	// check off (see the package doc). A positive value must be at least
+	// 1ms.
 	HealthCheck time.Duration
 	// MaxBackoff caps the pause between reconnect attempts, which starts at
 	// 10ms and doubles after each failed attempt (each pause is drawn at
@@ -164,3 +167,40 @@ type SubscriberStats struct {
 	// Cluster.
 	Connections int
 }
+
+// validate reports every invalid field of o, by name (errors.Join of one
+// *field.Error each). OnMessage and OnState are checked by Subscribe.
+func (o *Options) validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, field.Errorf("invalidate", name, format, args...))
+	}
+	seen := make(map[string]bool, len(o.Namespaces))
+	for i, ns := range o.Namespaces {
+		if ns == "" {
+			bad(fmt.Sprintf("Namespaces[%d]", i), "must not be empty")
+		} else if seen[ns] {
+			bad(fmt.Sprintf("Namespaces[%d]", i), "repeats %q", ns)
+		}
+		seen[ns] = true
+	}
+	if o.HealthCheck > 0 && o.HealthCheck < time.Millisecond {
+		bad("HealthCheck", "must be negative (off), 0 (the default) or at least 1ms, got %v", o.HealthCheck)
+	}
+	if o.MaxBackoff < 0 {
+		bad("MaxBackoff", "must be >= 0, got %v", o.MaxBackoff)
+	}
+	if o.MaxStaleness > 0 && o.MaxStaleness < MinMaxStaleness {
+		bad("MaxStaleness", "must be <= 0 (no fence) or at least %v, got %v", MinMaxStaleness, o.MaxStaleness)
+	}
+	if o.RepairLimit < 0 {
+		bad("RepairLimit", "must be >= 0, got %d", o.RepairLimit)
+	}
+	return errors.Join(errs...)
+}
+
+// CheckOptions validates o's fields as Subscribe does (not OnMessage and
+// OnState): nil, or every invalid field (errors.Join of one *field.Error
+// each), for an owner that reports its own options' errors before it
+// subscribes.
+func CheckOptions(o Options) error { return o.validate() }

@@ -75,22 +75,12 @@ func Subscribe(client redis.UniversalClient, opts Options) (*Subscriber, error) 
 		return nil, errors.New("invalidate: OnMessage must not be nil")
 	case opts.OnState == nil:
 		return nil, errors.New("invalidate: OnState must not be nil")
-	case opts.RepairLimit < 0:
-		return nil, fmt.Errorf("invalidate: RepairLimit must be >= 0, got %d", opts.RepairLimit)
-	case opts.MaxBackoff < 0:
-		return nil, fmt.Errorf("invalidate: MaxBackoff must be >= 0, got %v", opts.MaxBackoff)
-	case opts.MaxStaleness > 0 && opts.MaxStaleness < MinMaxStaleness:
-		return nil, fmt.Errorf("invalidate: MaxStaleness must be <= 0 (no fence) or at least %v, got %v",
-			MinMaxStaleness, opts.MaxStaleness)
+	}
+	if err := opts.validate(); err != nil {
+		return nil, err
 	}
 	names := make(map[string]*nsRec, len(opts.Namespaces))
 	for i, ns := range opts.Namespaces {
-		if ns == "" {
-			return nil, fmt.Errorf("invalidate: Namespaces[%d] must not be empty", i)
-		}
-		if _, dup := names[ns]; dup {
-			return nil, fmt.Errorf("invalidate: Namespaces[%d] repeats %q", i, ns)
-		}
 		names[ns] = &nsRec{epoch: uint64(i + 1), purge: true}
 	}
 	if opts.HealthCheck == 0 {

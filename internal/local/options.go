@@ -1,8 +1,11 @@
 package local
 
 import (
+	"errors"
 	"fmt"
 	"math"
+
+	"github.com/tiercache/tiercache/internal/field"
 )
 
 const (
@@ -91,27 +94,32 @@ type config[V any] struct {
 	policy Policy
 }
 
-// resolve applies the defaults and validates o, naming the first invalid
-// field (an *OptionError).
+// resolve applies the defaults and validates o, naming every invalid field
+// (errors.Join of one *field.Error each).
 func (o Options[V]) resolve() (config[V], error) {
 	cfg := config[V]{size: o.Size, bytes: o.MaxBytes, sizer: o.Sizer, policy: o.Policy}
-	switch {
-	case o.Size < 0:
-		return cfg, invalid("Size", "must be >= 0, got %d", o.Size)
-	case o.MaxBytes < 0:
-		return cfg, invalid("MaxBytes", "must be >= 0, got %d", o.MaxBytes)
-	case o.MaxBytes > 0 && o.Sizer == nil:
-		return cfg, invalid("Sizer", "is required with MaxBytes (%d)", o.MaxBytes)
-	case o.Policy != TinyLFU && o.Policy != LRU:
-		return cfg, invalid("Policy", "must be TinyLFU or LRU, got %v", o.Policy)
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, field.Errorf("local", name, format, args...))
+	}
+	if o.Size < 0 {
+		bad("Size", "must be >= 0, got %d", o.Size)
+	}
+	if o.MaxBytes < 0 {
+		bad("MaxBytes", "must be >= 0, got %d", o.MaxBytes)
+	} else if o.MaxBytes > 0 && o.Sizer == nil {
+		bad("Sizer", "is required with MaxBytes (%d)", o.MaxBytes)
+	}
+	if o.Policy != TinyLFU && o.Policy != LRU {
+		bad("Policy", "must be TinyLFU or LRU, got %v", o.Policy)
 	}
 	switch {
 	case o.Size == 0 && o.MaxBytes == 0:
 		cfg.size = DefaultSize
-	case o.Size == 0:
+	case o.Size <= 0:
 		cfg.size = math.MaxInt
 	}
-	if o.MaxBytes == 0 {
+	if o.MaxBytes <= 0 {
 		cfg.bytes = math.MaxInt64
 	}
 	cfg.shards = o.Shards
@@ -125,37 +133,25 @@ func (o Options[V]) resolve() (config[V], error) {
 			cfg.shards /= 2
 		}
 	case cfg.shards < 0 || cfg.shards&(cfg.shards-1) != 0:
-		return cfg, invalid("Shards", "must be a power of two, got %d", cfg.shards)
+		bad("Shards", "must be a power of two, got %d", cfg.shards)
 	case cfg.shards > cfg.size:
-		return cfg, invalid("Shards", "must be <= Size (%d), got %d", cfg.size, cfg.shards)
+		bad("Shards", "must be <= Size (%d), got %d", cfg.size, cfg.shards)
 	case int64(cfg.shards) > cfg.bytes:
-		return cfg, invalid("Shards", "must be <= MaxBytes (%d), got %d", cfg.bytes, cfg.shards)
+		bad("Shards", "must be <= MaxBytes (%d), got %d", cfg.bytes, cfg.shards)
 	}
-	return cfg, nil
+	return cfg, errors.Join(errs...)
 }
 
-// Validate reports the first invalid field of o, as New does, without
-// making a Cache: an *OptionError.
-func (o Options[V]) Validate() error {
+// Check validates o as New does: nil, or every invalid field (errors.Join
+// of one *field.Error each).
+func Check[V any](o Options[V]) error {
 	_, err := o.resolve()
 	return err
 }
 
-// OptionError is the error of an invalid Options field. The rules of the
-// fields live here alone: a package that builds Options from its own
-// fields wraps an OptionError under its own field's name instead of
-// checking them again.
-type OptionError struct {
-	Field  string // the Options field: "Size", "MaxBytes", "Sizer", "Shards" or "Policy"
-	Reason string // what it must be, and what it is: "must be a power of two, got 3"
-}
-
-func (e *OptionError) Error() string { return "local: " + e.Field + " " + e.Reason }
-
-// invalid returns the *OptionError of field.
-func invalid(field, format string, args ...any) error {
-	return &OptionError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
+// Validate reports every invalid field of o, as New does, without making a
+// Cache: nil, or errors.Join of one *field.Error each.
+func (o Options[V]) Validate() error { return Check(o) }
 
 // share returns shard i's part of total split over n shards: total/n, one
 // more for the first total%n. An unbounded total (max) stays unbounded.

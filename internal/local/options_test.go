@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"testing"
+
+	"github.com/tiercache/tiercache/internal/field"
 )
 
 type opts = Options[int]
@@ -17,7 +19,7 @@ func TestOptionsErrors(t *testing.T) {
 		want string
 	}{
 		{opts{Size: -1}, "local: Size must be >= 0, got -1"},
-		{opts{Size: -1, Shards: 3}, "local: Size must be >= 0, got -1"},
+		{opts{Size: -1, Shards: 3}, "local: Size must be >= 0, got -1\nlocal: Shards must be a power of two, got 3"},
 		{opts{Shards: 3}, "local: Shards must be a power of two, got 3"},
 		{opts{Shards: -2}, "local: Shards must be a power of two, got -2"},
 		{opts{Size: 100, Shards: 12}, "local: Shards must be a power of two, got 12"},
@@ -48,10 +50,10 @@ func TestOptionsErrors(t *testing.T) {
 	}
 }
 
-// An invalid option's error names the field in Field, so that a package
+// An invalid option's error names the field in Name, so that a package
 // that builds Options from its own (tiered's LocalShards) can wrap it with
 // its own field's name rather than check the rule a second time.
-func TestOptionErrorField(t *testing.T) {
+func TestOptionErrorNamesTheField(t *testing.T) {
 	for _, tc := range []struct {
 		opts  opts
 		field string
@@ -65,12 +67,12 @@ func TestOptionErrorField(t *testing.T) {
 		{opts{Policy: 2}, "Policy"},
 	} {
 		err := tc.opts.Validate()
-		var oe *OptionError
-		if !errors.As(err, &oe) || oe.Field != tc.field {
-			t.Errorf("Validate(%+v) = %#v, want an *OptionError of %s", tc.opts, err, tc.field)
+		var fe *field.Error
+		if !errors.As(err, &fe) || fe.Name != tc.field {
+			t.Errorf("Validate(%+v) = %#v, want a *field.Error of %s", tc.opts, err, tc.field)
 			continue
 		}
-		if want := "local: " + oe.Field + " " + oe.Reason; err.Error() != want {
+		if want := "local: " + fe.Name + " " + fe.Msg; err.Error() != want {
 			t.Errorf("Validate(%+v) = %q, want %q", tc.opts, err, want)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/internal/clients"
+	"github.com/tiercache/tiercache/internal/field"
 )
 
 // DefaultNamespace is the namespace of a Store whose Options leave it empty.
@@ -65,20 +66,21 @@ type Options struct {
 // DefaultLogLength is Options.LogLength when it is 0.
 const DefaultLogLength = 10_000
 
-// validate reports the first invalid field of o, by name.
+// validate reports every invalid field of o, by name.
 func (o Options) validate() error {
+	var errs []error
 	if o.Namespace != "" {
 		if err := CheckNamespace(o.Namespace); err != nil {
-			return fmt.Errorf("remote: Namespace: %w", err)
+			errs = append(errs, fmt.Errorf("remote: Namespace: %w", err))
 		}
 	}
 	if o.ScanCount < 0 {
-		return fmt.Errorf("remote: ScanCount must be >= 0, got %d", o.ScanCount)
+		errs = append(errs, field.Errorf("remote", "ScanCount", "must be >= 0, got %d", o.ScanCount))
 	}
 	if o.LogLength < 0 {
-		return fmt.Errorf("remote: LogLength must be >= 0, got %d", o.LogLength)
+		errs = append(errs, field.Errorf("remote", "LogLength", "must be >= 0, got %d", o.LogLength))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Store is a namespaced view of a Redis server or cluster.
