@@ -98,7 +98,8 @@ func (o *outage) record(err error) {
 		}
 	case errors.Is(err, ErrRedisDown), errors.Is(err, ErrClosed):
 	case invalidate.IsNetworkError(err), errors.Is(err, context.DeadlineExceeded):
-		o.last.Store(&err)
+		cause := err // a copy: taking err's address would move it to the heap on every call
+		o.last.Store(&cause)
 		if o.streak.Add(1) == 1 {
 			o.since.Store(o.sub.Answers())
 		}
