@@ -146,27 +146,8 @@ func NewCache[V any](h *Hub, opts Options[V]) (*Cache[V], error) {
 
 // newCache builds a cache on h from validated opts and attaches it.
 func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
-	if opts.Namespace == "" {
-		opts.Namespace = DefaultNamespace
-	}
-	if opts.Codec == nil {
-		codec, err := defaultCodec[V]()
-		if err != nil {
-			return nil, fmt.Errorf("tiered: Codec: %w", err)
-		}
-		opts.Codec = codec
-	}
-	if opts.LocalTTL == 0 {
-		opts.LocalTTL = DefaultLocalTTL
-	}
-	if opts.LoadTimeout == 0 {
-		opts.LoadTimeout = DefaultLoadTimeout
-	}
-	if opts.Logger == nil {
-		opts.Logger = h.log
-	}
-	if opts.LeaseTTL == 0 {
-		opts.LeaseTTL = opts.LoadTimeout
+	if err := opts.fill(h); err != nil {
+		return nil, err
 	}
 	localOff := opts.LocalSize < 0
 	lopts := opts.localOptions()
@@ -225,6 +206,34 @@ func newCache[V any](h *Hub, opts Options[V], ownHub bool) (*Cache[V], error) {
 		c.goLive()
 	}
 	return c, nil
+}
+
+// fill applies the defaults of the options that opts leaves zero: those of
+// the package, and the Hub's Logger.
+func (opts *Options[V]) fill(h *Hub) error {
+	if opts.Namespace == "" {
+		opts.Namespace = DefaultNamespace
+	}
+	if opts.Codec == nil {
+		codec, err := defaultCodec[V]()
+		if err != nil {
+			return fmt.Errorf("tiered: Codec: %w", err)
+		}
+		opts.Codec = codec
+	}
+	if opts.LocalTTL == 0 {
+		opts.LocalTTL = DefaultLocalTTL
+	}
+	if opts.LoadTimeout == 0 {
+		opts.LoadTimeout = DefaultLoadTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = h.log
+	}
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = opts.LoadTimeout
+	}
+	return nil
 }
 
 // staleOptions are the suspect tier's options: those of the local tier,

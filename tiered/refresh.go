@@ -230,9 +230,15 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, a *ahead[V]) {
 	if !ok {
 		return
 	}
+	c.storeRefresh(lctx, key, a, w, e, failed)
+}
+
+// storeRefresh writes w, what a refresh of key loaded, if Redis still holds
+// what the refresh read, and settles the local tier's entry e with it.
+func (c *Cache[V]) storeRefresh(ctx context.Context, key string, a *ahead[V], w remote.Write, e entry[V], failed func(string, error)) {
 	ltok := c.local.Token(key)
-	start = c.since()
-	res, err := c.store.WriteMany(lctx, []remote.Write{w}, c.message)
+	start := c.since()
+	res, err := c.store.WriteMany(ctx, []remote.Write{w}, c.message)
 	c.observeRedis("write-many", 1, start, err)
 	if err == nil {
 		err = res[0].Err
