@@ -1,7 +1,6 @@
 package tiered_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -113,36 +112,4 @@ func probing(t *testing.T) {
 	if os.Getenv("TIERCACHE_PROBES") == "" {
 		t.Skip("a probe: set TIERCACHE_PROBES=1 to run it")
 	}
-}
-
-// A Tracking Hub whose first cache attaches while the Hub's first
-// connection is being dialled (0 to 1ms after NewHub) may never become
-// ready: the connection tracks the prefixes read when it was dialled, and
-// no re-arm follows.
-func TestProbeTrackingReadyRace(t *testing.T) {
-	probing(t)
-	s := redistest.NewReal(t)
-	fails := 0
-	const n = 400
-	for i := range n {
-		client := s.NewClient(fmt.Sprint("race", i))
-		h, err := tiered.NewHub(client, tiered.HubOptions{Tracking: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(i%40) * 25 * time.Microsecond)
-		c, err := tiered.NewCache(h, tiered.Options[string]{Namespace: fmt.Sprint("race", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(bg, 3*time.Second)
-		if err := c.WaitReady(ctx); err != nil {
-			fails++
-			t.Logf("attempt %d: %v (hub ready: %v)", i, err, h.WaitReady(ctx) == nil)
-		}
-		cancel()
-		_ = c.Close()
-		_ = h.Close()
-	}
-	t.Logf("%d of %d Tracking caches made right after their Hub were not ready within 3s", fails, n)
 }
