@@ -79,7 +79,8 @@ type HubOptions struct {
 
 	// TrackingOnly makes the caches write with plain SET and DEL, which
 	// publish nothing: only once every instance of the namespaces has
-	// Tracking (docs/fleet.md). Requires Tracking.
+	// Tracking (docs/fleet.md). Invalidate and InvalidateAll still
+	// publish. Requires Tracking.
 	TrackingOnly bool
 
 	// Logger receives reports of the subscription: lost, failed attempts

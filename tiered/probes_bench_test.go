@@ -14,40 +14,6 @@ import (
 // turned up, and log what they find (see docs/fleet.md and the figures'
 // report). Run: TIERCACHE_PROBES=1 go test -count 1 -run Probe -v ./tiered/
 
-// With TrackingOnly, Invalidate and InvalidateAll tell no other instance:
-// the writes publish nothing, and Redis reports no change (none was made).
-func TestProbeTrackingOnlyInvalidate(t *testing.T) {
-	probing(t)
-	s := redistest.NewReal(t)
-	trk := instanceConfig{hub: tiered.HubOptions{Tracking: true, TrackingOnly: true}}
-	w := newInstanceWith(t, s, "w", tiered.Options[string]{}, trk)
-	r := newInstanceWith(t, s, "r", tiered.Options[string]{}, trk)
-	if err := w.Set(bg, "k", "v1"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, "r hears of w's write", func() bool { return r.Stats().Tracked >= 1 })
-	holdLocally(t, r.Cache, "k")
-	// As after a change that Redis does not see: Invalidate.
-	st0 := r.Stats()
-	if err := w.Invalidate(bg, "k"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
-	st1 := r.Stats()
-	t.Logf("after w.Invalidate: r invalidations %d -> %d, tracked %d -> %d, local entries %d",
-		st0.Invalidations, st1.Invalidations, st0.Tracked, st1.Tracked, st1.LocalEntries)
-	h0 := r.Stats().LocalHits
-	_, _ = r.Get(bg, "k")
-	t.Logf("r's next Get a local hit: %v", r.Stats().LocalHits > h0)
-	if err := w.InvalidateAll(bg); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
-	h0 = r.Stats().LocalHits
-	_, _ = r.Get(bg, "k")
-	t.Logf("after w.InvalidateAll: r's next Get a local hit: %v, entries %d", r.Stats().LocalHits > h0, r.Stats().LocalEntries)
-}
-
 // In Tracking mode, a writer's own Set is dropped from its local tier by
 // the tracking invalidation of its own write.
 func TestProbeTrackingEcho(t *testing.T) {

@@ -36,3 +36,29 @@ func TestPublish(t *testing.T) {
 	}
 	noMessage(t, sub, "Publish with an ended ctx")
 }
+
+// A Silent store's writes publish nothing, but an explicit invalidation
+// (of keys, or of every key) is published all the same: nothing else would
+// tell the other instances, since Redis sees no change.
+func TestPublishSilent(t *testing.T) {
+	st, s := newStore(t)
+	sub := listen(t, s.Client, "tiercache:invalidate:"+s.Namespace)
+	silent := st.Silent()
+	payload := func([]string) []byte { return []byte("\x00payload") }
+	if err := silent.Publish(context.Background(), payload, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, sub); !strings.HasPrefix(m.Payload, "\x00payload") {
+		t.Fatalf("Publish of a key by a Silent store published %q", m.Payload)
+	}
+	if err := silent.Publish(context.Background(), payload); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, sub); !strings.HasPrefix(m.Payload, "\x00payload") {
+		t.Fatalf("Publish of every key by a Silent store published %q", m.Payload)
+	}
+	if err := silent.SetAndPublish(context.Background(), "a", []byte("v"), 0, payload(nil)); err != nil {
+		t.Fatal(err)
+	}
+	noMessage(t, sub, "a Silent store's write")
+}

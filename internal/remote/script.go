@@ -139,8 +139,9 @@ func groupTags() string {
 
 // invalidation appends to args the write script's first ARGV (see
 // writeSource) for a message payload about keys whose first Redis key is
-// first ("" for no key: an invalidation of every key).
-func (s *Store) invalidation(args []any, payload []byte, first string) []any {
+// first ("" for no key: an invalidation of every key); silent, for the
+// writes of a Silent store, neither publishes nor logs it.
+func (s *Store) invalidation(args []any, payload []byte, first string, silent bool) []any {
 	where := ""
 	if s.cluster {
 		where = "*"
@@ -150,13 +151,13 @@ func (s *Store) invalidation(args []any, payload []byte, first string) []any {
 	}
 	pub := "s"
 	switch {
-	case s.silent:
+	case silent:
 		pub = "-"
 	case !s.cluster || s.classic:
 		pub = "c"
 	}
 	logLen := s.logLen
-	if s.silent {
+	if silent {
 		logLen = 0
 	}
 	return append(args, s.namespace, payload, where, pub, logLen)

@@ -48,7 +48,8 @@ type Options struct {
 
 	// Silent makes the writes publish (and log) nothing: plain SETs and
 	// DELs, for a fleet whose every subscriber tracks its keys with
-	// server-assisted invalidation.
+	// server-assisted invalidation. Publish, which changes no key, still
+	// publishes.
 	Silent bool
 
 	// ClassicPubSub makes the writes on a Cluster publish on the
