@@ -67,9 +67,11 @@ type HubOptions struct {
 	// subscription purges instead of reading back from the log.
 	WireVersion int
 
-	// LogLength is about how many invalidations each channel's log keeps,
+	// LogLength is about how many invalidations each namespace's log keeps,
 	// for Hubs that lost their subscription to read back; one that missed
-	// more purges. Default: DefaultLogLength. Must be >= 0.
+	// more purges. On a Cluster, each of the 128 groups' logs keeps
+	// ceil(LogLength/128), at least 16. Default: DefaultLogLength. Must be
+	// >= 0.
 	LogLength int
 
 	// Tracking has Redis itself report every change to the namespaces'
