@@ -49,7 +49,8 @@
 // every instance runs this release. Messages of versions 1 and 2 take no
 // position in the log, so a Hub that hears one on a namespace (from such a
 // writer, or another program's PUBLISH) purges that namespace after a
-// loss, until it closes, instead of repairing it.
+// loss, until it closes, instead of repairing it; one that missed such a
+// message of this release's writers purges too (the write marks the log).
 //
 // Tracking can be turned on at any time: a Hub with it hears the
 // namespace's messages as well as Redis's reports, so it sees every

@@ -336,3 +336,32 @@ func TestMixedWireReadsNoLog(t *testing.T) {
 		t.Errorf("%d writes by a version 2 writer beside a version 3 one made the Hubs read the log %d times; want none", n, reads)
 	}
 }
+
+// A write of wire version 2 (a writer set to it for a rolling upgrade)
+// takes no position in the log, so a Hub that missed one during a loss,
+// and had heard none before, cannot read it back: the write marks the log,
+// and the Hub purges instead of repairing, returning the new value.
+func TestVersion2WriteMissedIsPurged(t *testing.T) {
+	s := redistest.NewReal(t)
+	w3 := newInstance(t, s, "w3", tiered.Options[string]{})
+	w2 := newInstanceWith(t, s, "w2", tiered.Options[string]{}, instanceConfig{hub: tiered.HubOptions{WireVersion: 2}})
+	r := newACLReader(t, s, tiered.Options[string]{})
+	if err := w3.Set(bg, "k", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the reader hears the write", func() bool { return r.Stats().Invalidations >= 1 })
+	if v, err := r.Get(bg, "k"); err != nil || v != "v1" {
+		t.Fatalf("Get = %q, %v; want v1", v, err)
+	}
+	r.deafen(t)
+	if err := w2.Set(bg, "k", "v2"); err != nil { // missed, and in no log
+		t.Fatal(err)
+	}
+	if err := w3.Set(bg, "other", "x"); err != nil { // missed, and logged
+		t.Fatal(err)
+	}
+	r.hear(t)
+	if v, err := r.Get(bg, "k"); err != nil || v != "v2" {
+		t.Fatalf("after the loss: Get = %q, %v; want v2 (stats %+v)", v, err, r.Stats())
+	}
+}

@@ -47,6 +47,15 @@ func SeqKey(namespace string, g int) string {
 	return seqPrefix + strings.TrimPrefix(GroupChannel(namespace, g), channelPrefix)
 }
 
+// UnloggedKey returns the key of the mark that the write script sets,
+// beside the counter that SeqKey names, when it publishes a message that
+// takes no position (wire version 1 or 2): the counter's value then. A
+// subscriber whose position on the channel is at or before the mark may
+// have missed that message, which no log holds.
+func UnloggedKey(namespace string, g int) string { return SeqKey(namespace, g) + unloggedSuffix }
+
+const unloggedSuffix = ":unlogged"
+
 // logOf returns the key of channel's log.
 func logOf(channel string) string {
 	return logPrefix + strings.TrimPrefix(channel, channelPrefix)
@@ -259,11 +268,12 @@ type readResult struct {
 func (s *Subscriber) readLogs(ctx context.Context, reqs []repairReq) []readResult {
 	out := make([]readResult, len(reqs))
 	limit := s.opts.RepairLimit
-	counters := make([]*redis.StringCmd, len(reqs))
+	counters, marks := make([]*redis.StringCmd, len(reqs)), make([]*redis.StringCmd, len(reqs))
 	pipe := s.own.reader().Pipeline()
 	for i, r := range reqs {
 		if r.known {
 			counters[i] = pipe.Get(ctx, seqOf(r.channel))
+			marks[i] = pipe.Get(ctx, seqOf(r.channel)+unloggedSuffix)
 		}
 	}
 	_, _ = pipe.Exec(ctx) // each command carries its own error
@@ -273,7 +283,7 @@ func (s *Subscriber) readLogs(ctx context.Context, reqs []repairReq) []readResul
 		if counters[i] == nil {
 			continue
 		}
-		if out[i].err = missedWithin(counters[i], r, limit); out[i].err == nil {
+		if out[i].err = missedWithin(counters[i], marks[i], r, limit); out[i].err == nil {
 			reads[i] = pipe.XRangeN(ctx, logOf(r.channel), id(r.from.seq), "+", int64(limit)+1)
 		}
 	}
@@ -291,9 +301,15 @@ func seqOf(channel string) string {
 	return seqPrefix + strings.TrimPrefix(channel, channelPrefix)
 }
 
-// missedWithin checks the counter of r's log, read by cmd: an error unless
-// at most limit messages were logged since r's position.
-func missedWithin(cmd *redis.StringCmd, r repairReq, limit int) error {
+// missedWithin checks the counter of r's log and its unlogged mark, read by
+// cmd and mark: an error unless at most limit messages were logged since
+// r's position, and none that takes no position was published since.
+func missedWithin(cmd, mark *redis.StringCmd, r repairReq, limit int) error {
+	if at, err := mark.Uint64(); err == nil && at >= r.from.seq {
+		return fmt.Errorf("%w: a message that takes no position was published on %q since the last position applied", errCannotRepair, r.channel)
+	} else if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("invalidate: read the unlogged mark of %q: %w", r.channel, err)
+	}
 	seq, err := cmd.Uint64()
 	switch {
 	case errors.Is(err, redis.Nil):

@@ -42,8 +42,10 @@ const scriptArgs = 5
 //
 // Each version 3 message is first appended to its channel's log, a
 // stream, at the position a counter gives it, so that a subscriber that
-// lost messages reads them back (see invalidate.LogKey). Where no group
-// channel lives on the node, it fails before writing anything.
+// lost messages reads them back (see invalidate.LogKey); a message of
+// another version sets the counter's unlogged mark (invalidate.UnloggedKey)
+// to the counter, so that a subscriber that missed it purges instead. Where
+// no group channel lives on the node, it fails before writing anything.
 var writeSource = `local ns, msg, where, pub, loglen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local T = {` + groupTags() + `}
 local G = #T
@@ -100,8 +102,9 @@ if applied == 0 and #KEYS > 0 then
 end
 for _, sfx in ipairs(dests) do
   local m = msg
+  local seqkey = 'tiercache:seq:' .. ns .. sfx
   if loglen > 0 and string.byte(msg, 1) == 3 then
-    local seq = redis.call('INCR', 'tiercache:seq:' .. ns .. sfx)
+    local seq = redis.call('INCR', seqkey)
     m = msg .. string.format('%d', seq)
     local log, id = 'tiercache:log:' .. ns .. sfx, string.format('%d', seq) .. '-0'
     local r = redis.pcall('XADD', log, 'MAXLEN', '~', loglen, id, 'm', m)
@@ -109,6 +112,8 @@ for _, sfx in ipairs(dests) do
       redis.call('DEL', log)
       redis.call('XADD', log, 'MAXLEN', '~', loglen, id, 'm', m)
     end
+  elseif loglen > 0 then
+    redis.call('SET', seqkey .. ':unlogged', redis.call('GET', seqkey) or '0')
   end
   local classic = 'tiercache:invalidate:' .. ns
   if pub == 's' then
