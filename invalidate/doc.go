@@ -23,7 +23,7 @@
 // runs it, so that no invalidation crosses the cluster bus. A message is the
 // payload of one PUBLISH (or SPUBLISH): binary, not text.
 //
-// Each message is also appended to its channel's log, a stream
+// Each message of version 3 is also appended to its channel's log, a stream
 // ("tiercache:log:" + the channel's name after "tiercache:invalidate:"), at
 // the position a counter ("tiercache:seq:" + the same) gives it, and the
 // message carries that position: a cache that lost its subscription reads
@@ -114,17 +114,19 @@
 //
 //	1  the namespace
 //	2  the message, without a position (version 3, or 2 or 1 for a
-//	   cache fleet of an older release: such a message carries no
-//	   position, though the write takes one, so caches learn of it twice,
-//	   once from the message and again from the log at the next message,
-//	   and drop its keys twice)
+//	   cache fleet of an older release: such a message takes no
+//	   position and is not logged; the script marks the counter
+//	   (its key + ":unlogged"), so that a cache that missed it empties
+//	   its local tier instead of reading the log back)
 //	3  "" on a single node; on a Cluster, the group of the keys' slot
 //	   (slot * 128 / 16384, in decimal), or "*" with no key (every group)
 //	4  "c" to publish on the classic channel, "s" on a group channel (on a
 //	   Cluster; the script falls back to the classic channel where the
 //	   server has no sharded pub/sub), "-" not at all
 //	5  the log's length, about how many messages it keeps (XADD MAXLEN ~);
-//	   10000 is tiercache's default, "0" keeps no log
+//	   10000 is tiercache's default, "0" keeps no log; on a Cluster,
+//	   tiercache gives each group's log ceil(its LogLength/128), at
+//	   least 16
 //
 // then four per key: a code ("S" set, "N" set if absent, "E" set if equal,
 // "D" delete, "I" no write: the key is only invalidated), the value, the

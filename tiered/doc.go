@@ -38,6 +38,29 @@
 // events, Stats and metrics in docs/observability.md (all in the module's
 // repository).
 //
+// # Rolling upgrades
+//
+// Caches publish wire version 3 by default (HubOptions.WireVersion): each
+// message carries its position in its channel's log, and a Hub that lost
+// its subscription reads back what it missed instead of purging. A release
+// before it reads only versions 1 and 2, and purges its local tier for
+// each message it cannot read: while such instances share a namespace,
+// set WireVersion to the oldest version they read, then remove it once
+// every instance runs this release. Messages of versions 1 and 2 take no
+// position in the log, so a Hub that hears one on a namespace (from such a
+// writer, or another program's PUBLISH) purges that namespace after a
+// loss, until it closes, instead of repairing it; one that missed such a
+// message of this release's writers purges too (the write marks the log).
+//
+// Tracking can be turned on at any time: a Hub with it hears the
+// namespace's messages as well as Redis's reports, so it sees every
+// writer, of any release. TrackingOnly writers publish nothing for their
+// writes (Invalidate and InvalidateAll still publish), so an instance
+// without Tracking, of any release, never hears them and serves what they
+// overwrite until its LocalTTL: turn TrackingOnly on only once every
+// instance of its namespaces on that Redis runs with Tracking, and off
+// first when going back. Nothing checks that order.
+//
 // # Errors
 //
 // Every error names the operation, the namespace and the key once

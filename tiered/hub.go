@@ -67,9 +67,11 @@ type HubOptions struct {
 	// subscription purges instead of reading back from the log.
 	WireVersion int
 
-	// LogLength is about how many invalidations each channel's log keeps,
+	// LogLength is about how many invalidations each namespace's log keeps,
 	// for Hubs that lost their subscription to read back; one that missed
-	// more purges. Default: DefaultLogLength. Must be >= 0.
+	// more purges. On a Cluster, each of the 128 groups' logs keeps
+	// ceil(LogLength/128), at least 16. Default: DefaultLogLength. Must be
+	// >= 0.
 	LogLength int
 
 	// Tracking has Redis itself report every change to the namespaces'
@@ -79,7 +81,8 @@ type HubOptions struct {
 
 	// TrackingOnly makes the caches write with plain SET and DEL, which
 	// publish nothing: only once every instance of the namespaces has
-	// Tracking (docs/fleet.md). Requires Tracking.
+	// Tracking (docs/fleet.md). Invalidate and InvalidateAll still
+	// publish. Requires Tracking.
 	TrackingOnly bool
 
 	// Logger receives reports of the subscription: lost, failed attempts

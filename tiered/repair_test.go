@@ -309,3 +309,59 @@ func TestUnloggedWriterMakesRepairAPurge(t *testing.T) {
 		t.Errorf("stats %+v: a repair, where an unlogged writer was heard", st)
 	}
 }
+
+// A rolling upgrade: a writer of wire version 2 beside one of version 3.
+// The version 2 writes take no position in the log (they carry none), so
+// the version 3 Hubs see no gap in the positions and read nothing back:
+// before, each version 2 write made every such Hub read the log.
+func TestMixedWireReadsNoLog(t *testing.T) {
+	s := redistest.NewReal(t)
+	w2 := newInstanceWith(t, s, "w2", tiered.Options[string]{}, instanceConfig{hub: tiered.HubOptions{WireVersion: 2}})
+	w3 := newInstanceWith(t, s, "w3", tiered.Options[string]{}, instanceConfig{})
+	r := newInstanceWith(t, s, "r", tiered.Options[string]{}, instanceConfig{})
+	const n = 50
+	before := commandCalls(t, []string{s.Addr})
+	for i := range n {
+		if err := w2.Set(bg, fmt.Sprint("a", i), "x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := w3.Set(bg, fmt.Sprint("b", i), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied(t, 2*n, r)
+	applied(t, n, w2, w3) // a Hub applies the others' messages
+	after := commandCalls(t, []string{s.Addr})
+	if reads := after["xrange"] - before["xrange"]; reads > 0 {
+		t.Errorf("%d writes by a version 2 writer beside a version 3 one made the Hubs read the log %d times; want none", n, reads)
+	}
+}
+
+// A write of wire version 2 (a writer set to it for a rolling upgrade)
+// takes no position in the log, so a Hub that missed one during a loss,
+// and had heard none before, cannot read it back: the write marks the log,
+// and the Hub purges instead of repairing, returning the new value.
+func TestVersion2WriteMissedIsPurged(t *testing.T) {
+	s := redistest.NewReal(t)
+	w3 := newInstance(t, s, "w3", tiered.Options[string]{})
+	w2 := newInstanceWith(t, s, "w2", tiered.Options[string]{}, instanceConfig{hub: tiered.HubOptions{WireVersion: 2}})
+	r := newACLReader(t, s, tiered.Options[string]{})
+	if err := w3.Set(bg, "k", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the reader hears the write", func() bool { return r.Stats().Invalidations >= 1 })
+	if v, err := r.Get(bg, "k"); err != nil || v != "v1" {
+		t.Fatalf("Get = %q, %v; want v1", v, err)
+	}
+	r.deafen(t)
+	if err := w2.Set(bg, "k", "v2"); err != nil { // missed, and in no log
+		t.Fatal(err)
+	}
+	if err := w3.Set(bg, "other", "x"); err != nil { // missed, and logged
+		t.Fatal(err)
+	}
+	r.hear(t)
+	if v, err := r.Get(bg, "k"); err != nil || v != "v2" {
+		t.Fatalf("after the loss: Get = %q, %v; want v2 (stats %+v)", v, err, r.Stats())
+	}
+}

@@ -157,3 +157,34 @@ func TestTrackingOnlyPublishesNothing(t *testing.T) {
 		t.Errorf("a TrackingOnly Set published %v", m)
 	}
 }
+
+// With TrackingOnly, Invalidate and InvalidateAll still reach the other
+// instances: Redis reports no change (none was made), so only their
+// message can.
+func TestTrackingOnlyInvalidateReachesOthers(t *testing.T) {
+	s := redistest.NewReal(t)
+	trk := instanceConfig{hub: tiered.HubOptions{Tracking: true, TrackingOnly: true}}
+	w := newInstanceWith(t, s, "w", tiered.Options[string]{}, trk)
+	r := newInstanceWith(t, s, "r", tiered.Options[string]{}, trk)
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"Invalidate", func() error { return w.Invalidate(bg, "k") }},
+		{"InvalidateAll", func() error { return w.InvalidateAll(bg) }},
+	} {
+		if err := w.Set(bg, "k", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		seenWithin(t, r.Cache, "k", "v1", 5*time.Second, "setup")
+		holdLocally(t, r.Cache, "k")
+		if err := step.do(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "r drops k after w's "+step.what, func() bool {
+			hits := r.Stats().LocalHits
+			_, _ = r.Get(bg, "k")
+			return r.Stats().LocalHits == hits
+		})
+	}
+}

@@ -1,8 +1,12 @@
 package invalidate
 
 import (
+	"bytes"
+	"context"
+	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,5 +62,49 @@ func TestOwnClientsLeaveTheCallersAddrs(t *testing.T) {
 	r.nextStateOn(t, Subscribed, c.Namespace)
 	if spare := addrs[1:cap(addrs)]; slices.ContainsFunc(spare, func(a string) bool { return a != "" }) {
 		t.Fatalf("the Subscriber's clients wrote %q into the caller's Addrs", spare)
+	}
+}
+
+// writeCounter counts the writes to a connection that carry command.
+type writeCounter struct {
+	net.Conn
+	command []byte
+	n       *atomic.Int64
+}
+
+func (c writeCounter) Write(b []byte) (int, error) {
+	if bytes.Contains(bytes.ToLower(b), c.command) {
+		c.n.Add(1)
+	}
+	return c.Conn.Write(b)
+}
+
+// On a Cluster, a Subscriber with Repair starts each namespace's position
+// on every group channel (128 logs) from the log's last entry: one
+// pipeline per link, not one round trip per group.
+func TestRepairStartReadsPipelined(t *testing.T) {
+	c := redistest.NewRealCluster(t, redistest.ClusterOptions{})
+	writes := new(atomic.Int64)
+	client := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: slices.Clone(c.Addrs),
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return writeCounter{Conn: conn, command: []byte("xrevrange"), n: writes}, nil
+		},
+	})
+	t.Cleanup(func() { _ = client.Close() })
+	r := newRecorder()
+	opts := r.options(c.Namespace)
+	opts.Repair = true
+	sub := start(t, client, opts)
+	r.nextStateOn(t, Subscribed, c.Namespace)
+	links := sub.Stats().Connections
+	t.Logf("%d links, %d writes of XREVRANGE", links, writes.Load())
+	if n := writes.Load(); n > 2*int64(links) {
+		t.Errorf("%d links read their logs' last entries in %d writes; want at most 2 each", links, n)
 	}
 }

@@ -10,24 +10,32 @@
 //
 // The package knows nothing of the cache. Publishing is the writer's job:
 // tiered, through the remote tier, sends the bytes of [Message.Append] to
-// [Channel] inside the same Lua script or transaction as the write, so the
-// two are atomic.
+// [Channel] (or, on a Cluster, to a [GroupChannel] by SPUBLISH) inside the
+// same Lua script as the write, so the two are atomic; the script also
+// appends each version 3 message to its channel's log (see [LogKey]).
 //
-// One Subscriber serves a whole process: it holds one pub/sub connection
-// for a set of channels (one per namespace), which [Subscriber.Add] and
-// [Subscriber.Remove] change at run time, and runs three goroutines: the
-// reader, which calls the callbacks, and a watchdog beside it (see
-// watchdog): one goroutine keeps the time of the health check and of the
-// fence, and another writes their PINGs, so that a write stuck on a peer
-// that reads nothing delays no judgement. It dials with a client of its
-// own, made from the options of the one it is given, so that it can close
-// a connection whose write is stuck.
+// One Subscriber serves a whole process, for a set of namespaces that
+// [Subscriber.Add] and [Subscriber.Remove] change at run time. It holds one
+// pub/sub connection per node it needs: one on a single node; on a
+// Cluster, one per master, carrying the group channels whose first slot
+// the master owns (the first master also carries the classic channels),
+// and a goroutine that follows the topology. Each connection has a reader,
+// which calls the callbacks, and a watchdog beside it (see watchdog): one
+// goroutine keeps the time of the health check and of the fence, and
+// another writes their PINGs, so that a write stuck on a peer that reads
+// nothing delays no judgement. With [Options.Tracking], each connection
+// also has Redis report every change to the keys of the set's namespaces
+// (CLIENT TRACKING … BCAST). It dials with clients of its own, made from
+// the options of the one it is given, so that it can close a connection
+// whose write is stuck.
 //
 // # Promises
 //
 //   - Delivery is at most once, as Redis pub/sub gives it: a message published
-//     while no connection is subscribed to its channel is lost, and nothing
-//     is replayed.
+//     while no connection is subscribed to its channel is lost. With
+//     [Options.Repair], what a namespace missed is read back from its logs
+//     after a loss (reported as [Repaired]) or a jump of positions, when
+//     that can be proven complete; otherwise the owner purges, as without.
 //   - [Subscribed] is reported for a channel when the server has confirmed
 //     it on the current connection; every message published on it after
 //     that point is delivered (or, if it cannot be decoded, reported as a
@@ -132,18 +140,14 @@
 // A reader treats a message whose version it does not know as a Gap, so its
 // owner purges its local tier: correct, but a purge per message for as long
 // as an older reader hears a newer writer. This release decodes versions 1
-// and 2. It writes version 2, which carries the publisher's send time
-// ([Message.Sent], for measuring invalidation lag), only for a message
-// whose Sent is set; otherwise it writes version 1, byte for byte as the
-// releases before it did, which decode version 1 only. During a rolling
-// upgrade from such a release, publishers therefore leave Sent unknown
-// (tiered's WireVersion option keeps writing version 1) until every
-// instance runs this release or a later one; old and new instances then
-// always understand each other. A later change of format follows the same
-// path: first a release that decodes both versions and can still write the
-// old one, then the new one. (See [Message.Append].)
+// to 3 and writes the one its owner asks for ([Message.AppendVersion];
+// tiered's WireVersion, 3 by default): during a rolling upgrade, the
+// oldest that an instance still running reads. Only version 3 carries a
+// position in the log; a Subscriber that hears a message without one on a
+// namespace purges that namespace after a loss instead of repairing it. A
+// later change of format follows the same path: first a release that
+// decodes both versions and can still write the old one, then the new one.
 //
-// The Subscriber uses only [redis.UniversalClient], so a single node,
-// Sentinel and Cluster clients all work (PUBLISH reaches subscribers on
-// every node of a cluster).
+// The Subscriber takes a *redis.Client (a single node, or Sentinel's
+// failover client) or a *redis.ClusterClient.
 package invalidate

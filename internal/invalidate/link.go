@@ -21,6 +21,11 @@ const helloPayload = "tiercache-hello"
 // been lost in between.
 var errReplaced = errors.New("invalidate: connection replaced by the client")
 
+// errUnarmed ends a connection, before it becomes current, whose tracking
+// was armed for a set that has gained a namespace since: the next one is
+// dialed at once, and arms the set as it is then.
+var errUnarmed = errors.New("invalidate: connection armed for an older set")
+
 // link is one pub/sub connection of a Subscriber, to one node, and the
 // goroutines that keep it: it subscribes every namespace of the set to the
 // channels it carries (each namespace's classic channel, the group channels
@@ -175,9 +180,10 @@ func (l *link) run() {
 		gapWarn:     warnLimiter{every: s.warnEvery},
 		attemptWarn: warnLimiter{every: s.warnEvery},
 	}
+	again := false // the last connection was armed for an older set: dial at once
 	for first := true; ; first = false {
 		if !first {
-			if !lp.pause() {
+			if !again && !lp.pause() {
 				lp.retired()
 				return
 			}
@@ -189,6 +195,10 @@ func (l *link) run() {
 			_ = ps.Close()
 			lp.retired()
 			return
+		}
+		if again = errors.Is(err, errUnarmed); again {
+			_ = ps.Close()
+			continue
 		}
 		if err == nil {
 			err = lp.receive(ps)
@@ -209,7 +219,9 @@ func (l *link) run() {
 // connection and subscribes it to the channels of every namespace in the
 // set: a namespace that Add puts in the set is either subscribed here or by
 // Add itself on ps, never both, never neither. It returns ErrClosed once
-// the link is closed.
+// the link is closed, and errUnarmed (with Tracking) when the set gained a
+// namespace after the dial armed tracking: Add re-arms only the current
+// connection.
 func (l *link) connect(ps *redis.PubSub) error {
 	err := ps.Ping(l.ctx, helloPayload)
 	if l.ctx.Err() == nil {
@@ -224,12 +236,19 @@ func (l *link) connect(ps *redis.PubSub) error {
 	if s.closed || l.ctx.Err() != nil {
 		return ErrClosed
 	}
+	var armed []string
+	if s.opts.Tracking {
+		armed = s.own.armedOf(l.addr)
+		if !s.armsSetLocked(armed) {
+			return errUnarmed
+		}
+	}
 	l.ps = ps
 	l.unsubs, l.current, l.fixed = nil, make(map[string]uint64), make(map[string]uint64)
 	l.pending = make(map[string][]uint64, len(s.names))
 	var classic []string
 	if s.opts.Tracking {
-		l.armed = s.own.armedOf(l.addr)
+		l.armed = armed
 		l.pending[TrackingChannel] = []uint64{0}
 		classic = append(classic, TrackingChannel)
 	}

@@ -47,6 +47,15 @@ func SeqKey(namespace string, g int) string {
 	return seqPrefix + strings.TrimPrefix(GroupChannel(namespace, g), channelPrefix)
 }
 
+// UnloggedKey returns the key of the mark that the write script sets,
+// beside the counter that SeqKey names, when it publishes a message that
+// takes no position (wire version 1 or 2): the counter's value then. A
+// subscriber whose position on the channel is at or before the mark may
+// have missed that message, which no log holds.
+func UnloggedKey(namespace string, g int) string { return SeqKey(namespace, g) + unloggedSuffix }
+
+const unloggedSuffix = ":unlogged"
+
 // logOf returns the key of channel's log.
 func logOf(channel string) string {
 	return logPrefix + strings.TrimPrefix(channel, channelPrefix)
@@ -113,16 +122,23 @@ type logEntry struct {
 // start from.
 func (s *Subscriber) readLog(ctx context.Context, channel string, from position, known bool, to uint64, limit int) ([]logEntry, error) {
 	key := logOf(channel)
-	var msgs []redis.XMessage
-	var err error
+	var cmd *redis.XMessageSliceCmd
 	switch {
 	case !known:
-		msgs, err = s.own.reader().XRevRangeN(ctx, key, "+", "-", 1).Result()
+		cmd = s.own.reader().XRevRangeN(ctx, key, "+", "-", 1)
 	case to == 0:
-		msgs, err = s.own.reader().XRangeN(ctx, key, id(from.seq), "+", int64(limit)+1).Result()
+		cmd = s.own.reader().XRangeN(ctx, key, id(from.seq), "+", int64(limit)+1)
 	default:
-		msgs, err = s.own.reader().XRangeN(ctx, key, id(from.seq), id(to), int64(limit)+1).Result()
+		cmd = s.own.reader().XRangeN(ctx, key, id(from.seq), id(to), int64(limit)+1)
 	}
+	return logEntries(cmd, channel, from, known, limit)
+}
+
+// logEntries checks the entries that cmd read from channel's log, as
+// readLog describes.
+func logEntries(cmd *redis.XMessageSliceCmd, channel string, from position, known bool, limit int) ([]logEntry, error) {
+	key := logOf(channel)
+	msgs, err := cmd.Result()
 	if err != nil {
 		return nil, fmt.Errorf("invalidate: read the log %q: %w", key, err)
 	}
@@ -180,7 +196,7 @@ func (lp *loop) repairLink(namespace string) bool {
 	ctx, cancel := context.WithTimeout(l.ctx, max(s.opts.HealthCheck, time.Second))
 	defer cancel()
 	results := s.readLogs(ctx, reqs)
-	ok := true
+	var restart []string
 	for i, r := range results {
 		ch := reqs[i].channel
 		if r.err != nil || !reqs[i].known {
@@ -188,13 +204,13 @@ func (lp *loop) repairLink(namespace string) bool {
 				s.log.Info("invalidate: cannot replay the missed messages; the namespace is purged",
 					"namespace", namespace, "channel", ch, "error", r.err)
 			}
-			ok = false
-			lp.restart(ctx, ch)
+			restart = append(restart, ch)
 			continue
 		}
 		lp.replay(namespace, ch, r.entries)
 	}
-	return ok
+	s.restart(ctx, restart)
+	return len(restart) == 0
 }
 
 // replay hands the messages read back from channel's log to OnMessage and
@@ -210,20 +226,31 @@ func (lp *loop) replay(namespace, channel string, entries []logEntry) {
 	}
 }
 
-// restart gives channel the position of its log's last message, or of an
-// empty log, so that its next gap can be repaired. A channel whose log
-// cannot be read keeps no position.
-func (lp *loop) restart(ctx context.Context, channel string) {
-	s := lp.l.s
-	entries, err := s.readLog(ctx, channel, position{}, false, 0, 1)
-	switch {
-	case err != nil:
-		s.positions.forget(channel)
-	case len(entries) == 0:
-		s.positions.set(channel, position{})
-	default:
-		e := entries[0]
-		s.positions.set(channel, position{seq: e.seq, sum: fingerprint(e.payload)})
+// restart gives each of channels the position of its log's last message,
+// or of an empty log, so that its next gap can be repaired, reading them
+// in one pipeline (one round trip per node). A channel whose log cannot be
+// read keeps no position.
+func (s *Subscriber) restart(ctx context.Context, channels []string) {
+	if len(channels) == 0 {
+		return
+	}
+	cmds := make([]*redis.XMessageSliceCmd, len(channels))
+	pipe := s.own.reader().Pipeline()
+	for i, ch := range channels {
+		cmds[i] = pipe.XRevRangeN(ctx, logOf(ch), "+", "-", 1)
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	for i, ch := range channels {
+		entries, err := logEntries(cmds[i], ch, position{}, false, 1)
+		switch {
+		case err != nil:
+			s.positions.forget(ch)
+		case len(entries) == 0:
+			s.positions.set(ch, position{})
+		default:
+			e := entries[0]
+			s.positions.set(ch, position{seq: e.seq, sum: fingerprint(e.payload)})
+		}
 	}
 }
 
@@ -233,16 +260,70 @@ type readResult struct {
 	err     error
 }
 
-// readLogs runs reqs in one pipeline (one round trip per node).
+// readLogs runs the reqs whose position is known in two pipelines, one
+// round trip per node each: it reads their logs' counters first, so that a
+// channel that missed more than RepairLimit messages (or whose counter is
+// behind its position: a log recreated) fails without reading its log,
+// then reads the logs of the others.
 func (s *Subscriber) readLogs(ctx context.Context, reqs []repairReq) []readResult {
 	out := make([]readResult, len(reqs))
-	for i, r := range reqs { // TODO(pipeline): one round trip per node
-		if !r.known {
+	limit := s.opts.RepairLimit
+	counters, marks := make([]*redis.StringCmd, len(reqs)), make([]*redis.StringCmd, len(reqs))
+	pipe := s.own.reader().Pipeline()
+	for i, r := range reqs {
+		if r.known {
+			counters[i] = pipe.Get(ctx, seqOf(r.channel))
+			marks[i] = pipe.Get(ctx, seqOf(r.channel)+unloggedSuffix)
+		}
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own error
+	reads := make([]*redis.XMessageSliceCmd, len(reqs))
+	pipe = s.own.reader().Pipeline()
+	for i, r := range reqs {
+		if counters[i] == nil {
 			continue
 		}
-		out[i].entries, out[i].err = s.readLog(ctx, r.channel, r.from, true, 0, s.opts.RepairLimit)
+		if out[i].err = missedWithin(counters[i], marks[i], r, limit); out[i].err == nil {
+			reads[i] = pipe.XRangeN(ctx, logOf(r.channel), id(r.from.seq), "+", int64(limit)+1)
+		}
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, cmd := range reads {
+		if cmd != nil {
+			out[i].entries, out[i].err = logEntries(cmd, reqs[i].channel, reqs[i].from, true, limit)
+		}
 	}
 	return out
+}
+
+// seqOf returns the key of the counter of channel's log.
+func seqOf(channel string) string {
+	return seqPrefix + strings.TrimPrefix(channel, channelPrefix)
+}
+
+// missedWithin checks the counter of r's log and its unlogged mark, read by
+// cmd and mark: an error unless at most limit messages were logged since
+// r's position, and none that takes no position was published since.
+func missedWithin(cmd, mark *redis.StringCmd, r repairReq, limit int) error {
+	if at, err := mark.Uint64(); err == nil && at >= r.from.seq {
+		return fmt.Errorf("%w: a message that takes no position was published on %q since the last position applied", errCannotRepair, r.channel)
+	} else if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("invalidate: read the unlogged mark of %q: %w", r.channel, err)
+	}
+	seq, err := cmd.Uint64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		seq = 0 // no counter: nothing logged since the log was made (or lost)
+	case err != nil:
+		return fmt.Errorf("invalidate: read the counter of %q: %w", r.channel, err)
+	}
+	switch {
+	case seq < r.from.seq:
+		return fmt.Errorf("%w: the counter of %q is behind the last position applied (recreated)", errCannotRepair, r.channel)
+	case seq-r.from.seq > uint64(limit):
+		return fmt.Errorf("%w: %d missed on %q, more than %d", errCannotRepair, seq-r.from.seq, r.channel, limit)
+	}
+	return nil
 }
 
 // positioned applies the position of m, a message of channel whose bytes
@@ -259,6 +340,9 @@ func (lp *loop) positioned(namespace, channel string, m Message, payload string)
 		return nil
 	case m.Seq <= pos.seq: // read back already, or a duplicate
 		return nil
+	case m.Seq-1-pos.seq > uint64(s.opts.RepairLimit):
+		s.positions.set(channel, next)
+		return fmt.Errorf("%w: %d missed on %q, more than %d", errCannotRepair, m.Seq-1-pos.seq, channel, s.opts.RepairLimit)
 	}
 	ctx, cancel := context.WithTimeout(lp.l.ctx, max(s.opts.HealthCheck, time.Second))
 	defer cancel()

@@ -81,6 +81,17 @@ func (l *link) armedFor(namespace string) bool {
 	return slices.Contains(l.armed, namespace+":")
 }
 
+// armsSetLocked reports whether a connection that tracks the prefixes
+// armed tracks every namespace of the set. s.mu held.
+func (s *Subscriber) armsSetLocked(armed []string) bool {
+	for ns := range s.names {
+		if !slices.Contains(armed, ns+":") {
+			return false
+		}
+	}
+	return true
+}
+
 // rearm ends the link's current connection, so that the next one tracks
 // the prefixes of the set as it is now: a loss, reported as Broken if the
 // connection was confirmed. s.mu held.

@@ -1,14 +1,19 @@
 package invalidate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tiercache/tiercache/internal/redistest"
 )
@@ -146,6 +151,77 @@ func TestFreshAfterTrackedWrites(t *testing.T) {
 		if got := handled.Load(); got < int64(i) {
 			t.Fatalf("round %d: Fresh() = true while the write acknowledged %v earlier was not handled (last handled: %d)",
 				i, time.Since(acked), got)
+		}
+	}
+}
+
+// holdConn holds the write of the Subscriber's hello PING on the first
+// connection that writes it, until release is closed: the connection is
+// dialed and armed (its OnConnect hook has run), and not yet current.
+type holdConn struct {
+	net.Conn
+	hold *helloHold
+}
+
+type helloHold struct {
+	once    sync.Once
+	sent    chan struct{} // closed when the first hello is about to be written
+	release chan struct{} // closed by the test
+}
+
+func (c *holdConn) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte(helloPayload)) {
+		first := false
+		c.hold.once.Do(func() { first = true; close(c.hold.sent) })
+		if first {
+			<-c.hold.release
+		}
+	}
+	return c.Conn.Write(b)
+}
+
+// A namespace added while the connection is being dialed, after its
+// tracking was armed with the set as it was, is tracked all the same: the
+// connection re-arms once it is up (it never did: Add re-arms only a
+// connection that is current, and the new one took the prefixes it was
+// armed with for those of the set, so the namespace was never confirmed).
+func TestTrackingAddWhileDialing(t *testing.T) {
+	s := redistest.NewReal(t)
+	ns := s.Namespace
+	hold := &helloHold{sent: make(chan struct{}), release: make(chan struct{})}
+	client := redis.NewClient(&redis.Options{
+		Addr: s.Addr,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &holdConn{Conn: c, hold: hold}, nil
+		},
+	})
+	t.Cleanup(func() { _ = client.Close() })
+	r := newRecorder()
+	opts := r.options()
+	opts.Tracking = true
+	sub := start(t, client, opts)
+	select {
+	case <-hold.sent:
+	case <-time.After(wait):
+		t.Fatal("no hello PING written")
+	}
+	if err := sub.Add(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	close(hold.release)
+	waitFor(t, "the namespace added while dialing is current", func() bool { return sub.Current(ns) })
+	if err := s.Client.Set(context.Background(), ns+":k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		d := r.nextDelivery(t)
+		if d.channel == ns && slices.Equal(d.msg.Keys, []string{"k"}) {
+			break
 		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,5 +122,91 @@ func TestShardedPublishOnCluster(t *testing.T) {
 			t.Fatalf("key %q on %s: published %q on %q", key, master, m.Payload, m.Channel)
 		}
 		noMessage(t, classic, "a sharded write on the classic channel")
+	}
+}
+
+// logLenHook records the log length (ARGV[5]) of every run of the write
+// script.
+type logLenHook struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (h *logLenHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *logLenHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.record(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *logLenHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			h.record(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *logLenHook) record(cmd redis.Cmder) {
+	args := cmd.Args()
+	if name := strings.ToLower(cmd.Name()); (name != "evalsha" && name != "eval") || len(args) < 3 {
+		return
+	}
+	keys, _ := strconv.Atoi(fmt.Sprint(args[2]))
+	if i := 3 + keys + 4; i < len(args) {
+		h.mu.Lock()
+		h.seen[fmt.Sprint(args[i])]++
+		h.mu.Unlock()
+	}
+}
+
+// On a Cluster, a namespace's log is split over the 128 groups: each
+// group's keeps ceil(LogLength/128), at least 16, so the namespace keeps
+// about LogLength in all, not 128 times as much.
+func TestLogLengthPerGroupOnCluster(t *testing.T) {
+	ctx := context.Background()
+	cl := redistest.NewCluster(t)
+	client := cl.NewClient()
+	hook := &logLenHook{seen: make(map[string]int)}
+	client.AddHook(hook)
+	const logLen, perGroup = 128*20 + 1, 21
+	st := mustNew(t, client, remote.Options{Namespace: cl.Namespace, LogLength: logLen})
+	msg := invalidate.Message{Keys: []string{"k"}, Sent: time.Now()}.AppendVersion(nil, invalidate.Version)
+	const n = 128 * perGroup * 2
+	writes := make([]remote.Write, n)
+	for i := range writes {
+		writes[i] = remote.Write{Key: fmt.Sprint("k", i), Value: []byte("v")}
+	}
+	for from := 0; from < n; from += 1000 {
+		res, err := st.WriteMany(ctx, writes[from:min(from+1000, n)], func([]string) []byte { return msg })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+	}
+	if len(hook.seen) != 1 || hook.seen[strconv.Itoa(perGroup)] == 0 {
+		t.Fatalf("the write script was given the log lengths %v; want %d alone", hook.seen, perGroup)
+	}
+	for l, want := range map[int]int{1: 16, 128 * 16: 16, 128*16 + 1: 17, remote.DefaultLogLength: 79} {
+		if got := remote.GroupLogLength(l); got != want {
+			t.Errorf("GroupLogLength(%d) = %d, want %d", l, got, want)
+		}
+	}
+	if cl.Real {
+		return // Redis trims a stream by whole nodes (MAXLEN ~): only the embedded server is exact
+	}
+	total := int64(0)
+	for g := range invalidate.Groups {
+		total += client.XLen(ctx, invalidate.LogKey(cl.Namespace, g)).Val()
+	}
+	if total > 128*perGroup || total < 128*perGroup/2 {
+		t.Fatalf("%d writes left %d entries in the namespace's logs; want at most %d", n, total, 128*perGroup)
 	}
 }

@@ -61,7 +61,7 @@ func (s *Store) setAndPublish(ctx context.Context, a setArgs) (struct{}, error) 
 
 // setArgs returns the write script's ARGV for a's write of k.
 func (s *Store) setArgs(k string, a setArgs) []any {
-	return append(s.invalidation(make([]any, 0, scriptArgs+4), a.payload, k), "S", a.value, a.ms, "")
+	return append(s.invalidation(make([]any, 0, scriptArgs+4), a.payload, k, s.silent), "S", a.value, a.ms, "")
 }
 
 // setCmds is the reused EVALSHA of setAndPublish on a single node: its
@@ -76,7 +76,7 @@ type setCmds struct {
 func (s *Store) newSetCmds() *setCmds {
 	w := &setCmds{}
 	args := []any{"evalsha", writeScript.Hash(), 1, &w.key}
-	args = s.invalidation(args, nil, "")
+	args = s.invalidation(args, nil, "", s.silent)
 	args[4+1] = &w.payload // ARGV[2], the message
 	args = append(args, "S", &w.value, &w.ms, "")
 	// go-redis runs a command under the ctx of the call that sends it.
@@ -134,17 +134,15 @@ func (s *Store) DeleteAndPublish(ctx context.Context, payload func(keys []string
 // write's): one run per group of keys, in one round trip per node. With no
 // keys, it publishes payload(nil), an invalidation of every key, on a
 // single node, or on every group channel of every master of a Cluster. A
-// Silent store publishes nothing.
+// Silent store publishes (and logs) it too: Silent is about the writes,
+// whose changes Redis reports itself; here Redis sees no change.
 func (s *Store) Publish(ctx context.Context, payload func(keys []string) []byte, keys ...string) error {
-	if s.silent {
-		return nil
-	}
 	if len(keys) > 0 {
 		ws := make([]Write, len(keys))
 		for i, k := range keys {
 			ws[i] = Write{Key: k, Cond: invalidateOnly}
 		}
-		res, err := s.WriteMany(ctx, ws, payload)
+		res, err := s.writeMany(ctx, ws, payload, false)
 		if err != nil {
 			return s.opError("publish", unlabel(err), keys...)
 		}
@@ -164,7 +162,7 @@ func (s *Store) Publish(ctx context.Context, payload func(keys []string) []byte,
 // publishAll runs the write script with no key, once on a single node,
 // once per master on a Cluster (each publishes on its group channels).
 func (s *Store) publishAll(ctx context.Context, payload []byte) (struct{}, error) {
-	args := s.invalidation(make([]any, 0, scriptArgs), payload, "")
+	args := s.invalidation(make([]any, 0, scriptArgs), payload, "", false)
 	cc, ok := s.client.(*redis.ClusterClient)
 	if !ok {
 		return struct{}{}, writeScript.Run(ctx, s.client, nil, args...).Err()

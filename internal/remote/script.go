@@ -22,7 +22,8 @@ const scriptArgs = 5
 //
 //	1  the namespace
 //	2  the message (see invalidate.Message); a version 3 message gets its
-//	   position in the log appended, in decimal
+//	   position in the log appended, in decimal; a message of another
+//	   version (it carries no position) is not logged
 //	3  where: "" on a single node (the namespace's classic channel and
 //	   log); on a Cluster, the group (0 to 127) of the keys' slot: the
 //	   message goes to the first group, from that one on, whose channel
@@ -39,10 +40,12 @@ const scriptArgs = 5
 // type than a string is equal to nothing. It returns one '1' (applied) or
 // '0' per key, and publishes only if it applied one (or was given no key).
 //
-// Each message is first appended to its channel's log, a stream, at the
-// position a counter gives it, so that a subscriber that lost messages
-// reads them back (see invalidate.LogKey). Where no group channel lives on
-// the node, it fails before writing anything.
+// Each version 3 message is first appended to its channel's log, a
+// stream, at the position a counter gives it, so that a subscriber that
+// lost messages reads them back (see invalidate.LogKey); a message of
+// another version sets the counter's unlogged mark (invalidate.UnloggedKey)
+// to the counter, so that a subscriber that missed it purges instead. Where
+// no group channel lives on the node, it fails before writing anything.
 var writeSource = `local ns, msg, where, pub, loglen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local T = {` + groupTags() + `}
 local G = #T
@@ -99,15 +102,18 @@ if applied == 0 and #KEYS > 0 then
 end
 for _, sfx in ipairs(dests) do
   local m = msg
-  if loglen > 0 then
-    local seq = redis.call('INCR', 'tiercache:seq:' .. ns .. sfx)
-    if string.byte(msg, 1) == 3 then m = msg .. string.format('%d', seq) end
+  local seqkey = 'tiercache:seq:' .. ns .. sfx
+  if loglen > 0 and string.byte(msg, 1) == 3 then
+    local seq = redis.call('INCR', seqkey)
+    m = msg .. string.format('%d', seq)
     local log, id = 'tiercache:log:' .. ns .. sfx, string.format('%d', seq) .. '-0'
     local r = redis.pcall('XADD', log, 'MAXLEN', '~', loglen, id, 'm', m)
     if type(r) == 'table' and r.err then
       redis.call('DEL', log)
       redis.call('XADD', log, 'MAXLEN', '~', loglen, id, 'm', m)
     end
+  elseif loglen > 0 then
+    redis.call('SET', seqkey .. ':unlogged', redis.call('GET', seqkey) or '0')
   end
   local classic = 'tiercache:invalidate:' .. ns
   if pub == 's' then
@@ -139,8 +145,9 @@ func groupTags() string {
 
 // invalidation appends to args the write script's first ARGV (see
 // writeSource) for a message payload about keys whose first Redis key is
-// first ("" for no key: an invalidation of every key).
-func (s *Store) invalidation(args []any, payload []byte, first string) []any {
+// first ("" for no key: an invalidation of every key); silent, for the
+// writes of a Silent store, neither publishes nor logs it.
+func (s *Store) invalidation(args []any, payload []byte, first string, silent bool) []any {
 	where := ""
 	if s.cluster {
 		where = "*"
@@ -150,13 +157,13 @@ func (s *Store) invalidation(args []any, payload []byte, first string) []any {
 	}
 	pub := "s"
 	switch {
-	case s.silent:
+	case silent:
 		pub = "-"
 	case !s.cluster || s.classic:
 		pub = "c"
 	}
 	logLen := s.logLen
-	if s.silent {
+	if silent {
 		logLen = 0
 	}
 	return append(args, s.namespace, payload, where, pub, logLen)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tiercache/tiercache/internal/clients"
 	"github.com/tiercache/tiercache/internal/field"
+	"github.com/tiercache/tiercache/internal/invalidate"
 )
 
 // DefaultNamespace is the namespace of a Store whose Options leave it empty.
@@ -42,13 +43,15 @@ type Options struct {
 	ScanCount int
 
 	// LogLength is about how many invalidations the write script keeps in
-	// each channel's log (XADD … MAXLEN ~), for subscribers to read back.
-	// Default: DefaultLogLength. Must be >= 0.
+	// the namespace's log (XADD … MAXLEN ~), for subscribers to read back.
+	// On a Cluster the log is split over the groups, each of which keeps
+	// GroupLogLength(LogLength). Default: DefaultLogLength. Must be >= 0.
 	LogLength int
 
 	// Silent makes the writes publish (and log) nothing: plain SETs and
 	// DELs, for a fleet whose every subscriber tracks its keys with
-	// server-assisted invalidation.
+	// server-assisted invalidation. Publish, which changes no key, still
+	// publishes.
 	Silent bool
 
 	// ClassicPubSub makes the writes on a Cluster publish on the
@@ -65,6 +68,18 @@ type Options struct {
 
 // DefaultLogLength is Options.LogLength when it is 0.
 const DefaultLogLength = 10_000
+
+// MinGroupLogLength is the least that each group's log of a namespace
+// keeps on a Cluster (see GroupLogLength).
+const MinGroupLogLength = 16
+
+// GroupLogLength is the length of each group's log of a namespace whose
+// LogLength is logLen, on a Cluster, where the log is split over the
+// invalidate.Groups groups: ceil(logLen/Groups), at least
+// MinGroupLogLength.
+func GroupLogLength(logLen int) int {
+	return max((logLen+invalidate.Groups-1)/invalidate.Groups, MinGroupLogLength)
+}
 
 // validate reports every invalid field of o, by name.
 func (o Options) validate() error {
@@ -92,7 +107,7 @@ type Store struct {
 	prefix            string // namespace + ":"
 	pattern           string // SCAN MATCH pattern: escaped prefix + "*"
 	scanCount         int64
-	logLen            int          // Options.LogLength, or its default
+	logLen            int          // each channel's log: Options.LogLength, or its default; a group's share on a Cluster
 	silent            bool         // Options.Silent
 	classic           bool         // Options.ClassicPubSub
 	gate              func() error // Options.Gate; nil: none
@@ -128,6 +143,9 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		opts.LogLength = DefaultLogLength
 	}
 	_, cluster := client.(*redis.ClusterClient)
+	if cluster {
+		opts.LogLength = GroupLogLength(opts.LogLength)
+	}
 	prefix := opts.Namespace + ":"
 	return &Store{
 		client:            client,

@@ -75,10 +75,15 @@ type Result struct {
 // clientEnforcesDeadlines). A group that fails (a Cluster node down, no
 // invalidation channel on the node) sets the Err of its writes.
 func (s *Store) WriteMany(ctx context.Context, writes []Write, payload func(keys []string) []byte) ([]Result, error) {
+	return s.writeMany(ctx, writes, payload, s.silent)
+}
+
+// writeMany is WriteMany, silent (publishing and logging nothing) or not.
+func (s *Store) writeMany(ctx context.Context, writes []Write, payload func(keys []string) []byte, silent bool) ([]Result, error) {
 	if len(writes) == 0 {
 		return []Result{}, nil
 	}
-	b := writeBatch{writes: writes, ops: make([]writeOp, len(writes)), plain: s.silent}
+	b := writeBatch{writes: writes, ops: make([]writeOp, len(writes)), silent: silent, plain: silent}
 	for i, w := range writes {
 		op, err := newWriteOp(w)
 		if err != nil {
@@ -90,7 +95,7 @@ func (s *Store) WriteMany(ctx context.Context, writes []Write, payload func(keys
 	key := func(i int) string { return writes[i].Key }
 	b.groups, b.rk = s.groups(len(writes), key), s.packKeys(len(writes), key)
 	b.payloads = make([][]byte, len(b.groups))
-	if payload != nil && !s.silent {
+	if payload != nil && !silent {
 		for gi, g := range b.groups {
 			keys := make([]string, len(g))
 			for j, i := range g {
@@ -99,7 +104,7 @@ func (s *Store) WriteMany(ctx context.Context, writes []Write, payload func(keys
 			b.payloads[gi] = payload(keys)
 		}
 	}
-	res, err := call(ctx, s, b, (*Store).writeMany)
+	res, err := call(ctx, s, b, (*Store).writeGroups)
 	if err != nil {
 		keys := make([]string, len(writes))
 		for i, w := range writes {
@@ -151,17 +156,18 @@ type writeBatch struct {
 	rk       []string  // Redis keys, aligned with writes
 	groups   [][]int   // positions in writes
 	payloads [][]byte  // per group
-	plain    bool      // a Silent store, every write Always: plain commands, no script
+	silent   bool      // a Silent store's writes: nothing published or logged
+	plain    bool      // silent, every write Always: plain commands, no script
 }
 
-func (s *Store) writeMany(ctx context.Context, b writeBatch) ([]Result, error) {
+func (s *Store) writeGroups(ctx context.Context, b writeBatch) ([]Result, error) {
 	if b.plain {
 		return s.writePlain(ctx, b)
 	}
 	calls := make([]scriptCall, len(b.groups))
 	for gi, g := range b.groups {
 		keys := make([]string, len(g))
-		args := s.invalidation(make([]any, 0, scriptArgs+4*len(g)), b.payloads[gi], b.rk[g[0]])
+		args := s.invalidation(make([]any, 0, scriptArgs+4*len(g)), b.payloads[gi], b.rk[g[0]], b.silent)
 		for j, i := range g {
 			keys[j] = b.rk[i]
 			op := &b.ops[i]
