@@ -80,7 +80,7 @@ func TestCloseEndsARemoveBehindAStuckWrite(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	r := newRecorder()
 	opts := r.options(s.Namespace, s.Namespace+"-2")
-	const hc = time.Second // its kill comes 1 to 2 s after the stall
+	const hc = 3 * time.Second // its kill comes 3 to 6 s after the stall
 	opts.HealthCheck, opts.MaxStaleness = hc, 2*time.Millisecond
 	sub, err := Subscribe(client, opts)
 	if err != nil {
@@ -99,11 +99,14 @@ func TestCloseEndsARemoveBehindAStuckWrite(t *testing.T) {
 	p.StallPubSub()
 	// The PINGs' writes block: the count of those sent stops moving while
 	// readers keep asking.
-	for last := sub.Stats().FencePings; ; {
+	for last, began := sub.Stats().FencePings, time.Now(); ; {
 		time.Sleep(50 * time.Millisecond)
 		n := sub.Stats().FencePings
 		if n == last {
 			break
+		}
+		if time.Since(began) > 2*hc/3 { // before the health check can end the connection
+			t.Fatalf("the PINGs' writes did not block within %v of the stall (%d sent)", 2*hc/3, n)
 		}
 		last = n
 	}
