@@ -2,6 +2,7 @@ package invalidate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -165,9 +166,34 @@ func (o *ownClient) close() {
 // would wait behind the very write it is meant to end (a peer that reads
 // nothing fills the socket's send buffer, and the write waits for the
 // client's WriteTimeout).
+//
+// A connection dialed after its closer ran would escape it, and go-redis
+// holds a PubSub's mutex through a redial and its handshake, which a hung
+// server never answers (the handshake waits out go-redis's timeouts).
+// So the dialer refuses a dial under a context that noDial marked (every
+// command on a pub/sub connection once it is open: go-redis's redial
+// inside Receive, Subscribe, Unsubscribe, Ping), and a connection whose
+// dial's context has ended, or that the Subscriber's Close has shut the set
+// for, is closed before go-redis sees it: a closer that means to stop a
+// dial in progress ends its context before it calls closeAll (link.close).
 type connSet struct {
 	mu    sync.Mutex
 	conns map[*trackedConn]string // guarded by mu: each connection and the address it was dialed to
+	shut  bool                    // guarded by mu: shutdown has run; no connection is kept
+}
+
+// noDialKey marks a context under which the Subscriber's dialer refuses to
+// dial (see noDial).
+type noDialKey struct{}
+
+// errNoDial is the error of a dial that the Subscriber refuses: go-redis
+// tried to replace a lost pub/sub connection itself.
+var errNoDial = errors.New("invalidate: connection lost (the subscriber dials the next one itself)")
+
+// noDial returns ctx marked so that no connection is dialed under it: for
+// the commands on a pub/sub connection once it is open.
+func noDial(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noDialKey{}, true)
 }
 
 // wrap returns a dialer that dials with d (or go-redis's default dialer for
@@ -177,12 +203,23 @@ func (cs *connSet) wrap(d func(context.Context, string, string) (net.Conn, error
 		d = redis.NewDialer(o)
 	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if ctx.Value(noDialKey{}) != nil {
+			return nil, errNoDial
+		}
 		c, err := d(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
 		tc := &trackedConn{Conn: c, set: cs}
 		cs.mu.Lock()
+		if err := ctx.Err(); cs.shut || err != nil { // its closer has run: it would escape
+			if cs.shut {
+				err = ErrClosed
+			}
+			cs.mu.Unlock()
+			_ = c.Close()
+			return nil, fmt.Errorf("invalidate: dial %s: %w", addr, err)
+		}
 		if cs.conns == nil {
 			cs.conns = make(map[*trackedConn]string)
 		}
@@ -190,6 +227,14 @@ func (cs *connSet) wrap(d func(context.Context, string, string) (net.Conn, error
 		cs.mu.Unlock()
 		return tc, nil
 	}
+}
+
+// shutdown closes every connection and every one dialed from now on.
+func (cs *connSet) shutdown() {
+	cs.mu.Lock()
+	cs.shut = true
+	cs.mu.Unlock()
+	cs.closeAll("")
 }
 
 // closeAll closes every connection dialed to addr (to any address, for

@@ -92,7 +92,9 @@
 //     [Subscriber.Ready] works with an empty set too.
 //   - [Subscriber.Close] is idempotent and safe to call concurrently; it
 //     returns after its goroutines have exited, and no callback runs after
-//     it returns.
+//     it returns. It waits for nothing from Redis: it closes the sockets
+//     first, and go-redis never dials a replacement for a lost pub/sub
+//     connection (the Subscriber dials each one itself, where Close ends it).
 //
 // Warnings that can repeat fast (a Gap per message, a failed attempt per
 // backoff) are logged at most once per 10 seconds for each kind, carrying

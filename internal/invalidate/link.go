@@ -83,6 +83,7 @@ func (l *link) subscribe(ctx context.Context, namespace string, epoch uint64) er
 	if l.ps == nil {
 		return nil // the next connection subscribes to the whole set
 	}
+	ctx = noDial(ctx) // a lost connection is not replaced here, under mu
 	for _, ch := range l.channels(namespace) {
 		l.pending[ch] = append(l.pending[ch], epoch)
 	}
@@ -109,6 +110,7 @@ func (l *link) unsubscribe(ctx context.Context, namespace string) error {
 	if l.ps == nil {
 		return nil
 	}
+	ctx = noDial(ctx) // a lost connection is not replaced here, under mu
 	for _, ch := range chans {
 		if l.unsubs == nil {
 			l.unsubs = make(map[string]int)

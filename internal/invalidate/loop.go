@@ -29,15 +29,18 @@ type loop struct {
 // has consumed part of it, and go-redis (ReceiveTimeout, which keeps the
 // connection after a timeout) would parse the rest as a reply of its own,
 // so a message could vanish without an error. The health check runs beside
-// the read instead (see watchdog) and ends it by closing ps.
+// the read instead (see watchdog) and ends it by closing ps. Nothing on ps
+// dials (see noDial): when the read fails, go-redis's own redial is
+// refused, and the link dials the next connection where Close can end it.
 func (lp *loop) receive(ps *redis.PubSub) error {
 	l, s := lp.l, lp.l.s
-	w := startWatchdog(l.ctx, ps, func() { s.own.conns.closeAll(l.addr) }, s.opts.HealthCheck, &l.fence)
+	ctx := noDial(l.ctx)
+	w := startWatchdog(ctx, ps, func() { s.own.conns.closeAll(l.addr) }, s.opts.HealthCheck, &l.fence)
 	lp.w = w
 	defer w.stop()
 	for {
 		w.reading()
-		msg, err := ps.Receive(l.ctx)
+		msg, err := ps.Receive(ctx)
 		if err != nil {
 			if l.ctx.Err() != nil {
 				return l.ctx.Err()

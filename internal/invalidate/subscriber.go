@@ -178,8 +178,11 @@ func (s *Subscriber) Add(ctx context.Context, namespace string) error {
 // up, sends the UNSUBSCRIBEs of its channels. Messages of it that arrive
 // after Remove returns are ignored; one whose delivery had begun may still
 // reach OnMessage. Removing a namespace not in the set does nothing.
-// Remove fails with ErrClosed once Close has begun. It is safe to call
-// concurrently, from the callbacks too.
+// Remove waits for no reply and never dials; behind a write stuck on a
+// peer that reads nothing it waits until the health check closes that
+// connection (two HealthChecks at most) or Close begins. Remove fails with
+// ErrClosed once Close has begun. It is safe to call concurrently, from
+// the callbacks too.
 func (s *Subscriber) Remove(ctx context.Context, namespace string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -273,12 +276,15 @@ func (s *Subscriber) callback(f func()) {
 }
 
 // Close stops the Subscriber and waits for its goroutines to exit; no
-// callback runs after Close returns. It is idempotent, safe to call
-// concurrently, and always returns nil. It must not be called from
-// OnMessage or OnState (it would wait for itself).
+// callback runs after Close returns. It closes every connection first and
+// waits for nothing from Redis, so a hung server does not hold it (nor a
+// Remove in progress), only a callback that is running does. It is
+// idempotent, safe to call concurrently, and always returns nil. It must
+// not be called from OnMessage or OnState (it would wait for itself).
 func (s *Subscriber) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
+		s.own.conns.shutdown() // ends any write or handshake that holds a PubSub's mutex, or mu
 		s.mu.Lock()
 		s.closed = true
 		links := s.links
