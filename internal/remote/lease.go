@@ -177,12 +177,34 @@ func (s *Store) Acquire(ctx context.Context, keys []string, token string, ttl ti
 	if len(keys) == 0 {
 		return []Claim{}, nil
 	}
+	b, err := s.leaseBatch(keys, token, ttl, donePrefix)
+	if err != nil {
+		return nil, s.opError("acquire", err, keys...)
+	}
+	claims, err := call(ctx, s, b, (*Store).acquire)
+	if err != nil {
+		return nil, s.opError("acquire", err, keys...)
+	}
+	return claims, nil
+}
+
+// acquireBatch is the work of an Acquire or a Renew: one script call per group.
+type acquireBatch struct {
+	keys   []string
+	groups [][]int // positions in keys
+	calls  []scriptCall
+}
+
+// leaseBatch makes the script calls of an Acquire or a Renew of token's
+// leases on keys for ttl (at least 1ms): per group, the keys, then the
+// arguments marker, ttl in ms and extra.
+func (s *Store) leaseBatch(keys []string, token string, ttl time.Duration, extra ...any) (acquireBatch, error) {
 	ms, err := ttlMillis(ttl)
 	if err == nil && ms == 0 {
 		err = errors.New("lease ttl must be at least 1ms, got 0")
 	}
 	if err != nil {
-		return nil, s.opError("acquire", err, keys...)
+		return acquireBatch{}, err
 	}
 	b := acquireBatch{keys: keys, groups: s.groups(len(keys), func(i int) string { return keys[i] })}
 	b.calls = make([]scriptCall, len(b.groups))
@@ -192,20 +214,9 @@ func (s *Store) Acquire(ctx context.Context, keys []string, token string, ttl ti
 		for j, i := range g {
 			rk[j] = s.prefix + keys[i]
 		}
-		b.calls[gi] = scriptCall{keys: rk, args: []any{marker, ms, donePrefix}}
+		b.calls[gi] = scriptCall{keys: rk, args: append([]any{marker, ms}, extra...)}
 	}
-	claims, err := call(ctx, s, b, (*Store).acquire)
-	if err != nil {
-		return nil, s.opError("acquire", err, keys...)
-	}
-	return claims, nil
-}
-
-// acquireBatch is the work of an Acquire: one script call per group.
-type acquireBatch struct {
-	keys   []string
-	groups [][]int // positions in keys
-	calls  []scriptCall
+	return b, nil
 }
 
 func (s *Store) acquire(ctx context.Context, b acquireBatch) ([]Claim, error) {
@@ -285,22 +296,9 @@ func (s *Store) Renew(ctx context.Context, keys []string, token string, ttl time
 	if len(keys) == 0 {
 		return []bool{}, nil
 	}
-	ms, err := ttlMillis(ttl)
-	if err == nil && ms == 0 {
-		err = errors.New("lease ttl must be at least 1ms, got 0")
-	}
+	b, err := s.leaseBatch(keys, token, ttl)
 	if err != nil {
 		return nil, s.opError("renew", err, keys...)
-	}
-	b := acquireBatch{keys: keys, groups: s.groups(len(keys), func(i int) string { return keys[i] })}
-	b.calls = make([]scriptCall, len(b.groups))
-	marker := LeaseMarker(token)
-	for gi, g := range b.groups {
-		rk := make([]string, len(g))
-		for j, i := range g {
-			rk[j] = s.prefix + keys[i]
-		}
-		b.calls[gi] = scriptCall{keys: rk, args: []any{marker, ms}}
 	}
 	renewed, err := call(ctx, s, b, (*Store).renew)
 	if err != nil {
