@@ -74,6 +74,7 @@ type fixture struct {
 	phase   atomic.Int32 // index of the phase running now
 
 	stop    atomic.Bool // ends the traffic
+	stalls  *stalls     // when the process could not run; nil: not watched
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	samples [][]sample // guarded by mu: one slice per finished goroutine
@@ -131,6 +132,9 @@ func (f *fixture) goLog(fn func(log *[]sample)) <-chan struct{} {
 func (f *fixture) stopTraffic() {
 	f.stop.Store(true)
 	f.wg.Wait()
+	if f.stalls != nil {
+		f.stalls.end()
+	}
 }
 
 // writer writes increasing versions of random keys on instance i.
