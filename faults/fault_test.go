@@ -155,8 +155,14 @@ func runFaults(t *testing.T, su suite) {
 		t.Errorf("%d reads returned a value overwritten more than %v before they began (worst %v)",
 			total.stale, staleLimit, time.Duration(total.worstStale))
 	}
-	if r := rows[calm]; r.errs > 0 {
-		t.Errorf("%d calls failed after the faults stopped: %s", r.errs, kinds(r.errKinds))
+	// A call whose process could not run for half its time may miss its
+	// deadline however healthy the server: it is logged, not failed.
+	if r := rows[calm]; r.errs > r.stalledErrs {
+		t.Errorf("%d calls failed after the faults stopped: %s (%d of the deadlines exceeded in calls stalled half their time)",
+			r.errs, kinds(r.errKinds), r.stalledErrs)
+	} else if r.errs > 0 {
+		t.Logf("%d calls failed after the faults stopped, each with the process stalled for half its time or more: %s",
+			r.errs, kinds(r.errKinds))
 	}
 	if !*dry { // each fault must have bitten
 		for _, r := range rows[1:calm] {

@@ -31,6 +31,7 @@ type row struct {
 	late          int   // calls that returned more than lateSlack past their deadline
 	worstOver     int64 // ns past the deadline, the worst call
 	errs          int
+	stalledErrs   int // of errs, deadlines exceeded in calls the process was stalled for half their time
 	errKinds      map[string]int
 	breaks        uint64   // subscriptions lost, all instances
 	recovery      recovery // how they came back
@@ -55,6 +56,7 @@ func (r *row) add(o *row) {
 	r.late += o.late
 	r.worstOver = max(r.worstOver, o.worstOver)
 	r.errs += o.errs
+	r.stalledErrs += o.stalledErrs
 	for k, n := range o.errKinds {
 		r.errKinds[k] += n
 	}
@@ -80,7 +82,7 @@ func (r *row) add(o *row) {
 // it ended, so a read of it is judged only against writes acknowledged after
 // that. A call's time past its deadline does not count the time the stall
 // watcher found the process unable to run a goroutine that was due (see
-// stalls).
+// stalls.excuse).
 func (f *fixture) judge(phases []string, restarts []span) []*row {
 	rows := make([]*row, len(phases))
 	for i, name := range phases {
@@ -91,17 +93,20 @@ func (f *fixture) judge(phases []string, restarts []span) []*row {
 		for _, s := range log {
 			r := rows[s.phase]
 			if over := s.end - s.deadline; over > int64(lateSlack) {
-				stalled, _ := f.stalls.within(s.deadline, s.end)
+				stalled := f.stalls.excuse(s.deadline, s.end)
 				if over-stalled > int64(lateSlack) {
 					r.late++
 					r.worstOver = max(r.worstOver, over-stalled)
-					r.example("late: instance %d's %s of %s returned %v past its deadline, %v of it with the process stalled",
+					r.example("late: instance %d's %s of %s returned %v past its deadline, %v of it excused (stalled or runnable)",
 						s.inst, opName(s.op), keyName(int(s.key)), dur(over), dur(stalled))
 				}
 			}
 			if s.err != "" {
 				r.errs++
 				r.errKinds[s.err]++
+				if s.err == errDeadline && 2*f.stalls.excuse(s.start, s.end) >= int64(callTimeout) {
+					r.stalledErrs++
+				}
 			}
 			switch {
 			case s.op != opGet:

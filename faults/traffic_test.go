@@ -232,6 +232,9 @@ func (f *fixture) storm(i int, stop *atomic.Bool, log *[]sample) {
 // errNotFound is the kind of tiered.ErrNotFound, which a read may return.
 const errNotFound = "not found"
 
+// errDeadline is the kind of a ctx's deadline exceeded.
+const errDeadline = "deadline exceeded"
+
 // errorKind sorts an error into a few kinds for the report.
 func errorKind(err error) string {
 	var rerr redis.Error
@@ -240,7 +243,7 @@ func errorKind(err error) string {
 	case errors.Is(err, tiered.ErrNotFound):
 		return errNotFound
 	case errors.Is(err, context.DeadlineExceeded):
-		return "deadline exceeded"
+		return errDeadline
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	case errors.Is(err, tiered.ErrClosed):
