@@ -124,8 +124,9 @@ func runFaults(t *testing.T, su suite) {
 	t.Logf("sets and deletes: %d; pub/sub connections killed: %d; restarts: %d; failovers: %d",
 		total.sets, ph.killed, len(ph.restarts), ph.failedOver)
 	stalled, longest := f.stalls.within(0, f.now())
-	t.Logf("the process stalled %d times (a goroutine due ran over %v late), %v in all, the longest %v",
-		len(f.stalls.spans), stallMin, dur(stalled), dur(longest))
+	t.Logf("the process stalled %d times (a goroutine due ran over %v late), %v in all, the longest %v; "+
+		"%d calls returned more than %v past their deadline, %d of them once that and run-queue waits are taken out",
+		len(f.stalls.spans), stallMin, dur(stalled), dur(longest), total.rawLate, lateSlack, total.late)
 	for i, r := range rows {
 		if r.errs > 0 {
 			t.Logf("errors in %s: %s", r.name, kinds(r.errKinds))

@@ -28,7 +28,8 @@ type row struct {
 	noted, stale  int   // reads more than staleNoted, staleLimit behind
 	worstStale    int64 // ns
 	ryw           int   // reads older than the reader's own acknowledged write
-	late          int   // calls that returned more than lateSlack past their deadline
+	late          int   // calls that returned more than lateSlack past their deadline, excuse taken out
+	rawLate       int   // the same, excuse left in
 	worstOver     int64 // ns past the deadline, the worst call
 	errs          int
 	stalledErrs   int // of errs, deadlines exceeded in calls the process was stalled for half their time
@@ -54,6 +55,7 @@ func (r *row) add(o *row) {
 	r.worstStale = max(r.worstStale, o.worstStale)
 	r.ryw += o.ryw
 	r.late += o.late
+	r.rawLate += o.rawLate
 	r.worstOver = max(r.worstOver, o.worstOver)
 	r.errs += o.errs
 	r.stalledErrs += o.stalledErrs
@@ -93,6 +95,7 @@ func (f *fixture) judge(phases []string, restarts []span) []*row {
 		for _, s := range log {
 			r := rows[s.phase]
 			if over := s.end - s.deadline; over > int64(lateSlack) {
+				r.rawLate++
 				stalled := f.stalls.excuse(s.deadline, s.end)
 				if over-stalled > int64(lateSlack) {
 					r.late++
