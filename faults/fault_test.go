@@ -27,8 +27,9 @@ const (
 // then checks the promises listed in the package doc. The table it logs has
 // one row per phase: reads (successful Gets), reads more than MaxStaleness
 // and more than 100 ms behind (and the worst), read-your-writes
-// violations, calls past their deadline by more than 20 ms (and the worst
-// overrun), failed calls, lost subscriptions, and how they came back:
+// violations, calls past their deadline by more than 20 ms once the time
+// the process was stalled is taken out (and the worst such overrun), failed
+// calls, lost subscriptions, and how they came back:
 // purged, or repaired from the log (and the keys the repairs dropped).
 func TestFaults(t *testing.T) { runFaults(t, suite{name: "invalidation messages"}) }
 
@@ -82,6 +83,7 @@ func runFaults(t *testing.T, su suite) {
 		t.FailNow()
 	}
 	f.base = time.Now()
+	f.stalls = watchStalls(f.base)
 	for k := range nKeys { // every key holds a version before the readers start
 		if _, err := f.write(f.insts[0], 0, k, new([]sample)); err != nil {
 			t.Fatal(err)
@@ -121,6 +123,10 @@ func runFaults(t *testing.T, su suite) {
 		su.name, mode, nInstances, nKeys, 1, readersPer, callTimeout, tab)
 	t.Logf("sets and deletes: %d; pub/sub connections killed: %d; restarts: %d; failovers: %d",
 		total.sets, ph.killed, len(ph.restarts), ph.failedOver)
+	stalled, longest := f.stalls.within(0, f.now())
+	t.Logf("the process stalled %d times (a goroutine due ran over %v late), %v in all, the longest %v; "+
+		"%d calls returned more than %v past their deadline, %d of them once that and run-queue waits are taken out",
+		len(f.stalls.spans), stallMin, dur(stalled), dur(longest), total.rawLate, lateSlack, total.late)
 	for i, r := range rows {
 		if r.errs > 0 {
 			t.Logf("errors in %s: %s", r.name, kinds(r.errKinds))
@@ -150,8 +156,14 @@ func runFaults(t *testing.T, su suite) {
 		t.Errorf("%d reads returned a value overwritten more than %v before they began (worst %v)",
 			total.stale, staleLimit, time.Duration(total.worstStale))
 	}
-	if r := rows[calm]; r.errs > 0 {
-		t.Errorf("%d calls failed after the faults stopped: %s", r.errs, kinds(r.errKinds))
+	// A call whose process could not run for half its time may miss its
+	// deadline however healthy the server: it is logged, not failed.
+	if r := rows[calm]; r.errs > r.stalledErrs {
+		t.Errorf("%d calls failed after the faults stopped: %s (%d of the deadlines exceeded in calls stalled half their time)",
+			r.errs, kinds(r.errKinds), r.stalledErrs)
+	} else if r.errs > 0 {
+		t.Logf("%d calls failed after the faults stopped, each with the process stalled for half its time or more: %s",
+			r.errs, kinds(r.errKinds))
 	}
 	if !*dry { // each fault must have bitten
 		for _, r := range rows[1:calm] {

@@ -19,8 +19,19 @@ func TestJudge(t *testing.T) {
 		{version: 4, at: ms(55), inst: 1}, // after the restart
 	}
 	f.keys[0].failed = []int64{5}
+	// Key 1: the Set of v2 failed, and reached Redis after v3's was
+	// acknowledged; it was first read at 200 ms, and v4 acknowledged after.
+	f.keys[1].acks = []ack{{version: 1, at: ms(60), inst: 0}, {version: 3, at: ms(70), inst: 1}, {version: 4, at: ms(250), inst: 1}}
+	f.keys[1].failed = []int64{2}
+	// The process could not run from 310 to 350 ms.
+	f.stalls = &stalls{spans: []span{{begin: ms(310), done: ms(350)}}}
 	read := func(inst uint8, version int64, start, end float64) sample {
 		return sample{op: opGet, inst: inst, version: version, start: ms(start), end: ms(end), deadline: ms(start + 200)}
+	}
+	read1 := func(inst uint8, version int64, start, end float64) sample {
+		s := read(inst, version, start, end)
+		s.key = 1
+		return s
 	}
 	f.samples = [][]sample{{
 		read(0, 1, 30, 31),   // 10 ms behind v2: not noted (the count is of more than MaxStaleness, 10 ms)
@@ -33,15 +44,19 @@ func TestJudge(t *testing.T) {
 		read(1, 0, 180, 181), // the same, and v4 was instance 1's own: RYW too
 		{op: opSet, start: ms(0), end: ms(230), deadline: ms(200), err: "deadline exceeded"}, // 30 ms late
 		{op: opSet, start: ms(0), end: ms(215), deadline: ms(200)},                           // within the slack
+		read1(0, 2, 200, 201), // v2 may have landed after v3: not behind
+		read1(1, 2, 400, 401), // 150 ms behind v4, acknowledged after v2 was read: stale, and RYW
+		{op: opSet, key: 1, start: ms(100), end: ms(360), deadline: ms(300)}, // 60 ms late, 40 of them stalled
 	}}
 	rows := f.judge([]string{"only"}, []span{{begin: ms(40), done: ms(50)}})
 	type counts struct {
-		reads, sets, noted, stale, ryw, late, errs int
-		worstStale, worstOver                      int64
+		reads, sets, noted, stale, ryw, late, errs, staleOfFailed int
+		worstStale, worstOver                                     int64
 	}
 	r := rows[0]
-	got := counts{r.reads, r.sets, r.noted, r.stale, r.ryw, r.late, r.errs, r.worstStale, r.worstOver}
-	want := counts{reads: 8, sets: 2, noted: 3, stale: 2, ryw: 2, late: 1, errs: 1, worstStale: ms(125), worstOver: ms(30)}
+	got := counts{r.reads, r.sets, r.noted, r.stale, r.ryw, r.late, r.errs, r.staleOfFailed, r.worstStale, r.worstOver}
+	want := counts{reads: 10, sets: 3, noted: 4, stale: 3, ryw: 3, late: 1, errs: 1, staleOfFailed: 1,
+		worstStale: ms(150), worstOver: ms(30)}
 	if got != want {
 		t.Fatalf("judged %+v, want %+v (examples: %q)", got, want, r.examples)
 	}

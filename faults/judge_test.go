@@ -28,9 +28,11 @@ type row struct {
 	noted, stale  int   // reads more than staleNoted, staleLimit behind
 	worstStale    int64 // ns
 	ryw           int   // reads older than the reader's own acknowledged write
-	late          int   // calls that returned more than lateSlack past their deadline
+	late          int   // calls that returned more than lateSlack past their deadline, excuse taken out
+	rawLate       int   // the same, excuse left in
 	worstOver     int64 // ns past the deadline, the worst call
 	errs          int
+	stalledErrs   int // of errs, deadlines exceeded in calls the process was stalled for half their time
 	errKinds      map[string]int
 	breaks        uint64   // subscriptions lost, all instances
 	recovery      recovery // how they came back
@@ -53,8 +55,10 @@ func (r *row) add(o *row) {
 	r.worstStale = max(r.worstStale, o.worstStale)
 	r.ryw += o.ryw
 	r.late += o.late
+	r.rawLate += o.rawLate
 	r.worstOver = max(r.worstOver, o.worstOver)
 	r.errs += o.errs
+	r.stalledErrs += o.stalledErrs
 	for k, n := range o.errKinds {
 		r.errKinds[k] += n
 	}
@@ -72,34 +76,40 @@ func (r *row) add(o *row) {
 // order. Against a restarted server (which lost its data) a read is judged
 // only against writes acknowledged after the restart ended, and a read that
 // overlapped a restart is not judged for staleness or read-your-writes.
+//
+// A Set that failed may still reach Redis, later than the Sets of newer
+// versions acknowledged meanwhile (the call gave up; its write goes on, and
+// go-redis retries it): Redis then holds the older number, and a read of it
+// is not behind. Such a version landed before the first read that returned
+// it ended, so a read of it is judged only against writes acknowledged after
+// that. A call's time past its deadline does not count the time the stall
+// watcher found the process unable to run a goroutine that was due (see
+// stalls.excuse).
 func (f *fixture) judge(phases []string, restarts []span) []*row {
 	rows := make([]*row, len(phases))
 	for i, name := range phases {
 		rows[i] = &row{name: name, errKinds: map[string]int{}}
 	}
-	// Each instance's own acknowledged writes, per key, for read-your-writes.
-	own := make([][][]ack, nKeys)
-	failed := make([]map[int64]bool, nKeys)
-	for k := range f.keys {
-		own[k] = make([][]ack, len(f.insts))
-		failed[k] = map[int64]bool{}
-		for _, a := range f.keys[k].acks {
-			own[k][a.inst] = append(own[k][a.inst], a)
-		}
-		for _, v := range f.keys[k].failed {
-			failed[k][v] = true
-		}
-	}
+	j := f.newJudgement(restarts)
 	for _, log := range f.samples {
 		for _, s := range log {
 			r := rows[s.phase]
 			if over := s.end - s.deadline; over > int64(lateSlack) {
-				r.late++
-				r.worstOver = max(r.worstOver, over)
+				r.rawLate++
+				stalled := f.stalls.excuse(s.deadline, s.end)
+				if over-stalled > int64(lateSlack) {
+					r.late++
+					r.worstOver = max(r.worstOver, over-stalled)
+					r.example("late: instance %d's %s of %s returned %v past its deadline, %v of it excused (stalled or runnable)",
+						s.inst, opName(s.op), keyName(int(s.key)), dur(over), dur(stalled))
+				}
 			}
 			if s.err != "" {
 				r.errs++
 				r.errKinds[s.err]++
+				if s.err == errDeadline && 2*f.stalls.excuse(s.start, s.end) >= int64(callTimeout) {
+					r.stalledErrs++
+				}
 			}
 			switch {
 			case s.op != opGet:
@@ -109,44 +119,109 @@ func (f *fixture) judge(phases []string, restarts []span) []*row {
 				continue
 			}
 			r.reads++
-			epoch, during := epochOf(restarts, s.start, s.end)
-			if during {
+			j.read(r, s)
+		}
+	}
+	return rows
+}
+
+// judgement is what judge knows of the history to judge a read.
+type judgement struct {
+	f        *fixture
+	restarts []span
+	own      [][][]ack          // per key, per instance: its acknowledged writes
+	failed   []map[int64]bool   // per key: the versions whose Set failed
+	seen     map[[3]int64]int64 // (key, failed version, epoch): the earliest end of a read of it
+}
+
+func (f *fixture) newJudgement(restarts []span) *judgement {
+	j := &judgement{f: f, restarts: restarts, own: make([][][]ack, nKeys),
+		failed: make([]map[int64]bool, nKeys), seen: map[[3]int64]int64{}}
+	for k := range f.keys {
+		j.own[k] = make([][]ack, len(f.insts))
+		j.failed[k] = map[int64]bool{}
+		for _, a := range f.keys[k].acks {
+			j.own[k][a.inst] = append(j.own[k][a.inst], a)
+		}
+		for _, v := range f.keys[k].failed {
+			j.failed[k][v] = true
+		}
+	}
+	for _, log := range f.samples {
+		for _, s := range log {
+			if s.op != opGet || s.err != "" || !j.failed[s.key][s.version] {
 				continue
 			}
-			acks := f.keys[s.key].acks
-			// The first acknowledged write newer than the version read, and
-			// made after the last restart: acks ascend in version and time.
-			j := max(sort.Search(len(acks), func(i int) bool { return acks[i].version > s.version }),
-				sort.Search(len(acks), func(i int) bool { return acks[i].at > epoch }))
-			if j < len(acks) && acks[j].at < s.start {
-				behind := s.start - acks[j].at
-				r.worstStale = max(r.worstStale, behind)
-				if behind > int64(staleNoted) {
-					r.noted++
-				}
-				if behind > int64(staleLimit) {
-					r.stale++
-					if failed[s.key][s.version] {
-						r.staleOfFailed++
-					}
-					r.example("stale: instance %d read %s=%d at %v, %v after v%d was acknowledged (by instance %d)",
-						s.inst, keyName(int(s.key)), s.version, dur(s.start), dur(behind), acks[j].version, acks[j].inst)
-				}
-			}
-			// The reader's instance's last write acknowledged before the read.
-			mine := own[s.key][s.inst]
-			if m := sort.Search(len(mine), func(i int) bool { return mine[i].at >= s.start }); m > 0 {
-				if a := mine[m-1]; a.at > epoch && s.version < a.version {
-					r.ryw++
-					r.example("read-your-writes: instance %d read %s=%d at %v (returned %v later), "+
-						"%v after its own Set of v%d returned",
-						s.inst, keyName(int(s.key)), s.version, dur(s.start), dur(s.end-s.start),
-						dur(s.start-a.at), a.version)
+			if epoch, during := epochOf(restarts, s.start, s.end); !during {
+				id := [3]int64{int64(s.key), s.version, epoch}
+				if at, ok := j.seen[id]; !ok || s.end < at {
+					j.seen[id] = s.end
 				}
 			}
 		}
 	}
-	return rows
+	return j
+}
+
+// read judges one successful read s into r.
+func (j *judgement) read(r *row, s sample) {
+	epoch, during := epochOf(j.restarts, s.start, s.end)
+	if during {
+		return
+	}
+	failed := j.failed[s.key][s.version]
+	floor := epoch // writes acknowledged before floor do not count against s
+	if failed {
+		floor = max(floor, j.seen[[3]int64{int64(s.key), s.version, epoch}])
+	}
+	acks := j.f.keys[s.key].acks
+	// The first acknowledged write newer than the version read, and
+	// made after floor: acks ascend in version and time.
+	i := max(sort.Search(len(acks), func(i int) bool { return acks[i].version > s.version }),
+		sort.Search(len(acks), func(i int) bool { return acks[i].at > floor }))
+	if i < len(acks) && acks[i].at < s.start {
+		behind := s.start - acks[i].at
+		r.worstStale = max(r.worstStale, behind)
+		if behind > int64(staleNoted) {
+			r.noted++
+		}
+		if behind > int64(staleLimit) {
+			r.stale++
+			if failed {
+				r.staleOfFailed++
+			}
+			r.example("stale: instance %d read %s=%d%s at %v, %v after v%d was acknowledged (by instance %d)",
+				s.inst, keyName(int(s.key)), s.version, failedNote(failed), dur(s.start), dur(behind), acks[i].version, acks[i].inst)
+		}
+	}
+	// The reader's instance's last write acknowledged before the read.
+	mine := j.own[s.key][s.inst]
+	if m := sort.Search(len(mine), func(i int) bool { return mine[i].at >= s.start }); m > 0 {
+		if a := mine[m-1]; a.at > floor && s.version < a.version {
+			r.ryw++
+			r.example("read-your-writes: instance %d read %s=%d%s at %v (returned %v later), "+
+				"%v after its own Set of v%d returned",
+				s.inst, keyName(int(s.key)), s.version, failedNote(failed), dur(s.start), dur(s.end-s.start),
+				dur(s.start-a.at), a.version)
+		}
+	}
+}
+
+func failedNote(failed bool) string {
+	if failed {
+		return " (its Set failed)"
+	}
+	return ""
+}
+
+func opName(o op) string {
+	switch o {
+	case opGet:
+		return "read"
+	case opSet:
+		return "Set"
+	}
+	return "Delete"
 }
 
 // epochOf returns when the last restart before start ended (or a time

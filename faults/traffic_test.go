@@ -74,6 +74,7 @@ type fixture struct {
 	phase   atomic.Int32 // index of the phase running now
 
 	stop    atomic.Bool // ends the traffic
+	stalls  *stalls     // when the process could not run; nil: not watched
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	samples [][]sample // guarded by mu: one slice per finished goroutine
@@ -131,6 +132,9 @@ func (f *fixture) goLog(fn func(log *[]sample)) <-chan struct{} {
 func (f *fixture) stopTraffic() {
 	f.stop.Store(true)
 	f.wg.Wait()
+	if f.stalls != nil {
+		f.stalls.end()
+	}
 }
 
 // writer writes increasing versions of random keys on instance i.
@@ -228,6 +232,9 @@ func (f *fixture) storm(i int, stop *atomic.Bool, log *[]sample) {
 // errNotFound is the kind of tiered.ErrNotFound, which a read may return.
 const errNotFound = "not found"
 
+// errDeadline is the kind of a ctx's deadline exceeded.
+const errDeadline = "deadline exceeded"
+
 // errorKind sorts an error into a few kinds for the report.
 func errorKind(err error) string {
 	var rerr redis.Error
@@ -236,7 +243,7 @@ func errorKind(err error) string {
 	case errors.Is(err, tiered.ErrNotFound):
 		return errNotFound
 	case errors.Is(err, context.DeadlineExceeded):
-		return "deadline exceeded"
+		return errDeadline
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	case errors.Is(err, tiered.ErrClosed):
