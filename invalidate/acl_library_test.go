@@ -56,7 +56,7 @@ func newLibrary(t *testing.T, s *redistest.Server) *library {
 	t.Cleanup(func() { _ = l.hub.Close() })
 	l.c = l.newCache(tiered.Options[string]{TTL: time.Minute, RefreshAhead: 0.999})
 	l.noLeases = l.newCache(tiered.Options[string]{LeaseTTL: -1}) // stores loads with SET NX
-	l.slow = l.newCache(tiered.Options[string]{LeaseTTL: 30 * time.Millisecond})
+	l.slow = l.newCache(tiered.Options[string]{LeaseTTL: slowLeaseTTL})
 	if l.st, err = remote.New(client, remote.Options{Namespace: "users"}); err != nil {
 		t.Fatal(err)
 	}
@@ -90,12 +90,18 @@ func (l *library) fetched(ctx context.Context, c *tiered.Cache[string], key stri
 	return err
 }
 
+// slowLeaseTTL is the LeaseTTL of library.slow. Its holder renews the
+// lease every third of it, each renewal bounded by that third: a loaded
+// machine must not make every renewal in one LeaseTTL late, so it is not
+// a few milliseconds.
+const slowLeaseTTL = 300 * time.Millisecond
+
 // fetchedSlowly is fetched through the cache whose loads outlive its
-// LeaseTTL: the lease must be renewed (PEXPIRE, in a script) for the load
-// to be stored.
+// LeaseTTL (twice over): the lease must be renewed (PEXPIRE, in a script)
+// for the load to be stored.
 func (l *library) fetchedSlowly(ctx context.Context, key string) error {
 	if _, err := l.slow.Fetch(ctx, key, func(ctx context.Context) (string, error) {
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(2*slowLeaseTTL + slowLeaseTTL/3)
 		return l.load(ctx)
 	}); err != nil {
 		return err
@@ -108,16 +114,22 @@ func (l *library) fetchedSlowly(ctx context.Context, key string) error {
 }
 
 // refreshed reads key through the cache until a refresh ahead has loaded
-// it: a refresh lease, a load, a conditional write.
+// it: a refresh lease, a load, a conditional write. It reads with Fetch:
+// a Get that finds the local tier unproven (a loaded machine delays a
+// proof now and then) reads Redis, and the entry it stores carries no
+// loader, so no later hit would refresh it; a Fetch's carries its loader.
 func (l *library) refreshed(ctx context.Context, key string) error {
 	for l.loads.Load() < 2 && ctx.Err() == nil {
-		if _, err := l.c.Get(ctx, key); err != nil {
+		if _, err := l.c.Fetch(ctx, key, l.load); err != nil {
 			return err
 		}
 		if l.c.Stats().RefreshErrors != 0 {
 			return errors.New("the refresh failed")
 		}
 		time.Sleep(time.Millisecond)
+	}
+	if ctx.Err() == nil && l.c.Stats().Refreshes == 0 {
+		return errors.New("the second load was not a refresh")
 	}
 	return ctx.Err()
 }

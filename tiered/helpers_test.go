@@ -81,7 +81,11 @@ func newInstanceWith[V any](t *testing.T, s *redistest.Server, name string, opts
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	waitFor(t, 10*time.Second, name+" subscribed", c.Subscribed)
+	for deadline := time.Now().Add(10 * time.Second); !c.Subscribed(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not subscribed after 10s: %+v", name, c.Stats())
+		}
+	}
 	warmScripts(t, client)
 	return &instance[V]{Cache: c, client: client, name: s.Namespace + "-" + name}
 }

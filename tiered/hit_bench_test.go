@@ -24,13 +24,27 @@ func TestFencedLocalHitAllocatesNothing(t *testing.T) {
 		_, _ = c.Get(bg, "k")
 		return c.Stats().LocalHits > before
 	})
-	allocs := testing.AllocsPerRun(1000, func() {
-		if v, err := c.Get(bg, "k"); err != nil || v != "v" {
-			panic("not a hit")
+	// A loaded machine delays a proof now and then, and a read that finds
+	// none rightly goes to Redis, which allocates: only a measurement in
+	// which every read was a local hit counts.
+	const runs = 1000
+	for attempt := 1; ; attempt++ {
+		before := c.Stats().LocalHits
+		allocs := testing.AllocsPerRun(runs, func() {
+			if v, err := c.Get(bg, "k"); err != nil || v != "v" {
+				panic("not a hit")
+			}
+		})
+		if hits := c.Stats().LocalHits - before; hits <= runs { // AllocsPerRun makes one more call
+			if attempt == 20 {
+				t.Fatalf("no run of %d reads in %d was all local hits: %+v", runs, attempt, c.Stats())
+			}
+			continue
 		}
-	})
-	if allocs != 0 {
-		t.Fatalf("a fenced local hit allocates %v times", allocs)
+		if allocs != 0 {
+			t.Fatalf("a fenced local hit allocates %v times", allocs)
+		}
+		return
 	}
 }
 

@@ -85,7 +85,9 @@ func TestCloseRacingNewCacheOfTheSameNamespace(t *testing.T) {
 		}
 		for i, c := range fresh {
 			t.Cleanup(func() { _ = c.Close() })
-			ctx, cancel := context.WithTimeout(bg, 5*time.Second)
+			// A deaf cache never subscribes: the bound only has to outlast
+			// a loaded machine's subscribing of 32 namespaces at once.
+			ctx, cancel := context.WithTimeout(bg, 20*time.Second)
 			err := c.WaitReady(ctx)
 			cancel()
 			if err != nil {
@@ -121,7 +123,7 @@ func hears(t *testing.T, c *tiered.Cache[string], write func() error, who string
 		if err := write(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(10 * time.Second) // one message; a cache that missed it never hears it
 		for {
 			st := c.Stats()
 			if st.Invalidations > before.Invalidations {

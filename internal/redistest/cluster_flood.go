@@ -172,7 +172,10 @@ func (f *Flood) Dropped() int {
 
 // Stop ends the flood: the publishers stop, the bus drains again (with
 // Stall), the limit goes back to none, and the report says what happened.
-// Later calls return the same report.
+// With Stall it returns once every node reports cluster_state:ok again: a
+// stall longer than cluster-node-timeout (a loaded machine delays the first
+// dropped link) flags nodes failing, and the cluster refuses commands until
+// the flags clear. Later calls return the same report.
 func (f *Flood) Stop() FloodReport {
 	f.c.t.Helper()
 	f.once.Do(func() {
@@ -187,6 +190,9 @@ func (f *Flood) Stop() FloodReport {
 		}
 		for _, addr := range f.opts.Nodes {
 			f.c.must(addr, "CONFIG", "SET", "cluster-link-sendbuf-limit", 0)
+		}
+		if f.opts.Stall {
+			f.c.waitTopology("recovery from a bus stall", time.Now().Add(f.c.recoveryTimeout()), func(view) error { return nil })
 		}
 		f.report.Published = int(f.published.Load())
 		f.report.Dropped = make(map[string]int)
@@ -239,4 +245,16 @@ func (c *Cluster) linksSince(addr string, t time.Time) int {
 		}
 	}
 	return n
+}
+
+// recoveryTimeout bounds how long the cluster may take to report ok again
+// after its nodes flagged each other failing: Redis clears a FAIL flag on a
+// master that kept its slots two node timeouts after setting it; the rest
+// is for a loaded machine.
+func (c *Cluster) recoveryTimeout() time.Duration {
+	nt := c.opts.NodeTimeout
+	if nt == 0 {
+		nt = 15 * time.Second
+	}
+	return 2*nt + 10*time.Second
 }
