@@ -89,7 +89,7 @@ func TestRefreshAheadKeepsAHotKeyWarm(t *testing.T) {
 			// Each refresh (a lease, a read, the load, a write) must land
 			// within its window, ttl/2, for no call to miss: long enough for
 			// a loaded machine's late goroutines.
-			const ttl = time.Second
+			const ttl = 2 * time.Second
 			opts := tiered.Options[string]{TTL: ttl, RefreshAhead: 0.5}
 			if !leases {
 				opts.LeaseTTL = -1
