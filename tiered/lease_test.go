@@ -305,11 +305,14 @@ func TestSlowLoaderKeepsItsLease(t *testing.T) {
 	for _, n := range []int{1, 3} {
 		t.Run(fmt.Sprintf("%d instances", n), func(t *testing.T) {
 			s := redistest.New(t)
-			insts := newInstances(t, s, n, tiered.Options[string]{LeaseTTL: 100 * time.Millisecond})
+			// The holder renews every third of LeaseTTL: 300ms leaves a
+			// renewal 200ms late on a loaded machine.
+			const lease = 300 * time.Millisecond
+			insts := newInstances(t, s, n, tiered.Options[string]{LeaseTTL: lease})
 			var loads atomic.Int32
 			load := func(context.Context) (string, error) {
 				loads.Add(1)
-				time.Sleep(150 * time.Millisecond)
+				time.Sleep(lease * 3 / 2)
 				return "v", nil
 			}
 			var wg sync.WaitGroup

@@ -210,7 +210,7 @@ func TestRefreshAheadKeepsAHotKeyWarm(t *testing.T) {
 func TestRefreshAheadOncePerWindowAcrossInstances(t *testing.T) {
 	s := redistest.New(t)
 	realTTLs(s)
-	const ttl = 400 * time.Millisecond
+	const ttl = time.Second
 	insts := make([]*instance[string], 4)
 	for i := range insts {
 		insts[i] = refreshInstance(t, s, fmt.Sprint("i", i), tiered.Options[string]{TTL: ttl, RefreshAhead: 0.5}, nil)
@@ -253,6 +253,16 @@ func TestRefreshAheadOncePerWindowAcrossInstances(t *testing.T) {
 	}
 }
 
+// A value stored with windowTTL and windowAhead is in its refresh window
+// after windowOpens and expires long after: a test that sleeps into the
+// window still finds the value on a loaded machine, whose goroutines may
+// wake hundreds of milliseconds late.
+const (
+	windowTTL   = 2 * time.Second
+	windowAhead = 0.9
+	windowOpens = windowTTL/10 + 20*time.Millisecond
+)
+
 // A Set made while a refresh's loader runs wins: the refresh writes only
 // over the bytes it read, so it writes nothing, and no instance serves the
 // refreshed value after the Set.
@@ -261,8 +271,7 @@ func TestRefreshNeverOverwritesANewerSet(t *testing.T) {
 		t.Run(by, func(t *testing.T) {
 			s := redistest.New(t)
 			realTTLs(s)
-			const ttl = 400 * time.Millisecond
-			opts := tiered.Options[string]{TTL: ttl, RefreshAhead: 0.5}
+			opts := tiered.Options[string]{TTL: windowTTL, RefreshAhead: windowAhead}
 			a := refreshInstance(t, s, "a", opts, nil)
 			b := refreshInstance(t, s, "b", opts, nil)
 			setter := a
@@ -273,7 +282,7 @@ func TestRefreshNeverOverwritesANewerSet(t *testing.T) {
 			if v, err := a.Fetch(bg, "k", l.load); err != nil || v != "v001" {
 				t.Fatalf("first Fetch = %q, %v", v, err)
 			}
-			time.Sleep(ttl/2 + 20*time.Millisecond)
+			time.Sleep(windowOpens)
 			l.block.Store(true)
 			if v, err := a.Get(bg, "k"); err != nil || v != "v001" {
 				t.Fatalf("Get in the window = %q, %v", v, err)
@@ -307,14 +316,14 @@ func TestRefreshNeverOverwritesANewerSet(t *testing.T) {
 func TestFetchOfAKeyInItsWindowRefreshes(t *testing.T) {
 	s := redistest.New(t)
 	realTTLs(s)
-	const ttl = 400 * time.Millisecond
-	opts := tiered.Options[string]{TTL: ttl, RefreshAhead: 0.5}
+	opts := tiered.Options[string]{TTL: windowTTL, RefreshAhead: windowAhead}
 	a := refreshInstance(t, s, "a", opts, nil)
 	b := refreshInstance(t, s, "b", opts, nil)
+	set := time.Now()
 	if err := b.Set(bg, "k", "old"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(ttl/2 + 20*time.Millisecond)
+	time.Sleep(windowOpens)
 	l := newVersions()
 	if v, err := a.Fetch(bg, "k", l.load); err != nil || v != "old" {
 		t.Fatalf("Fetch = %q, %v; want what Redis holds", v, err)
@@ -329,8 +338,12 @@ func TestFetchOfAKeyInItsWindowRefreshes(t *testing.T) {
 			t.Fatalf("%s: Get = %q, %v; want the refreshed value", in.name, v, err)
 		}
 	}
-	if ttl := s.Client.PTTL(bg, s.Namespace+":k").Val(); ttl <= 300*time.Millisecond {
-		t.Fatalf("the refreshed value's TTL = %v, want about %v", ttl, 400*time.Millisecond)
+	// The refresh wrote at least windowOpens after the Set, with a whole
+	// TTL: its key outlives the Set's by that much, however late this
+	// check runs.
+	pttl := s.Client.PTTL(bg, s.Namespace+":k").Val()
+	if life := pttl + time.Since(set); life < windowTTL+windowOpens/2 {
+		t.Fatalf("the refreshed value's TTL = %v, %v after the Set; want it written anew with %v", pttl, time.Since(set), windowTTL)
 	}
 }
 
@@ -399,9 +412,8 @@ func (p *panicEvents) all() []tiered.Event {
 func TestRefreshLoaderPanicIsContained(t *testing.T) {
 	s := redistest.New(t)
 	realTTLs(s)
-	const ttl = 400 * time.Millisecond
 	obs := &panicEvents{}
-	a := refreshInstance(t, s, "a", tiered.Options[string]{TTL: ttl, RefreshAhead: 0.5}, obs)
+	a := refreshInstance(t, s, "a", tiered.Options[string]{TTL: windowTTL, RefreshAhead: windowAhead}, obs)
 	var calls atomic.Int32
 	load := func(context.Context) (string, error) {
 		if calls.Add(1) > 1 {
@@ -412,7 +424,7 @@ func TestRefreshLoaderPanicIsContained(t *testing.T) {
 	if v, err := a.Fetch(bg, "k", load); err != nil || v != "v1" {
 		t.Fatalf("first Fetch = %q, %v", v, err)
 	}
-	time.Sleep(ttl/2 + 20*time.Millisecond)
+	time.Sleep(windowOpens)
 	if v, err := a.Get(bg, "k"); err != nil || v != "v1" {
 		t.Fatalf("Get in the window = %q, %v", v, err)
 	}
@@ -436,13 +448,12 @@ func TestRefreshLoaderPanicIsContained(t *testing.T) {
 func TestCloseCancelsARunningRefresh(t *testing.T) {
 	s := redistest.New(t)
 	realTTLs(s)
-	const ttl = 400 * time.Millisecond
-	a := refreshInstance(t, s, "a", tiered.Options[string]{TTL: ttl, RefreshAhead: 0.5}, nil)
+	a := refreshInstance(t, s, "a", tiered.Options[string]{TTL: windowTTL, RefreshAhead: windowAhead}, nil)
 	l := newVersions()
 	if _, err := a.Fetch(bg, "k", l.load); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(ttl/2 + 20*time.Millisecond)
+	time.Sleep(windowOpens)
 	l.block.Store(true)
 	if _, err := a.Get(bg, "k"); err != nil {
 		t.Fatal(err)
@@ -467,11 +478,13 @@ func TestCloseCancelsARunningRefresh(t *testing.T) {
 func TestRefreshAheadOff(t *testing.T) {
 	s := redistest.New(t)
 	realTTLs(s)
-	const ttl = 300 * time.Millisecond
+	// Calls for half the TTL: the other half is the margin for a loaded
+	// machine's late goroutines, before the value expires.
+	const ttl = time.Second
 	a := refreshInstance(t, s, "a", tiered.Options[string]{TTL: ttl}, nil)
 	l := newVersions()
 	began := time.Now()
-	for time.Since(began) < ttl-30*time.Millisecond {
+	for time.Since(began) < ttl/2 {
 		if v, err := a.Fetch(bg, "k", l.load); err != nil || v != "v001" {
 			t.Fatalf("Fetch = %q, %v", v, err)
 		}
