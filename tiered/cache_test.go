@@ -714,7 +714,7 @@ func TestRedisDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 100*time.Millisecond {
+	if d := time.Since(start); d > time.Second { // it waits for no dial; a margin for a loaded machine
 		t.Fatalf("New took %v with Redis down", d)
 	}
 	ctx, cancel := context.WithTimeout(bg, 500*time.Millisecond)

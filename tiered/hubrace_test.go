@@ -49,6 +49,7 @@ func TestCloseRacingNewCacheOfTheSameNamespace(t *testing.T) {
 					return
 				}
 				_ = c.Close()
+				time.Sleep(time.Millisecond) // churn, not a CPU hog starving the rounds
 			}
 		}()
 	}
