@@ -328,7 +328,10 @@ func TestCallsReturnWithinTheirDeadline(t *testing.T) {
 			defer cancel()
 			start := time.Now()
 			err := call(ctx, a)
-			if took := time.Since(start); took > deadline+100*time.Millisecond {
+			// A call that waited for Redis would take go-redis's
+			// ReadTimeout (3s) or forever; a second is a loaded machine's
+			// margin.
+			if took := time.Since(start); took > deadline+time.Second {
 				t.Errorf("%s took %v with a %v deadline", name, took, deadline)
 			}
 			if !errors.Is(err, context.DeadlineExceeded) {

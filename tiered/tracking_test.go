@@ -108,7 +108,7 @@ func TestTrackingOnCluster(t *testing.T) {
 		if err := other.Set(bg, cl.Namespace+":"+k, "v2", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		seenWithin(t, c, k, "v2", 100*time.Millisecond, "a plain SET on "+master)
+		seenWithin(t, c, k, "v2", time.Second, "a plain SET on "+master)
 	}
 }
 
@@ -156,7 +156,7 @@ func TestTrackingOnlyPublishesNothing(t *testing.T) {
 	if err := w.Set(ctx, "k", "v2"); err != nil {
 		t.Fatal(err)
 	}
-	seenWithin(t, r.Cache, "k", "v2", 100*time.Millisecond, "a TrackingOnly Set")
+	seenWithin(t, r.Cache, "k", "v2", time.Second, "a TrackingOnly Set")
 	if m, err := ps.ReceiveTimeout(ctx, 100*time.Millisecond); err == nil {
 		t.Errorf("a TrackingOnly Set published %v", m)
 	}

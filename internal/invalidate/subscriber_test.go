@@ -304,7 +304,7 @@ func TestSubscriberRedisDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Subscribe with Redis down: %v", err)
 	}
-	if d := time.Since(began); d > 100*time.Millisecond {
+	if d := time.Since(began); d > time.Second { // a dial's backoff is longer; a margin for a loaded machine
 		t.Errorf("Subscribe took %v with Redis down, want it to return at once", d)
 	}
 	// Long enough for the backoff (1s at most by default) to grow past 300ms.
@@ -318,7 +318,7 @@ func TestSubscriberRedisDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A pause of the backoff is interrupted, not waited out.
-	if d := time.Since(began); d > 250*time.Millisecond {
+	if d := time.Since(began); d > 500*time.Millisecond {
 		t.Errorf("Close took %v", d)
 	}
 	r.closed.Store(true)
