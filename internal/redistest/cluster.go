@@ -55,9 +55,15 @@ func NewCluster(t testing.TB) *Cluster {
 	return NewRealCluster(t, ClusterOptions{})
 }
 
-// NewClient returns a cluster client, closed when the test ends.
+// NewClient returns a cluster client, closed when the test ends. On the
+// embedded server, which runs every node's scripts in one process (slowly
+// under -race on a loaded machine), it waits 10s for a reply, not 3s.
 func (c *Cluster) NewClient() *redis.ClusterClient {
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: slices.Clone(c.Addrs)}) // go-redis appends to Addrs in place
+	opts := &redis.ClusterOptions{Addrs: slices.Clone(c.Addrs)} // go-redis appends to Addrs in place
+	if !c.Real {
+		opts.ReadTimeout = 10 * time.Second
+	}
+	cc := redis.NewClusterClient(opts)
 	c.t.Cleanup(func() { _ = cc.Close() })
 	return cc
 }
