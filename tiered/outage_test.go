@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/tiercache/tiercache/internal/redistest"
 	"github.com/tiercache/tiercache/tiered"
 )
@@ -98,22 +96,9 @@ func timed(t *testing.T, n int, what string, f func(i int) error) []time.Duratio
 func TestOutageKnownIsAnsweredAtOnce(t *testing.T) {
 	s := redistest.NewOwn(t)
 	logs := &countHandler{}
-	client := redis.NewClient(&redis.Options{Addr: s.Addr})
-	t.Cleanup(func() { _ = client.Close() })
-	h, err := tiered.NewHub(client, tiered.HubOptions{Logger: slog.New(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	c, err := tiered.NewCache(h, tiered.Options[string]{Namespace: s.Namespace, StaleIfError: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	h, _ := newHub(t, s.Addr, "outage", tiered.HubOptions{Logger: slog.New(logs)})
+	c := newHubCache(t, h, tiered.Options[string]{Namespace: s.Namespace, StaleIfError: time.Minute})
 	ctx := context.Background()
-	if err := h.WaitReady(ctxFor(t, 10*time.Second)); err != nil {
-		t.Fatal(err)
-	}
 	waitFor(t, 10*time.Second, "subscribed", c.Subscribed)
 	if err := c.Set(ctx, "held", "v1"); err != nil {
 		t.Fatal(err)
@@ -189,18 +174,8 @@ func TestOutageKnownIsAnsweredAtOnce(t *testing.T) {
 func TestOutageHungRedis(t *testing.T) {
 	s := redistest.NewOwn(t)
 	p := redistest.NewProxy(t, s.Addr)
-	client := redis.NewClient(&redis.Options{Addr: p.Addr()})
-	t.Cleanup(func() { _ = client.Close() })
-	h, err := tiered.NewHub(client, tiered.HubOptions{HealthCheck: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	c, err := tiered.NewCache(h, tiered.Options[string]{Namespace: s.Namespace, StaleIfError: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	h, _ := newHub(t, p.Addr(), "hung", tiered.HubOptions{HealthCheck: 100 * time.Millisecond})
+	c := newHubCache(t, h, tiered.Options[string]{Namespace: s.Namespace, StaleIfError: time.Minute})
 	ctx := context.Background()
 	waitFor(t, 10*time.Second, "subscribed", c.Subscribed)
 	if err := c.Set(ctx, "held", "v1"); err != nil {
@@ -219,7 +194,9 @@ func TestOutageHungRedis(t *testing.T) {
 		fellBack = fellBack || (v == "loaded" && err == nil)
 		held, herr := c.Get(ctxFor(t, deadline), "held")
 		servedStale = servedStale || (held == "v1" && herr == nil)
-		if d := time.Since(t0); d > 2*deadline+100*time.Millisecond {
+		// A call that waited for the hung server would wait forever or
+		// go-redis's 3s ReadTimeout; a second is a loaded machine's margin.
+		if d := time.Since(t0); d > 2*deadline+time.Second {
 			t.Fatalf("+%v: a Fetch and a Get took %v, past their deadlines (%v each)", t0.Sub(stalled), d, deadline)
 		}
 	}
@@ -229,7 +206,7 @@ func TestOutageHungRedis(t *testing.T) {
 	// Close waits for no reply and no timeout of go-redis's, only for
 	// goroutines whose sockets it closed; the rest is a margin for a loaded
 	// machine.
-	const closeBound = 500 * time.Millisecond
+	const closeBound = time.Second
 	t0 := time.Now()
 	_ = c.Close()
 	cacheClosed := time.Since(t0)
